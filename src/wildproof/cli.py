@@ -1,0 +1,180 @@
+"""The `wildproof` command line.
+
+A plain module (not exported from a notebook): it only parses arguments and calls the package. Errors a
+user can make (`WildproofError`) print one line on stderr and exit 1; argument mistakes exit 2 with usage.
+"""
+from __future__ import annotations
+import argparse, json, os, sys
+from pathlib import Path
+
+import pandas as pd
+
+from wildproof import __version__
+from wildproof.settings import WildproofError, load_settings
+
+
+def _store(args):
+    from wildproof.store import Store
+    return Store(args.store) if args.store else Store.from_settings(args.settings)
+
+
+def _table(df: pd.DataFrame) -> str:
+    if not len(df): return '(none)'
+    with pd.option_context('display.max_rows', 200, 'display.max_columns', 30, 'display.width', 200, 'display.max_colwidth', 60):
+        return df.to_string(index=False)
+
+
+def cmd_settings(args):
+    print(args.settings)
+
+
+def cmd_status(args):
+    from wildproof.store import TABLES
+    store = _store(args)
+    meta = json.loads((store.root / 'store.json').read_text())
+    print(f'store {store.root} (schema version {meta["schema_version"]})')
+    counts = store.sql(' union all '.join(f"select '{t}' as table_name, count(*) as rows from {t}" for t in TABLES))
+    print(_table(counts))
+
+
+def cmd_ingest(args):
+    from wildproof.datasets import ingest
+    snap = ingest(_store(args), args.dataset, args.source, encoding=args.encoding)
+    print(f'{"already stored as" if snap.existed else "ingested as"} {snap.snapshot_id}: {snap.rows:,} rows, {len(snap.columns)} columns')
+
+
+def cmd_snapshots(args):
+    from wildproof.datasets import list_snapshots
+    print(_table(list_snapshots(_store(args), args.dataset)))
+
+
+def cmd_contract_infer(args):
+    from wildproof.contracts import infer_contract
+    store = _store(args)
+    c = infer_contract(store, args.snapshot, name=args.name, key=args.key, time_column=args.time_column,
+                       exclude=args.exclude or (), settings=args.settings).register(store)
+    out = Path(args.output or f'{c.name}.contract.yaml')
+    c.save(out)
+    print(f'contract {c.name} v{c.version}: {len(c.columns)} columns; written to {out} (edit it, then `wildproof contract register {out}`)')
+
+
+def cmd_contract_register(args):
+    from wildproof.contracts import load
+    c = load(args.file).register(_store(args))
+    print(f'contract {c.name} is at version {c.version}')
+
+
+def cmd_contract_show(args):
+    from wildproof.contracts import get_contract
+    c = get_contract(_store(args), args.name, args.version)
+    print(f'# version {c.version}')
+    print(c.to_yaml())
+
+
+def cmd_contract_list(args):
+    store = _store(args)
+    print(_table(store.sql('select contract, version, dataset, reference_snapshot, created_at from contracts order by contract, version',
+                           tables=['contracts'])))
+
+
+def cmd_validate(args):
+    from wildproof.contracts import get_contract, load, validate
+    from wildproof.datasets import get_snapshot, ingest
+    store = _store(args)
+    contract = load(args.contract) if Path(args.contract).suffix in ('.yaml', '.yml') else get_contract(store, args.contract)
+    if Path(args.batch).exists():
+        snap = ingest(store, args.dataset or contract.dataset or contract.name, args.batch, encoding=args.encoding)
+    else: snap = get_snapshot(store, args.batch)
+    v = validate(store, snap, contract, settings=args.settings)
+    print(f'{v.status}: {v.snapshot_id} against {v.contract} v{v.contract_version}: {v.rows_in:,} rows in, {v.rows_accepted:,} accepted, '
+          f'{v.rows_quarantined:,} quarantined, {v.rows_rejected:,} rejected with the batch  (validation {v.validation_id})')
+    for p in v.problems: print(f'  - {p}')
+    for r in v.rules:
+        if r['failed']: print(f'  {r["rule"]:>10} {r["column"]}: {r["failed"]:,} rows (expected {r["detail"]}); e.g. {", ".join(map(str, r["examples"]))[:80]}')
+    if not v.ok:
+        print(f'wildproof: error: batch {v.snapshot_id} rejected', file=sys.stderr)
+        return 1
+
+
+def cmd_quarantine(args):
+    store = _store(args)
+    where, params = [], {}
+    for k, col in (('validation', 'validation_id'), ('dataset', 'dataset'), ('rule', 'rule'), ('snapshot', 'snapshot_id')):
+        if getattr(args, k): where.append(f'{col} = ${k}'); params[k] = getattr(args, k)
+    q = ('select snapshot_id, "row", row_key, rule, "column", value, reason from quarantine' + (' where ' + ' and '.join(where) if where else '')
+         + ' order by created_at, "row" limit $limit')
+    print(_table(store.sql(q, {**params, 'limit': args.limit}, tables=['quarantine'])))
+
+
+def cmd_demo(args):
+    from wildproof.demo import run_demo
+    run_demo(settings=args.settings, rows=args.rows, seed=args.seed, store_root=args.store, fresh=not args.keep)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='wildproof', description='Carry a tabular model from the notebook to production and keep it honest there.')
+    p.add_argument('--version', action='version', version=f'wildproof {__version__}')
+    p.add_argument('--store', metavar='DIR', help='store root (default: [store] root from settings.ini)')
+    sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
+
+    def add(name, func, help):
+        s = sub.add_parser(name, help=help, description=help); s.set_defaults(func=func); return s
+
+    s = add('demo', cmd_demo, 'Run the whole lifecycle on the built-in demo world and print where the results are')
+    s.add_argument('--rows', type=int, help='loan applications to generate (default: [demo] rows)')
+    s.add_argument('--seed', type=int, help='seed of the world (default: [demo] seed)')
+    s.add_argument('--keep', action='store_true', help='keep what an earlier demo left in the store (default: start from an empty demo store)')
+    add('settings', cmd_settings, 'Print the settings in force and where each value came from')
+    add('status', cmd_status, 'Print what the store holds: its tables, their rows, its schema version')
+    s = add('ingest', cmd_ingest, 'Ingest a CSV or Parquet file as an immutable snapshot of a dataset')
+    s.add_argument('dataset', help='dataset name (letters, digits, _ . -)')
+    s.add_argument('source', help='CSV or Parquet file')
+    s.add_argument('--encoding', default='utf-8', help='text encoding of a CSV file (default utf-8)')
+    s = add('snapshots', cmd_snapshots, 'List the snapshots in the store')
+    s.add_argument('dataset', nargs='?', help='only this dataset')
+
+    c = add('contract', None, 'Infer, register, show and list data contracts')
+    csub = c.add_subparsers(dest='action', metavar='ACTION', required=True)
+    def cadd(name, func, help):
+        s = csub.add_parser(name, help=help, description=help); s.set_defaults(func=func); return s
+    s = cadd('infer', cmd_contract_infer, 'Infer a contract from a reference snapshot, register it and write it as YAML')
+    s.add_argument('snapshot', help='reference snapshot id (dataset@hash or dataset@latest)')
+    s.add_argument('--name', help='contract name (default: the dataset name)')
+    s.add_argument('--key', help='column whose values must be unique')
+    s.add_argument('--time-column', help='column of event times (may not lie in the future)')
+    s.add_argument('--exclude', nargs='*', help='columns the contract leaves out (labels, for example)')
+    s.add_argument('-o', '--output', help='YAML file to write (default: NAME.contract.yaml)')
+    s = cadd('register', cmd_contract_register, 'Register an edited contract file as a new version')
+    s.add_argument('file', help='contract YAML file')
+    s = cadd('show', cmd_contract_show, 'Print a registered contract as YAML')
+    s.add_argument('name'); s.add_argument('--version', type=int, help='version (default: latest)')
+    cadd('list', cmd_contract_list, 'List registered contracts and their versions')
+
+    s = add('validate', cmd_validate, 'Validate a batch (a file, which is ingested first, or a snapshot id) against a contract; exit 1 when rejected')
+    s.add_argument('batch', help='CSV or Parquet file, or snapshot id')
+    s.add_argument('--contract', required=True, help='contract name in the store, or a contract YAML file')
+    s.add_argument('--dataset', help='dataset to ingest a file into (default: the contract\'s dataset)')
+    s.add_argument('--encoding', default='utf-8', help='text encoding of a CSV file (default utf-8)')
+    s = add('quarantine', cmd_quarantine, 'List quarantined rows with the rule they broke and why')
+    s.add_argument('--validation', help='only this validation id'); s.add_argument('--dataset', help='only this dataset')
+    s.add_argument('--snapshot', help='only this snapshot'); s.add_argument('--rule', help='only this rule (range, category, ...)')
+    s.add_argument('--limit', type=int, default=50, help='at most this many rows (default 50)')
+    return p
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
+    args = parser().parse_args(argv)
+    try:
+        args.settings = load_settings()
+        return args.func(args) or 0
+    except WildproofError as e:
+        print(f'wildproof: error: {e}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('wildproof: interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())
