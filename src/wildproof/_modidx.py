@@ -112,4 +112,17 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'wildproof.store.event': ('store.html#event', 'wildproof/store.py'),
                                  'wildproof.store.new_id': ('store.html#new_id', 'wildproof/store.py'),
                                  'wildproof.store.sql': ('store.html#sql', 'wildproof/store.py'),
-                                 'wildproof.store.utcnow': ('store.html#utcnow', 'wildproof/store.py')}}}
+                                 'wildproof.store.utcnow': ('store.html#utcnow', 'wildproof/store.py')},
+            'wildproof.world': { 'wildproof.world.WorldError': ('world.html#worlderror', 'wildproof/world.py'),
+                                 'wildproof.world._check_events': ('world.html#_check_events', 'wildproof/world.py'),
+                                 'wildproof.world._parse_time': ('world.html#_parse_time', 'wildproof/world.py'),
+                                 'wildproof.world._pick': ('world.html#_pick', 'wildproof/world.py'),
+                                 'wildproof.world._us': ('world.html#_us', 'wildproof/world.py'),
+                                 'wildproof.world._whole': ('world.html#_whole', 'wildproof/world.py'),
+                                 'wildproof.world._within': ('world.html#_within', 'wildproof/world.py'),
+                                 'wildproof.world.batches': ('world.html#batches', 'wildproof/world.py'),
+                                 'wildproof.world.describe_world': ('world.html#describe_world', 'wildproof/world.py'),
+                                 'wildproof.world.generate_world': ('world.html#generate_world', 'wildproof/world.py'),
+                                 'wildproof.world.plot_world': ('world.html#plot_world', 'wildproof/world.py'),
+                                 'wildproof.world.split_reference': ('world.html#split_reference', 'wildproof/world.py'),
+                                 'wildproof.world.world_events': ('world.html#world_events', 'wildproof/world.py')}}}
