@@ -1,0 +1,96 @@
+"""The `wildproof` command line, run as a user runs it: a real process, real files, a real store."""
+import os, subprocess, sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXE = Path(sys.executable).parent / 'wildproof'
+
+
+def run(*args, cwd, env=None, check=True):
+    e = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
+    e.update(env or {})
+    r = subprocess.run([str(EXE), *map(str, args)], cwd=cwd, env=e, capture_output=True, text=True, timeout=600)
+    if check: assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def test_every_subcommand_has_help(tmp_path):
+    top = run('--help', cwd=tmp_path).stdout
+    for cmd in ['demo', 'settings', 'status', 'ingest', 'snapshots', 'contract', 'validate', 'quarantine']:
+        assert cmd in top
+        assert 'usage: wildproof ' + cmd in run(cmd, '--help', cwd=tmp_path).stdout
+    for action in ['infer', 'register', 'show', 'list']:
+        assert f'usage: wildproof contract {action}' in run('contract', action, '--help', cwd=tmp_path).stdout
+
+
+@pytest.mark.parametrize('args, message', [
+    (['ingest', 'loans', 'missing.csv'], 'no such file'),
+    (['ingest', '../x', 'r.csv'], 'bad dataset name'),
+    (['contract', 'show', 'nope'], "no contract 'nope'"),
+    (['contract', 'infer', 'nope@latest'], "no snapshot 'nope@latest'"),
+    (['contract', 'register', 'missing.yaml'], 'no contract file'),
+    (['validate', 'r.csv', '--contract', 'nope'], "no contract 'nope'"),
+])
+def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
+    (tmp_path / 'r.csv').write_text('id,a\n1,2\n')
+    r = run(*args, cwd=tmp_path, env={'WILDPROOF_STORE_ROOT': str(tmp_path / 'store')}, check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith('wildproof: error: ') and message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and 'Traceback' not in r.stderr
+
+
+def test_bad_settings_are_one_line(tmp_path):
+    r = run('status', cwd=tmp_path, env={'WILDPROOF_GATE_MAX_QUARANTINE_SHARE': 'lots'}, check=False)
+    assert r.returncode == 1 and 'max_quarantine_share' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_argument_mistakes_exit_2_with_usage(tmp_path):
+    r = run('validate', 'x.csv', cwd=tmp_path, check=False)
+    assert r.returncode == 2 and 'usage:' in r.stderr and '--contract' in r.stderr
+
+
+def test_gate_from_the_shell(tmp_path):
+    env = {'WILDPROOF_STORE_ROOT': str(tmp_path / 'store')}
+    ref = pd.DataFrame({'id': range(200), 'income': [1000.0 + i for i in range(200)], 'job': ['a', 'b'] * 100})
+    ref.to_csv(tmp_path / 'ref.csv', index=False)
+    assert 'ingested as ref@' in run('ingest', 'ref', 'ref.csv', cwd=tmp_path, env=env).stdout
+    assert 'already stored as ref@' in run('ingest', 'ref', 'ref.csv', cwd=tmp_path, env=env).stdout
+    out = run('contract', 'infer', 'ref@latest', '--key', 'id', '-o', 'c.yaml', cwd=tmp_path, env=env).stdout
+    assert 'contract ref v1' in out and (tmp_path / 'c.yaml').exists()
+    good = ref.assign(id=range(1000, 1200))
+    good.to_csv(tmp_path / 'good.csv', index=False)
+    out = run('validate', 'good.csv', '--contract', 'ref', '--dataset', 'batch', cwd=tmp_path, env=env).stdout
+    assert out.startswith('accepted:') and '200 accepted, 0 quarantined' in out
+    bad = good.assign(id=range(2000, 2200)); bad.loc[:9, 'income'] *= 100; bad.loc[10, 'job'] = 'c'
+    bad.to_csv(tmp_path / 'bad.csv', index=False)
+    out = run('validate', 'bad.csv', '--contract', 'c.yaml', '--dataset', 'batch', cwd=tmp_path, env=env).stdout
+    assert '189 accepted, 11 quarantined' in out and 'range income: 10 rows' in out
+    q = run('quarantine', '--rule', 'category', cwd=tmp_path, env=env).stdout
+    assert 'job = c: expected one of 2 known categories' in q
+    # an edited contract becomes version 2
+    (tmp_path / 'c.yaml').write_text((tmp_path / 'c.yaml').read_text().replace('- b', '- b\n    - c'))
+    assert 'at version 2' in run('contract', 'register', 'c.yaml', cwd=tmp_path, env=env).stdout
+    rejected = good.assign(id=range(3000, 3200), income=good.income * 100)
+    rejected.to_csv(tmp_path / 'rej.csv', index=False)
+    r = run('validate', 'rej.csv', '--contract', 'ref', '--dataset', 'batch', cwd=tmp_path, env=env, check=False)
+    assert r.returncode == 1 and r.stdout.startswith('rejected:') and 'more than the 20% allowed' in r.stdout
+    status = run('status', cwd=tmp_path, env=env).stdout
+    assert 'schema version 1' in status and 'validations' in status
+
+
+def test_demo_end_to_end(tmp_path):
+    r = run('--store', tmp_path / 'store', 'demo', '--rows', '10000', cwd=tmp_path)
+    out = r.stdout
+    assert 'CAUGHT' in out and 'where everything is' in out
+    assert (tmp_path / 'store' / 'contracts' / 'loan_applications.contract.yaml').exists()
+    assert (tmp_path / 'store' / 'demo' / 'gate_by_week.png').stat().st_size > 10_000
+    weeks = pd.read_csv(tmp_path / 'store' / 'demo' / 'gate_by_week.csv')
+    assert (weeks.rows == weeks.accepted + weeks.quarantined + weeks.rejected).all()
+    assert (weeks.status == 'rejected').sum() >= 1
+    # the demo refuses a store it did not make
+    (tmp_path / 'other').mkdir(); (tmp_path / 'other' / 'precious.txt').write_text('x')
+    r = run('--store', tmp_path / 'other', 'demo', '--rows', '10000', cwd=tmp_path, check=False)
+    assert r.returncode == 1 and 'did not make' in r.stderr and (tmp_path / 'other' / 'precious.txt').exists()
