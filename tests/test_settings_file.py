@@ -1,0 +1,114 @@
+"""The repository's settings.ini and the settings specification in the code agree."""
+import configparser
+from pathlib import Path
+
+import pytest
+
+from wildproof.settings import SPEC, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+FILE = ROOT / 'settings.ini'
+KEYS = {(k.section, k.name): k for k in SPEC}
+
+
+def file_values() -> dict:
+    cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=('#', ';'))
+    cp.read_string(FILE.read_text(encoding='utf-8'))
+    return {(s, n): v for s in cp.sections() for n, v in cp.items(s)}
+
+
+def test_file_parses():
+    s = load_settings(FILE, env={})
+    assert s.file == FILE
+    assert set(s.sources.values()) == {str(FILE)}  # every value comes from the file
+    assert s.store.root == ROOT / '.wildproof'  # relative paths resolve against the file's folder
+
+
+def test_file_and_spec_have_the_same_keys():
+    have = set(file_values())
+    assert have - set(KEYS) == set(), 'keys in settings.ini that the code does not know'
+    assert set(KEYS) - have == set(), 'settings the code knows that settings.ini does not document'
+    assert len(SPEC) == len(KEYS), 'a key is specified twice'
+
+
+@pytest.mark.parametrize('key', SPEC, ids=lambda k: f'{k.section}.{k.name}')
+def test_file_value_is_the_default(key):
+    raw = file_values()[(key.section, key.name)]
+    assert key.parse(raw) == key.parse(key.default)
+
+
+def test_loaded_file_equals_defaults(tmp_path, monkeypatch):
+    "Loaded from the repository root, the file and the bare defaults give the same typed settings."
+    monkeypatch.chdir(ROOT)
+    empty = tmp_path / 'empty.ini'; empty.write_text('')
+    assert load_settings(FILE, env={}) == load_settings(empty, env={})
+
+
+def test_every_key_is_documented_by_a_comment():
+    lines = FILE.read_text(encoding='utf-8').splitlines()
+    keys = file_values()
+    section, seen = None, set()
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if s.startswith('['): section = s.strip('[]'); continue
+        if not s or s.startswith(('#', ';')): continue
+        name = s.split('=', 1)[0].strip()
+        assert (section, name) in keys, f'line {i + 1}: {line!r}'
+        prev = lines[i - 1].strip()
+        assert prev.startswith('#') and len(prev.lstrip('# ')) > 10, f'[{section}] {name} (line {i + 1}) has no comment above it'
+        seen.add((section, name))
+    assert seen == set(keys)
+
+
+# one override per key, of a value other than the default; the expected typed value (None: the resolved path)
+OVERRIDES = {
+    ('store', 'root'): ('/srv/wildproof', Path('/srv/wildproof')),
+    ('mlflow', 'tracking_uri'): ('sqlite:////srv/mlflow.db', 'sqlite:////srv/mlflow.db'),
+    ('mlflow', 'artifact_location'): ('artifacts/ml', None),
+    ('contract', 'range_margin'): ('0.25', 0.25),
+    ('contract', 'null_share_margin'): ('0.05', 0.05),
+    ('contract', 'max_categories'): ('12', 12),
+    ('contract', 'max_length_factor'): ('2.5', 2.5),
+    ('gate', 'max_quarantine_share'): ('0.1', 0.1),
+    ('sla', 'latency_p95_ms'): ('120', 120.0),
+    ('schedule', 'monitoring'): ('Hourly', 'hourly'),
+    ('dashboard', 'auth'): ('none', 'none'),
+    ('dashboard', 'users_file'): ('/etc/wildproof/users.json', Path('/etc/wildproof/users.json')),
+    ('demo', 'rows'): ('10000', 10000),
+    ('demo', 'seed'): ('-3', -3),
+    ('demo', 'reference_months'): ('3', 3),
+}
+
+
+def test_overrides_cover_every_key():
+    assert set(OVERRIDES) == set(KEYS)
+
+
+@pytest.mark.parametrize('key', SPEC, ids=lambda k: f'{k.section}.{k.name}')
+def test_env_override_wins(key, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw, want = OVERRIDES[(key.section, key.name)]
+    if want is None: want = (tmp_path / raw).resolve()  # a relative path from the environment: against the working directory
+    assert key.env == f'WILDPROOF_{key.section}_{key.name}'.upper()
+    s = load_settings(FILE, env={key.env: raw})
+    got = s[key.section][key.name]
+    assert got == want and type(got) is type(want)
+    assert got != load_settings(FILE, env={})[key.section][key.name]
+    assert s.sources[(key.section, key.name)] == key.env
+    assert all(src == str(FILE) for k, src in s.sources.items() if k != (key.section, key.name))  # the others still come from the file
+    # it also wins when it comes from the process environment
+    monkeypatch.setenv(key.env, raw)
+    assert load_settings(FILE)[key.section][key.name] == want
+
+
+@pytest.mark.parametrize('key', [k for k in SPEC if k.parse.__name__ != '_str'],
+                         ids=lambda k: f'{k.section}.{k.name}')
+def test_bad_env_value_names_the_key(key):
+    with pytest.raises(SettingsError, match=rf'\[{key.section}\] {key.name} from {key.env}: '):
+        load_settings(FILE, env={key.env: 'lots'})
+
+
+def test_unknown_env_variable_is_refused():
+    with pytest.raises(SettingsError, match='unknown environment variable WILDPROOF_GATE_MAX_SHARE'):
+        load_settings(FILE, env={'WILDPROOF_GATE_MAX_SHARE': '0.1'})
+    assert load_settings(FILE, env={'WILDPROOF_SETTINGS': '/nowhere', 'OTHER': 'x'}).gate.max_quarantine_share == 0.2
