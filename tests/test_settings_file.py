@@ -12,7 +12,7 @@ KEYS = {(k.section, k.name): k for k in SPEC}
 
 
 def file_values() -> dict:
-    cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=('#', ';'))
+    cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=('#',))
     cp.read_string(FILE.read_text(encoding='utf-8'))
     return {(s, n): v for s in cp.sections() for n, v in cp.items(s)}
 
@@ -77,6 +77,18 @@ OVERRIDES = {
     ('demo', 'rows'): ('10000', 10000),
     ('demo', 'seed'): ('-3', -3),
     ('demo', 'reference_months'): ('3', 3),
+    ('mlflow', 'experiment'): ('credit-risk', 'credit-risk'),
+    ('evaluation', 'bootstrap'): ('50', 50),
+    ('evaluation', 'confidence'): ('0.9', 0.9),
+    ('evaluation', 'min_slice_support'): ('30', 30),
+    ('evaluation', 'recent_months'): ('1', 1),
+    ('evaluation', 'edge_slices'): ('age < 25; region == "north"', 'age < 25; region == "north"'),
+    ('evaluation', 'decision_threshold'): ('0.5', 0.5),
+    ('evaluation', 'leakage_auc'): ('0.99', 0.99),
+    **{(f'policy_{t}', 'min_roc_auc'): ('0.6', 0.6) for t in ('low', 'medium', 'high')},
+    **{(f'policy_{t}', 'min_baseline_margin'): ('0.05', 0.05) for t in ('low', 'medium', 'high')},
+    **{(f'policy_{t}', 'max_equalized_odds_gap'): ('0.3', 0.3) for t in ('low', 'medium', 'high')},
+    **{(f'policy_{t}', 'max_slice_drop'): ('0.1', 0.1) for t in ('low', 'medium', 'high')},
 }
 
 
