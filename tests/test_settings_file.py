@@ -21,6 +21,7 @@ def test_file_parses():
     s = load_settings(FILE, env={})
     assert s.file == FILE
     assert set(s.sources.values()) == {str(FILE)}  # every value comes from the file
+    assert s.mlflow.tracking_uri == '' and s.mlflow.artifact_location is None  # empty: inside the store root
     assert s.store.root == ROOT / '.wildproof'  # relative paths resolve against the file's folder
 
 
