@@ -106,6 +106,75 @@ def cmd_quarantine(args):
     print(_table(store.sql(q, {**params, 'limit': args.limit}, tables=['quarantine'])))
 
 
+def cmd_train(args):
+    from wildproof.contracts import get_contract, load
+    from wildproof.registry import mark_candidate
+    from wildproof.training import train
+    store = _store(args)
+    contract = load(args.contract) if Path(args.contract).suffix in ('.yaml', '.yml') else get_contract(store, args.contract)
+    r = train(store, args.snapshot, contract, name=args.name, target=args.target, seed=args.seed, settings=args.settings)
+    mark_candidate(store, r.name, r.version)
+    print(f'{r.name} version {r.version} trained on {r.snapshot_id} under {r.contract} (train ROC AUC {r.metrics["train_roc_auc"]:.3f}); '
+          f'run {r.run_id}; alias candidate -> v{r.version}')
+
+
+def cmd_evaluate(args):
+    from wildproof.registry import evaluate_version
+    ev = evaluate_version(_store(args), args.model, args.version, args.snapshot, settings=args.settings, measure_cost=not args.no_cost)
+    out = Path(args.output or f'{args.model}-v{args.version}.evaluation.json')
+    ev.save(out)
+    o = ev.overall
+    print(f'{args.model} v{args.version} on {args.snapshot}: ROC AUC {o["roc_auc"]:.3f} [{o["roc_auc_ci"][0]:.3f}, {o["roc_auc_ci"][1]:.3f}], '
+          f'PR AUC {o["pr_auc"]:.3f}, Brier {o["brier"]:.4f}; {len(ev.flags)} flags; written to {out}')
+    for f in ev.flags: print(f'  - {f["section"]}: {f["subject"]}: {f["reason"]}')
+
+
+def cmd_describe(args):
+    from wildproof.registry import describe_model
+    describe_model(_store(args), args.model, owner=args.owner, intended_use=args.use, risk_tier=args.tier, limitations=args.limitations or '')
+    print(f'{args.model}: owner {args.owner}, {args.tier} risk')
+
+
+def cmd_gate(args):
+    from wildproof.evaluation import Evaluation
+    from wildproof.registry import gate
+    v = gate(_store(args), args.model, args.version, Evaluation.load(args.evaluation), settings=args.settings)
+    print(f'gate {"PASSED" if v.passed else "FAILED"} for {v.model} v{v.version} ({v.risk_tier} risk):')
+    for r in v.reasons: print(f'  {r}')
+    return 0 if v.passed else 1
+
+
+def cmd_approve(args):
+    from wildproof.registry import approve
+    a = approve(_store(args), args.model, args.version, approver=args.approver, role=args.role, note=args.note or '')
+    print(f'{args.model} v{args.version} approvals: ' + ', '.join(f'{r.approver} ({r.role})' for r in a.itertuples()))
+
+
+def cmd_promote(args):
+    from wildproof.registry import promote
+    r = promote(_store(args), args.model, args.version, to=args.to, reason=args.reason or '')
+    print(f'{r["model"]} v{r["version"]} is now {r["stage"]}' + (f' (was v{r["previous"]})' if r['previous'] else '') + f'; card {r["card"]}')
+
+
+def cmd_rollback(args):
+    from wildproof.registry import rollback
+    r = rollback(_store(args), args.model, reason=args.reason or '')
+    print(f'{r["model"]} rolled back: v{r["version"]} is production again (v{r["previous"]} archived)')
+
+
+def cmd_card(args):
+    from wildproof.cards import write_card
+    paths = write_card(_store(args), args.model, args.version)
+    print('\n'.join(f'{k:>8}  {v}' for k, v in paths.items()))
+
+
+def cmd_models(args):
+    from wildproof.registry import inventory, production_history
+    store = _store(args)
+    print(_table(inventory(store)))
+    if args.history: print(f'\nproduction history of {args.history}:\n' + _table(production_history(store, args.history)))
+
+
 def cmd_demo(args):
     from wildproof.demo import run_demo
     run_demo(settings=args.settings, rows=args.rows, seed=args.seed, store_root=args.store, fresh=not args.keep)
@@ -159,6 +228,34 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--validation', help='only this validation id'); s.add_argument('--dataset', help='only this dataset')
     s.add_argument('--snapshot', help='only this snapshot'); s.add_argument('--rule', help='only this rule (range, category, ...)')
     s.add_argument('--limit', type=int, default=50, help='at most this many rows (default 50)')
+    s = add('train', cmd_train, 'Train a model on a snapshot that passes its contract, log it to MLflow with its lineage and register it as the candidate')
+    s.add_argument('snapshot', help='training snapshot (dataset@hash or dataset@latest), with the outcome column')
+    s.add_argument('--contract', required=True, help='contract name in the store, or a contract YAML file')
+    s.add_argument('--name', default='credit_risk', help='registered model name (default credit_risk)')
+    s.add_argument('--target', default='defaulted', help='outcome column (default defaulted)')
+    s.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    s = add('evaluate', cmd_evaluate, 'Evaluate a model version on a snapshot with outcomes: metrics, slices, fairness, baselines, leakage, cost')
+    s.add_argument('model'); s.add_argument('version'); s.add_argument('snapshot', help='evaluation snapshot with outcomes')
+    s.add_argument('-o', '--output', help='evaluation JSON to write (default MODEL-vVERSION.evaluation.json)')
+    s.add_argument('--no-cost', action='store_true', help='skip the latency and throughput measurements')
+    s = add('describe', cmd_describe, "Record a model's owner, intended use, limitations and risk tier")
+    s.add_argument('model'); s.add_argument('--owner', required=True); s.add_argument('--use', required=True, help='intended use')
+    s.add_argument('--tier', required=True, choices=['low', 'medium', 'high'], help='risk tier: chooses the gate policy')
+    s.add_argument('--limitations', help='known limitations')
+    s = add('gate', cmd_gate, "Judge an evaluation by the gate policy of the model's risk tier; exit 1 when it fails")
+    s.add_argument('model'); s.add_argument('version'); s.add_argument('--evaluation', required=True, help='evaluation JSON from `wildproof evaluate`')
+    s = add('approve', cmd_approve, 'Approve a model version for production, as a technical or business approver')
+    s.add_argument('model'); s.add_argument('version'); s.add_argument('--approver', required=True, help='your name')
+    s.add_argument('--role', required=True, choices=['technical', 'business']); s.add_argument('--note')
+    s = add('promote', cmd_promote, 'Promote a version to staging or production (gate, champion-challenger and two approvals required)')
+    s.add_argument('model'); s.add_argument('version'); s.add_argument('--to', default='production', choices=['staging', 'production'])
+    s.add_argument('--reason')
+    s = add('rollback', cmd_rollback, 'Put the previous production version back into production')
+    s.add_argument('model'); s.add_argument('--reason')
+    s = add('card', cmd_card, 'Write the model card of a version (Markdown, HTML, JSON) from the recorded evidence')
+    s.add_argument('model'); s.add_argument('version')
+    s = add('models', cmd_models, 'The model inventory: every version with stage, risk tier, owner, gate and approvals')
+    s.add_argument('--history', metavar='MODEL', help='also print the production history of MODEL')
     return p
 
 
