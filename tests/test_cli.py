@@ -94,3 +94,15 @@ def test_demo_end_to_end(tmp_path):
     (tmp_path / 'other').mkdir(); (tmp_path / 'other' / 'precious.txt').write_text('x')
     r = run('--store', tmp_path / 'other', 'demo', '--rows', '10000', cwd=tmp_path, check=False)
     assert r.returncode == 1 and 'did not make' in r.stderr and (tmp_path / 'other' / 'precious.txt').exists()
+
+
+def test_demo_at_its_default_size_promotes_a_champion_with_a_card(tmp_path):
+    "The README's main job: 200,000 applications, the incident caught, a champion gated, approved, promoted, its card written."
+    out = run('--store', tmp_path / 'store', 'demo', cwd=tmp_path).stdout
+    assert 'CAUGHT' in out and 'gate (low-risk policy): PASSED' in out
+    assert 'refused: promotion of credit_risk v1 to production refused: no technical approval; no business approval' in out
+    assert 'tara already approved' in out and 'promoted to production' in out
+    card = (tmp_path / 'store' / 'cards' / 'credit_risk' / 'v1' / 'card.md').read_text()
+    assert 'ROC AUC' in card and 'tara (technical)' in card and 'bo (business)' in card and 'loans_reference@' in card
+    models = run('--store', tmp_path / 'store', 'models', '--history', 'credit_risk', cwd=tmp_path).stdout
+    assert 'production' in models and 'promote' in models
