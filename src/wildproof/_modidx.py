@@ -34,6 +34,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'wildproof.contracts.Validation.raise_for_status': ( 'contracts.html#validation.raise_for_status',
                                                                                           'wildproof/contracts.py'),
                                      'wildproof.contracts._fail': ('contracts.html#_fail', 'wildproof/contracts.py'),
+                                     'wildproof.contracts._null_counts': ('contracts.html#_null_counts', 'wildproof/contracts.py'),
                                      'wildproof.contracts._q': ('contracts.html#_q', 'wildproof/contracts.py'),
                                      'wildproof.contracts._rules': ('contracts.html#_rules', 'wildproof/contracts.py'),
                                      'wildproof.contracts._value_expr': ('contracts.html#_value_expr', 'wildproof/contracts.py'),
