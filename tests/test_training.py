@@ -65,7 +65,6 @@ def test_lineage_is_in_the_registry(trained):
     assert mv.tags['wildproof.content_hash'] == snap.content_hash
     assert mv.tags['wildproof.contract'] == f'apps v{contract.version}'
     assert mv.tags['wildproof.code.commit']
-    run = mlflow.MlflowClient().get_run(first.run_id)
     reqs = mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path='model/requirements.txt')
     pins = open(reqs).read().split()
     assert any(p.startswith('scikit-learn==') for p in pins) and all('==' in p for p in pins)
