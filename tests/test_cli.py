@@ -106,3 +106,14 @@ def test_demo_at_its_default_size_promotes_a_champion_with_a_card(tmp_path):
     assert 'ROC AUC' in card and 'tara (technical)' in card and 'bo (business)' in card and 'loans_reference@' in card
     models = run('--store', tmp_path / 'store', 'models', '--history', 'credit_risk', cwd=tmp_path).stdout
     assert 'production' in models and 'promote' in models
+    # serving: batch, a challenger in shadow then on a canary, replay, champion-challenger, promotion and rollback in the running service
+    assert 'not scored: 2024-10-07/2024-10-13 (rejected by the gate)' in out
+    assert 'challenger credit_risk v2' in out and 'gate PASSED' in out
+    assert 'v2 shadowed every one' in out and 'answered by the canary v2' in out
+    assert 'champion-challenger on loans_challenge@' in out and ': PASSED' in out
+    assert 'the running service answered with v2' in out and 'rolled back: v1 again' in out
+    assert 'audit log verified' in out and 'chain intact' in out
+    assert (tmp_path / 'store' / 'demo' / 'serving.png').stat().st_size > 10_000
+    verify = run('--store', tmp_path / 'store', 'audit', 'verify', cwd=tmp_path)
+    assert verify.returncode == 0 and 'chain intact' in verify.stdout
+    assert 'rollback' in run('--store', tmp_path / 'store', 'models', '--history', 'credit_risk', cwd=tmp_path).stdout

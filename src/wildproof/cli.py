@@ -175,6 +175,57 @@ def cmd_models(args):
     if args.history: print(f'\nproduction history of {args.history}:\n' + _table(production_history(store, args.history)))
 
 
+def cmd_serve(args):
+    from wildproof.service import serve
+    serve(args.host, args.port, model=args.model, settings=args.settings, store=_store(args))
+
+
+def cmd_score(args):
+    from wildproof.scoring import score_snapshot
+    print(score_snapshot(_store(args), args.snapshot, model=args.model, settings=args.settings))
+
+
+def cmd_audit_verify(args):
+    from wildproof.audit import verify
+    v = verify(_store(args))
+    print(v)
+    return 0 if v.ok else 1
+
+
+def cmd_audit_retention(args):
+    from wildproof.audit import apply_retention
+    r = apply_retention(_store(args), days=args.days, settings=args.settings)
+    print(f'removed {r["removed"]:,} prediction records older than {r["days"]} days (before {r["cutoff"]:%Y-%m-%d %H:%M} UTC)'
+          + (f', through record {r["through_seq"]}; the removal is recorded as an audit_retention event' if r['removed'] else ''))
+
+
+def cmd_audit_tail(args):
+    store = _store(args)
+    q = ('select seq, created_at, source, model, version, route, entity_key, score, decision, review, reasons, latency_ms from predictions'
+         + (' where route = $route' if args.route else '') + ' order by seq desc limit $n')
+    print(_table(store.sql(q, {'n': args.n, **({'route': args.route} if args.route else {})}).iloc[::-1]))
+
+
+def cmd_outcomes(args):
+    from wildproof.audit import record_outcomes
+    from wildproof.datasets import read_csv
+    src = Path(args.file)
+    if not src.is_file(): raise WildproofError(f'{src} is not a file')
+    df = pd.read_parquet(src) if src.suffix == '.parquet' else read_csv(src).to_pandas()
+    print(f'recorded {record_outcomes(_store(args), df, source=str(src)):,} outcomes from {src}')
+
+
+def cmd_replay(args):
+    from wildproof.scoring import replay
+    r = replay(_store(args), args.version, model=args.model, start=args.start, end=args.end, settings=args.settings)
+    print(f'replayed {r["requests"]:,} served requests of {r["model"]} (answered by v{", v".join(r["champions"])}) through v{r["challenger"]}: '
+          f'decisions disagree on {r["disagreement"]:.2%}, mean score difference {r["mean_score_difference"]:+.4f}')
+    if 'difference' in r:
+        print(f'  with outcomes ({r["with_outcomes"]:,}): ROC AUC champion {r["champion_roc_auc"]:.4f}, challenger {r["challenger_roc_auc"]:.4f}, '
+              f'difference {r["difference"]:+.4f} [{r["difference_ci"][0]:+.4f}, {r["difference_ci"][1]:+.4f}]')
+    else: print(f'  {r["with_outcomes"]:,} of them have outcomes so far: too few to compare ROC AUC')
+
+
 def cmd_demo(args):
     from wildproof.demo import run_demo
     run_demo(settings=args.settings, rows=args.rows, seed=args.seed, store_root=args.store, fresh=not args.keep)
@@ -256,6 +307,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('model'); s.add_argument('version')
     s = add('models', cmd_models, 'The model inventory: every version with stage, risk tier, owner, gate and approvals')
     s.add_argument('--history', metavar='MODEL', help='also print the production history of MODEL')
+    s = add('serve', cmd_serve, 'Serve the production model over REST (FastAPI, uvicorn) with the traffic policy of [serving]')
+    s.add_argument('--host', help='address to listen on (default: [serving] host, 127.0.0.1)')
+    s.add_argument('--port', type=int, help='port (default: [serving] port)')
+    s.add_argument('--model', help='registered model (default: [serving] model)')
+    s = add('score', cmd_score, 'Score a snapshot in batch with the serving core: contract, features, routes, fallback, audit log')
+    s.add_argument('snapshot', help='snapshot to score (dataset@hash or dataset@latest)')
+    s.add_argument('--model', help='registered model (default: [serving] model)')
+    a = add('audit', None, 'Verify, trim and read the prediction audit log')
+    asub = a.add_subparsers(dest='action', metavar='ACTION', required=True)
+    s = asub.add_parser('verify', help='Check the hash chain of every record; exit 1 when a record was changed, inserted or deleted')
+    s.set_defaults(func=cmd_audit_verify)
+    s = asub.add_parser('retention', help='Remove records past the retention period ([audit] retention_days), recording the removal')
+    s.set_defaults(func=cmd_audit_retention); s.add_argument('--days', type=int, help='override the retention period')
+    s = asub.add_parser('tail', help='The latest prediction records'); s.set_defaults(func=cmd_audit_tail)
+    s.add_argument('-n', type=int, default=20, help='how many (default 20)'); s.add_argument('--route', choices=['champion', 'canary', 'shadow', 'fallback', 'invalid'])
+    s = add('outcomes', cmd_outcomes, 'Record outcomes that arrived later (CSV or Parquet: request_id or entity_key, outcome, observed_at)')
+    s.add_argument('file')
+    s = add('replay', cmd_replay, 'Replay served requests through a challenger version: disagreement, and ROC AUC difference where outcomes exist')
+    s.add_argument('version', help='challenger version'); s.add_argument('--model', help='registered model (default: [serving] model)')
+    s.add_argument('--start', help='from this event time (e.g. 2024-07-01)'); s.add_argument('--end', help='before this event time')
     return p
 
 
