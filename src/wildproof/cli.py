@@ -226,6 +226,54 @@ def cmd_replay(args):
     else: print(f'  {r["with_outcomes"]:,} of them have outcomes so far: too few to compare ROC AUC')
 
 
+def cmd_monitor(args):
+    from wildproof.monitoring import monitor
+    s = monitor(_store(args), args.model, window=args.window, as_of=args.as_of, granularity=args.every, settings=args.settings)
+    if not len(s): print('nothing due: every window up to now is computed and its outcomes are complete'); return
+    cols = ['model', 'version', 'window_start', 'volume', 'quarantine_share', 'drifting', 'score_psi', 'completeness', 'accuracy',
+            'estimated_accuracy', 'opened']
+    s = s.assign(window_start=s.window_start.dt.strftime('%Y-%m-%d'))
+    print(_table(s[cols].round(4)))
+
+
+def cmd_alerts(args):
+    from wildproof.monitoring import acknowledge, alert_history, alerts, resolve
+    store = _store(args)
+    if args.action in ('ack', 'resolve'):
+        if not args.id or not args.by: raise WildproofError(f'alerts {args.action} needs an alert id and --by NAME')
+        r = (acknowledge if args.action == 'ack' else resolve)(store, args.id, actor=args.by, note=args.note or '')
+        print(f'alert {r["alert_id"]} ({r["rule"]} {r["subject"]}) is now {r["state"]}')
+    elif args.action == 'history':
+        if not args.id: raise WildproofError('alerts history needs an alert id')
+        print(_table(alert_history(store, args.id)))
+    else:
+        a = alerts(store, model=args.model, state=args.state)
+        print(_table(a[['alert_id', 'model', 'rule', 'subject', 'severity', 'state', 'window_start', 'message']]) if len(a) else 'no alerts')
+
+
+def cmd_drilldown(args):
+    from wildproof.monitoring import drill_down
+    print(drill_down(_store(args), args.model, args.window, as_of=args.as_of, granularity=args.every, settings=args.settings))
+
+
+def cmd_retrain(args):
+    from wildproof.retraining import request_retraining, retrain, triggers
+    store = _store(args)
+    model = args.model or args.settings.serving.model
+    why = triggers(store, model, as_of=args.as_of, settings=args.settings)
+    if not why and not args.force: print(f'{model}: no retraining trigger fired ([retraining] triggers = {args.settings.retraining.triggers})'); return
+    why = why or ['requested by hand (--force)']
+    rid = request_retraining(store, model, why, actor=os.environ.get('USER') or 'cli')
+    print(f'retraining request {rid}: {"; ".join(why)}')
+    print(retrain(store, model, rid, as_of=args.as_of, settings=args.settings))
+
+
+def cmd_canary(args):
+    from wildproof.retraining import judge_canary
+    j = judge_canary(_store(args), args.model or args.settings.serving.model, start=args.since, as_of=args.as_of, settings=args.settings)
+    print(f'canary v{j["canary"]} of {j["model"]}: {j["verdict"]} ({j["reason"]})')
+
+
 def cmd_demo(args):
     from wildproof.demo import run_demo
     run_demo(settings=args.settings, rows=args.rows, seed=args.seed, store_root=args.store, fresh=not args.keep)
@@ -327,6 +375,27 @@ def parser() -> argparse.ArgumentParser:
     s = add('replay', cmd_replay, 'Replay served requests through a challenger version: disagreement, and ROC AUC difference where outcomes exist')
     s.add_argument('version', help='challenger version'); s.add_argument('--model', help='registered model (default: [serving] model)')
     s.add_argument('--start', help='from this event time (e.g. 2024-07-01)'); s.add_argument('--end', help='before this event time')
+    s = add('monitor', cmd_monitor, 'Compute the monitoring windows that are due (or one window) for one model or every production model, and judge alerts')
+    s.add_argument('--model', help='one model (default: every model with a production version)')
+    s.add_argument('--window', help='compute only the window holding this date (e.g. 2025-04-09)')
+    s.add_argument('--as-of', help='outcomes observed by this time count; windows ending by it are due (default: now)')
+    s.add_argument('--every', choices=['day', 'week', 'month'], help='window size (default: [monitoring] window)')
+    s = add('alerts', cmd_alerts, 'List alerts, or acknowledge, resolve or show the history of one')
+    s.add_argument('action', nargs='?', default='list', choices=['list', 'ack', 'resolve', 'history'])
+    s.add_argument('id', nargs='?', help='alert id (a unique prefix is enough)')
+    s.add_argument('--by', help='your name (ack, resolve)'); s.add_argument('--note')
+    s.add_argument('--state', choices=['open', 'acknowledged', 'resolved']); s.add_argument('--model')
+    s = add('drill-down', cmd_drilldown, 'Write an Evidently report (data drift, classification quality) of one monitoring window')
+    s.add_argument('model'); s.add_argument('window', help='a date inside the window (e.g. 2025-04-09)')
+    s.add_argument('--as-of', help='outcomes observed by this time count (default: now)')
+    s.add_argument('--every', choices=['day', 'week', 'month'], help='window size (default: [monitoring] window)')
+    s = add('retrain', cmd_retrain, 'If a retraining trigger fired (or with --force), train a challenger on matured served data, gate and challenge it, and stage it for the canary')
+    s.add_argument('--model', help='registered model (default: [serving] model)')
+    s.add_argument('--as-of', help='outcomes observed by this time count (default: now)')
+    s.add_argument('--force', action='store_true', help='retrain even if no trigger fired')
+    s = add('canary', cmd_canary, "Judge the canary's answers against the champion's; a worse canary leaves staging")
+    s.add_argument('--model', help='registered model (default: [serving] model)')
+    s.add_argument('--since', help='only answers from this event time on'); s.add_argument('--as-of', help='outcomes observed by this time count')
     return p
 
 
