@@ -117,3 +117,14 @@ def test_demo_at_its_default_size_promotes_a_champion_with_a_card(tmp_path):
     verify = run('--store', tmp_path / 'store', 'audit', 'verify', cwd=tmp_path)
     assert verify.returncode == 0 and 'chain intact' in verify.stdout
     assert 'rollback' in run('--store', tmp_path / 'store', 'models', '--history', 'credit_risk', cwd=tmp_path).stdout
+    # monitoring: the incident, the recession as drift in its first month and as a realized accuracy drop once its outcomes matured
+    timeline = out[out.index('alert timeline'):]
+    assert '2024-10 gate.quarantine_share' in timeline
+    assert '2025-04        data_drift.psi  income' in timeline
+    assert 'performance.accuracy' in timeline and 'investigate' in timeline
+    assert 'retraining triggers: drift alerts on income' in out
+    assert 'challenger v3 trained on credit_risk_retraining@' in out
+    assert ('on staging: the canary' in out and 'canary verdict:' in out) or 'stays a candidate' in out
+    assert (tmp_path / 'store' / 'demo' / 'monitoring.png').stat().st_size > 10_000
+    alerts = run('--store', tmp_path / 'store', 'alerts', '--state', 'open', cwd=tmp_path).stdout
+    assert 'data_drift.psi' in alerts and 'income' in alerts
