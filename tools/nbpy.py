@@ -7,7 +7,7 @@ Cells start with `# %%` (code) or `# %% [markdown]`; markdown lines are written 
 A code cell whose first line is `# %% tags=["parameters"]` keeps that tag. The notebook is the source of truth:
 commit the .ipynb, not the .py.
 """
-import json, re, sys
+import json, re, secrets, sys
 from pathlib import Path
 
 _hdr = re.compile(r'^# %%(?: \[(markdown)\])?(?: tags=(\[.*\]))?\s*$')
@@ -28,7 +28,7 @@ def to_nb(src: Path) -> Path:
         while lines and not lines[0].strip(): lines.pop(0)
         if c['kind'] == 'markdown': lines = [l[2:] if l.startswith('# ') else l.lstrip('#') for l in lines]
         text = '\n'.join(lines)
-        cell = dict(cell_type=c['kind'], metadata={'tags': c['tags']} if c['tags'] else {}, source=text.splitlines(True))
+        cell = dict(cell_type=c['kind'], id=secrets.token_hex(4), metadata={'tags': c['tags']} if c['tags'] else {}, source=text.splitlines(True))
         if c['kind'] == 'code': cell.update(execution_count=None, outputs=[])
         out.append(cell)
     nb = dict(cells=out, metadata=dict(kernelspec=dict(display_name='python3', language='python', name='python3')),

@@ -1,7 +1,8 @@
-"""Write README.md from nbs/index.ipynb, the tour (what `nbdev-readme` does, without Quarto).
+"""Write README.md from nbs/index.ipynb, the tour (what `nbdev-readme` does, without Quarto), and
+docs/reports/<kind>.md from each report template in src/wildproof/templates/.
 
-    python3 tools/readme.py          # write README.md
-    python3 tools/readme.py --check  # exit 1 when README.md is not what index.ipynb makes
+    python3 tools/readme.py          # write README.md and the template pages
+    python3 tools/readme.py --check  # exit 1 when one of them is not what its notebook makes
 
 Markdown cells are copied as they are; code cells become fenced Python blocks, with their text outputs
 when the notebook holds any. Cells marked `#| hide` are left out and `#|` directive lines are removed.
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def render(nb_path: Path = ROOT / 'nbs' / 'index.ipynb') -> str:
     nb = json.loads(nb_path.read_text(encoding='utf-8'))
-    parts = ['<!-- Generated from nbs/index.ipynb by tools/readme.py: edit the notebook, not this file. -->']
+    parts = [f'<!-- Generated from {nb_path.relative_to(ROOT)} by tools/readme.py: edit the notebook, not this file. -->']
     for c in nb['cells']:
         lines = ''.join(c['source']).splitlines()
         if any(l.strip() in ('#| hide', '#|hide') for l in lines): continue
@@ -30,9 +31,19 @@ def render(nb_path: Path = ROOT / 'nbs' / 'index.ipynb') -> str:
     return '\n\n'.join(parts) + '\n'
 
 
+def pages() -> dict:
+    "Each generated file and the text its notebook makes."
+    out = {ROOT / 'README.md': render()}
+    for t in sorted((ROOT / 'src' / 'wildproof' / 'templates').glob('*.ipynb')):
+        out[ROOT / 'docs' / 'reports' / f'{t.stem}.md'] = render(t)
+    return out
+
+
 if __name__ == '__main__':
-    text, readme = render(), ROOT / 'README.md'
-    if '--check' in sys.argv:
-        if not readme.exists() or readme.read_text(encoding='utf-8') != text:
-            sys.exit('README.md is out of date with nbs/index.ipynb: run python3 tools/readme.py')
-    else: readme.write_text(text, encoding='utf-8')
+    for path, text in pages().items():
+        if '--check' in sys.argv:
+            if not path.exists() or path.read_text(encoding='utf-8') != text:
+                sys.exit(f'{path.relative_to(ROOT)} is out of date with its notebook: run python3 tools/readme.py')
+        else:
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text, encoding='utf-8')

@@ -2,6 +2,7 @@
 
 Modules:
 
-- `wildproof.cli`: The `wildproof` command line."""
+- `wildproof.cli`: The `wildproof` command line.
+- `wildproof.reports`: Reports: parameterized notebook templates, run by papermill into versioned, immutable folders, indexed in the store."""
 
 __version__ = "0.1.0"

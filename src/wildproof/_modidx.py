@@ -108,6 +108,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'wildproof.demo._fresh_store': ('demo.html#_fresh_store', 'wildproof/demo.py'),
                                 'wildproof.demo._monitoring': ('demo.html#_monitoring', 'wildproof/demo.py'),
                                 'wildproof.demo._overrides': ('demo.html#_overrides', 'wildproof/demo.py'),
+                                'wildproof.demo._reports': ('demo.html#_reports', 'wildproof/demo.py'),
                                 'wildproof.demo._serving': ('demo.html#_serving', 'wildproof/demo.py'),
                                 'wildproof.demo._stream': ('demo.html#_stream', 'wildproof/demo.py'),
                                 'wildproof.demo._until': ('demo.html#_until', 'wildproof/demo.py'),

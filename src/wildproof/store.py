@@ -23,7 +23,7 @@ __all__ = ['SCHEMA_VERSION', 'TABLES', 'StoreError', 'utcnow', 'new_id', 'Store'
            'event']
 
 # %% ../../nbs/01_store.ipynb #fec31510
-SCHEMA_VERSION = 3  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring)
+SCHEMA_VERSION = 4  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports
 _ts = pa.timestamp('us', tz='UTC')
 
 TABLES: dict[str, pa.Schema] = {
@@ -72,6 +72,11 @@ TABLES: dict[str, pa.Schema] = {
         ('alert_id', pa.string()), ('model', pa.string()), ('rule', pa.string()), ('subject', pa.string()), ('severity', pa.string()),
         ('state', pa.string()), ('window_start', _ts), ('as_of', _ts), ('value', pa.float64()), ('threshold', pa.float64()), ('message', pa.string()),
         ('actor', pa.string()), ('note', pa.string()), ('created_at', _ts)]),
+    'reports': pa.schema([  # every report run (see wildproof.reports): what it read, which code and template made it, where it is
+        ('run_id', pa.string()), ('key', pa.string()), ('kind', pa.string()), ('model', pa.string()), ('version', pa.string()), ('name', pa.string()),
+        ('parameters_json', pa.string()), ('inputs_json', pa.string()), ('code_version', pa.string()), ('template_hash', pa.string()),
+        ('status', pa.string()), ('error', pa.string()), ('path', pa.string()), ('summary_json', pa.string()), ('mlflow_run', pa.string()),
+        ('actor', pa.string()), ('started_at', _ts), ('duration_s', pa.float64()), ('created_at', _ts)]),
     'events': pa.schema([  # what happened, by whom, to what
         ('event_id', pa.string()), ('time', _ts), ('kind', pa.string()), ('subject', pa.string()),
         ('actor', pa.string()), ('detail_json', pa.string())]),
