@@ -274,6 +274,61 @@ def cmd_canary(args):
     print(f'canary v{j["canary"]} of {j["model"]}: {j["verdict"]} ({j["reason"]})')
 
 
+def cmd_report(args):
+    from wildproof import reports
+    store = _store(args)
+    if args.kind == 'list':
+        r = reports.index(store, kind=args.args[0] if args.args else None)
+        if not len(r): print('no reports yet'); return
+        r = r.assign(run=r.run_id.str[:12], created=pd.to_datetime(r.created_at).dt.strftime('%Y-%m-%d %H:%M'), verdict=[
+            json.loads(x)['verdict'] if isinstance(x, str) else '' for x in r.summary_json])
+        print(_table(r[['run', 'kind', 'model', 'version', 'name', 'status', 'verdict', 'created', 'path']]))
+        return
+    if args.kind == 'diff':
+        if len(args.args) != 2: raise WildproofError('report diff needs two run ids (see `wildproof report list`)')
+        d = reports.diff(store, *args.args)
+        print(f'{d["kind"]}: {d["a"]} -> {d["b"]}')
+        print(f'verdict: {d["verdict"][0]} -> {d["verdict"][1]}' if d['verdict'][0] != d['verdict'][1] else f'verdict: {d["verdict"][0]} (unchanged)')
+        print('metrics changed:' if len(d['metrics']) else 'metrics: unchanged')
+        if len(d['metrics']): print(_table(d['metrics'].round(4)))
+        for k, what in (('alerts_added', 'alerts added'), ('alerts_cleared', 'alerts cleared')):
+            if d[k]: print(f'{what}: ' + '; '.join(d[k]))
+        return
+    if args.parameters:
+        for k, v in reports.template_parameters(args.kind).items():
+            if k not in reports.COMMON: print(f'{k} = {v["default"]}    # {v["help"]}')
+        return
+    params = {}
+    for a in args.args:
+        k, eq, v = a.partition('=')
+        if not eq or not k: raise WildproofError(f'parameters are key=value, not {a!r} (see `wildproof report {args.kind} --parameters`)')
+        params[k.strip()] = v.strip()
+    r = reports.run_report(args.kind, params, store=store, settings=args.settings, actor=os.environ.get('USER') or 'cli')
+    if r['status'] == 'exists': print(f'already reported with the same inputs (run {r["run_id"][:12]}): {r["path"]}'); return
+    if r['status'] == 'failed':
+        print(f'report FAILED (run {r["run_id"][:12]}): {r["error"]}\npartial notebook kept in {r["path"]}', file=sys.stderr)
+        return 1
+    s = json.loads(r['summary_json'])
+    print(f'{args.kind} report of {r["model"]} v{r["version"]} {r["name"]}: {s["verdict"]}, {len(s["alerts"])} alert(s) (run {r["run_id"][:12]}, {r["duration_s"]:.1f} s)')
+    print(r['path'])
+
+
+def cmd_schedule(args):
+    from wildproof import schedule
+    if args.action == 'serve':
+        print(f'running the schedule every {args.settings.schedule.interval_seconds} s; Ctrl-C stops', flush=True)
+        schedule.serve(_store(args), settings=args.settings, echo=lambda m: print(m, flush=True))
+        return
+    if args.action == 'due':
+        for job in args.job or schedule.JOBS:
+            print(f'{job}: {len(schedule.due(_store(args), job, as_of=args.as_of, settings=args.settings))} report(s) to check')
+        return
+    r = schedule.run(_store(args), jobs=args.job, as_of=args.as_of, settings=args.settings, force=args.force)
+    bad = r[r.status.isin(['failed', 'error'])]
+    for x in bad.itertuples(): print(f'{x.job} {x.model or ""} v{x.version or ""}: {x.status}: {x.error}', file=sys.stderr)
+    return 1 if len(bad) else 0
+
+
 def cmd_demo(args):
     from wildproof.demo import run_demo
     run_demo(settings=args.settings, rows=args.rows, seed=args.seed, store_root=args.store, fresh=not args.keep)
@@ -396,6 +451,15 @@ def parser() -> argparse.ArgumentParser:
     s = add('canary', cmd_canary, "Judge the canary's answers against the champion's; a worse canary leaves staging")
     s.add_argument('--model', help='registered model (default: [serving] model)')
     s.add_argument('--since', help='only answers from this event time on'); s.add_argument('--as-of', help='outcomes observed by this time count')
+    s = add('report', cmd_report, 'Run a report template into a versioned, immutable folder; list runs; diff two runs')
+    s.add_argument('kind', choices=['validation', 'evaluation', 'monitoring', 'model_card', 'list', 'diff'])
+    s.add_argument('args', nargs='*', metavar='ARG', help='key=value parameters of the template; for diff: two run ids; for list: a kind')
+    s.add_argument('--parameters', action='store_true', help="print the template's parameters with their defaults and help")
+    s = add('schedule', cmd_schedule, 'Run the report jobs of [schedule] that are due (from cron), or keep running them (serve)')
+    s.add_argument('action', choices=['run', 'serve', 'due'])
+    s.add_argument('--job', action='append', choices=['validation', 'evaluation', 'monitoring', 'model_card'], help='only this job (repeatable)')
+    s.add_argument('--as-of', help='windows ending by this time are due (default: now)')
+    s.add_argument('--force', action='store_true', help='run monitoring even if its last pass is more recent than [schedule] monitoring')
     return p
 
 
