@@ -20,3 +20,28 @@ def settings_file(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def store(tmp_path) -> Store:
     return Store(tmp_path / 'store')
+
+
+@pytest.fixture(scope='session')
+def default_demo(tmp_path_factory):
+    """The README's main job, run once per session as a user runs it: `wildproof demo` at its default size in a real process.
+    Tests that only read its store share it; tests that change a store work on a copy (`demo_copy`)."""
+    import subprocess, sys
+    from types import SimpleNamespace
+    root = tmp_path_factory.mktemp('default_demo')
+    env = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
+    r = subprocess.run([str(Path(sys.executable).parent / 'wildproof'), '--store', str(root / 'store'), 'demo'], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return SimpleNamespace(root=root, store=root / 'store', out=r.stdout)
+
+
+@pytest.fixture
+def demo_copy(default_demo, tmp_path, monkeypatch) -> Path:
+    "A private copy of the default demo's store, in force through the settings; reports are not logged to the shared MLflow artifacts."
+    import shutil
+    dest = tmp_path / 'store'
+    if dest.exists(): shutil.rmtree(dest)
+    shutil.copytree(default_demo.store, dest, ignore=shutil.ignore_patterns('*.lock'))
+    monkeypatch.setenv('WILDPROOF_REPORTS_LOG_TO_MLFLOW', 'false')
+    return dest

@@ -19,7 +19,7 @@ def run(*args, cwd, env=None, check=True):
 
 def test_every_subcommand_has_help(tmp_path):
     top = run('--help', cwd=tmp_path).stdout
-    for cmd in ['demo', 'settings', 'status', 'ingest', 'snapshots', 'contract', 'validate', 'quarantine']:
+    for cmd in ['demo', 'settings', 'status', 'ingest', 'snapshots', 'contract', 'validate', 'quarantine', 'report', 'schedule']:
         assert cmd in top
         assert 'usage: wildproof ' + cmd in run(cmd, '--help', cwd=tmp_path).stdout
     for action in ['infer', 'register', 'show', 'list']:
@@ -78,7 +78,7 @@ def test_gate_from_the_shell(tmp_path):
     r = run('validate', 'rej.csv', '--contract', 'ref', '--dataset', 'batch', cwd=tmp_path, env=env, check=False)
     assert r.returncode == 1 and r.stdout.startswith('rejected:') and 'more than the 20% allowed' in r.stdout
     status = run('status', cwd=tmp_path, env=env).stdout
-    assert 'schema version 3' in status and 'validations' in status
+    assert 'schema version 4' in status and 'validations' in status
 
 
 def test_demo_end_to_end(tmp_path):
@@ -96,9 +96,9 @@ def test_demo_end_to_end(tmp_path):
     assert r.returncode == 1 and 'did not make' in r.stderr and (tmp_path / 'other' / 'precious.txt').exists()
 
 
-def test_demo_at_its_default_size_promotes_a_champion_with_a_card(tmp_path):
+def test_demo_at_its_default_size_promotes_a_champion_with_a_card(default_demo):
     "The README's main job: 200,000 applications, the incident caught, a champion gated, approved, promoted, its card written."
-    out = run('--store', tmp_path / 'store', 'demo', cwd=tmp_path).stdout
+    out, tmp_path = default_demo.out, default_demo.root
     assert 'CAUGHT' in out and 'gate (low-risk policy): PASSED' in out
     assert 'refused: promotion of credit_risk v1 to production refused: no technical approval; no business approval' in out
     assert 'tara already approved' in out and 'promoted to production' in out

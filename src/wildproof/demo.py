@@ -365,6 +365,37 @@ def _monitoring(store: Store, model: dict, df: pd.DataFrame, weeks: pd.DataFrame
     if not v.ok: raise DemoError(f'the audit log does not verify: {v.problems[:3]}')
     return res
 
+def _reports(store: Store, name: str, settings, out, progress: bool) -> dict:
+    "22-23. The scheduled report jobs catch up: validation (rejected batches), evaluation (each gated version), monitoring (each month), model card."
+    from copy import deepcopy
+    from wildproof import reports, schedule
+    st = deepcopy(settings); st['monitoring'].update(window='month')
+    # the months up to the last application scored: monitoring (stages 15-19) already computed them, as of `as_of`
+    last = pd.Timestamp(store.sql("select max(event_time) as t from predictions").t.iloc[0]).tz_convert(None)
+    upto = (last.to_period('M') + 1).to_timestamp().tz_localize('UTC')
+    t = time.perf_counter()
+    runs = schedule.run(store, as_of=upto, settings=st, force=True, compute=False, progress=progress, echo=lambda m: None)
+    made = runs[runs.status == 'ok']
+    by = made.groupby('job').size().to_dict()
+    out(f'22. scheduled reports ({time.perf_counter() - t:.0f} s): ' + ', '.join(f'{n} {k}' for k, n in by.items())
+        + f'; under {reports.reports_root(store, st)}' + (f'; {len(runs) - len(made)} not made: {runs[runs.status != "ok"].error.iloc[0]}' if len(runs) > len(made) else ''))
+    again = schedule.run(store, as_of=upto, settings=st, force=True, compute=False, progress=False, echo=lambda m: None)
+    out(f'    run again with nothing new: {int((again.status == "exists").sum())} reports recognised, {int((again.status == "ok").sum())} made')
+    idx = reports.index(store, kind='monitoring', status='ok')
+    idx = idx[idx.summary_json.map(lambda s: json.loads(s)['status'] == 'ok')].sort_values('name')
+    res = dict(runs=runs, root=reports.reports_root(store, st))
+    if len(idx) >= 2:
+        worst = idx.assign(n=idx.summary_json.map(lambda s: len(json.loads(s)['alerts']))).sort_values(['n', 'name'], ascending=[False, True]).iloc[0]
+        before = idx[idx.name < worst['name']]
+        if len(before):
+            d = reports.diff(store, before.run_id.iloc[-1], worst.run_id)
+            psi = d['metrics'][d['metrics'].metric.str.startswith('data_drift.psi')].assign(a=lambda x: x.change.abs()).sort_values('a', ascending=False)
+            out(f'23. `wildproof report diff` {before.name.iloc[-1]} -> {worst["name"]}: verdict {d["verdict"][0]} -> {d["verdict"][1]}; '
+                f'{len(d["metrics"])} metrics changed' + (f', most {psi.metric.iloc[0]} {psi.before.iloc[0]:.3f} -> {psi.after.iloc[0]:.3f}' if len(psi) else '')
+                + (f'; alerts added: {"; ".join(d["alerts_added"][:4])}' if d['alerts_added'] else ''))
+            res['diff'] = d
+    return res
+
 # %% ../../nbs/05_demo.ipynb #3e815c50
 def run_demo(settings=None, rows: int | None = None, seed: int | None = None, store_root=None, fresh: bool = True,
              out=print, progress: bool = True) -> DemoResult:
@@ -422,6 +453,7 @@ def run_demo(settings=None, rows: int | None = None, seed: int | None = None, st
     if model['gate_passed']:
         model['serving'] = _serving(store, model, df, rest, weeks, contract, settings, out, progress)
         if 'reload' in model['serving']: model['monitoring'] = _monitoring(store, model, df, weeks, settings, out, progress)
+        if model.get('monitoring'): model['reports'] = _reports(store, model['name'], settings, out, progress)
     else:
         from wildproof.scoring import ScoringCore
         core = ScoringCore(store, settings=settings, source='demo')
@@ -466,6 +498,8 @@ def run_demo(settings=None, rows: int | None = None, seed: int | None = None, st
     if model.get('monitoring'):
         out(f'  monitoring  `wildproof monitor`, `wildproof alerts`; metrics in the table {root / "tables" / "metrics"}')
         out(f'  serve it    wildproof --store {root} serve  (then http://127.0.0.1:{settings.serving.port}/docs)')
+    if model.get('reports'):
+        out(f'  reports     {model["reports"]["root"]}  (`wildproof report list`, `wildproof report diff A B`, `wildproof schedule run`)')
     out(f'  MLflow UI   mlflow ui --backend-store-uri sqlite:///{root / "mlflow.db"}  (then open http://127.0.0.1:5000)')
     if not caught: raise DemoError(f'the data gate missed the scripted incident {inc["name"]}: see {root / "demo" / "gate_by_week.csv"}')
     return res
