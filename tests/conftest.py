@@ -28,11 +28,15 @@ def default_demo(tmp_path_factory):
     Tests that only read its store share it; tests that change a store work on a copy (`demo_copy`)."""
     import subprocess, sys
     from types import SimpleNamespace
+    reuse = os.environ.get('TEST_REUSE_DEMO')   # for a developer's quick reruns: a folder this fixture made before
+    if reuse and (Path(reuse) / 'demo_stdout.txt').is_file():
+        return SimpleNamespace(root=Path(reuse), store=Path(reuse) / 'store', out=(Path(reuse) / 'demo_stdout.txt').read_text())
     root = tmp_path_factory.mktemp('default_demo')
     env = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
     r = subprocess.run([str(Path(sys.executable).parent / 'wildproof'), '--store', str(root / 'store'), 'demo'], cwd=root, env=env,
                        capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    (root / 'demo_stdout.txt').write_text(r.stdout)
     return SimpleNamespace(root=root, store=root / 'store', out=r.stdout)
 
 

@@ -82,6 +82,8 @@ OVERRIDES = {
     ('reports', 'cell_timeout_seconds'): ('30', 30),
     ('dashboard', 'auth'): ('none', 'none'),
     ('dashboard', 'users_file'): ('/etc/wildproof/users.json', Path('/etc/wildproof/users.json')),
+    ('dashboard', 'port'): ('8080', 8080),
+    ('dashboard', 'cookie_secret'): ('s3cret', 's3cret'),
     ('demo', 'rows'): ('10000', 10000),
     ('demo', 'seed'): ('-3', -3),
     ('demo', 'reference_months'): ('3', 3),

@@ -3,6 +3,7 @@
 Modules:
 
 - `wildproof.cli`: The `wildproof` command line.
+- `wildproof.dashboards`: Dashboards: Panel components (a read-only data store plus views) for stakeholders, served by `wildproof dashboards`.
 - `wildproof.reports`: Reports: parameterized notebook templates, run by papermill into versioned, immutable folders, indexed in the store.
 - `wildproof.schedule`: The schedule: report jobs declared in settings.ini ([schedule]), run by `wildproof schedule run` (from cron) or `schedule serve`."""
 

@@ -329,6 +329,43 @@ def cmd_schedule(args):
     return 1 if len(bad) else 0
 
 
+def dashboards_command(store_root, settings, *, host: str, port: int, auth: str | None = None) -> tuple[list[str], dict]:
+    "The `panel serve` command line (and environment) that serves apps/*.py read-only over the store at `store_root`."
+    import secrets
+    from wildproof.reports import reports_root
+    from wildproof.store import Store
+    apps = Path(__file__).resolve().parents[2] / 'apps'
+    files = sorted(str(f) for f in apps.glob('*.py'))
+    if not files: raise WildproofError(f'no dashboard apps in {apps}: the dashboards run from a checkout of wildproof')
+    root = Path(store_root or settings.store.root).resolve()
+    if not (root / 'store.json').is_file(): raise WildproofError(f'no wildproof store at {root}: run `wildproof demo` or point --store at one')
+    cmd = [sys.executable, '-m', 'panel', 'serve', *files, '--address', host, '--port', str(port), '--allow-websocket-origin', f'{host}:{port}',
+           '--warm', '--num-procs', '1']
+    rep = Path(settings.reports.root) if settings.reports.root else root / 'reports'
+    if rep.is_dir(): cmd += ['--static-dirs', f'reports={rep}']
+    if (auth or settings.dashboard.auth) == 'basic':
+        users = Path(settings.dashboard.users_file)
+        if not users.is_file():
+            raise WildproofError(f'[dashboard] auth = basic needs a users file at {users}: JSON such as {{"ana": "a long passphrase"}} '
+                                 f'(or set [dashboard] users_file; auth = none serves without a login, for local use only)')
+        try: ok = isinstance(json.loads(users.read_text()), dict)
+        except json.JSONDecodeError: ok = False
+        if not ok: raise WildproofError(f'{users} must be a JSON object of user names and passwords')
+        cmd += ['--basic-auth', str(users), '--cookie-secret', settings.dashboard.cookie_secret or secrets.token_hex(32)]
+    env = dict(os.environ, WILDPROOF_STORE_ROOT=str(root), MLFLOW_DISABLE_TELEMETRY='true')
+    return cmd, env
+
+
+def cmd_dashboards(args):
+    import subprocess
+    st = args.settings
+    port = args.port or st.dashboard.port
+    cmd, env = dashboards_command(args.store, st, host=args.host, port=port, auth='none' if args.no_auth else None)
+    print(f'dashboards on http://{args.host}:{port}/drift and http://{args.host}:{port}/model_card '
+          f'({"login required" if "--basic-auth" in cmd else "no login"}; Ctrl-C stops)', flush=True)
+    return subprocess.run(cmd, env=env).returncode
+
+
 def cmd_demo(args):
     from wildproof.demo import run_demo
     run_demo(settings=args.settings, rows=args.rows, seed=args.seed, store_root=args.store, fresh=not args.keep)
@@ -460,6 +497,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--job', action='append', choices=['validation', 'evaluation', 'monitoring', 'model_card'], help='only this job (repeatable)')
     s.add_argument('--as-of', help='windows ending by this time are due (default: now)')
     s.add_argument('--force', action='store_true', help='run monitoring even if its last pass is more recent than [schedule] monitoring')
+    s = add('dashboards', cmd_dashboards, 'Serve the stakeholder dashboards (drift; model card and inventory) read-only with panel serve')
+    s.add_argument('--host', default='127.0.0.1', help='address to listen on (default 127.0.0.1)')
+    s.add_argument('--port', type=int, help='port (default: [dashboard] port)')
+    s.add_argument('--no-auth', action='store_true', help='serve without a login whatever [dashboard] auth says (local use only)')
     return p
 
 

@@ -127,6 +127,8 @@ SPEC: list[Key] = [
     Key('reports', 'cell_timeout_seconds', _positive(int), '600', 'A template cell running longer than this fails the report.'),
     Key('dashboard', 'auth', _choice('none', 'basic'), 'basic', 'Dashboard access: basic = login form backed by users_file; none = open (local use only).'),
     Key('dashboard', 'users_file', _str, '.wildproof/dashboard_users.json', 'JSON file of dashboard users and passwords.', path=True),
+    Key('dashboard', 'port', _positive(int), '5006', 'Port of `wildproof dashboards` (on 127.0.0.1 unless --host says otherwise).'),
+    Key('dashboard', 'cookie_secret', _str, '', 'Secret signing the login cookies; empty: a new random one at each start (logins end with a restart).'),
     Key('demo', 'rows', _positive(int), '200000', 'Loan applications in the demo world (10 thousand to 10 million).'),
     Key('demo', 'seed', int, '7', 'Seed of the demo world; the same seed gives the same world.'),
     Key('demo', 'reference_months', _positive(int), '6', 'Months of demo data used as the reference for contracts (and later, training).'),

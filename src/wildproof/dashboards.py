@@ -1,0 +1,431 @@
+"""Dashboards: Panel components (a read-only data store plus views) for stakeholders, served by `wildproof dashboards`.
+
+`DashboardData` reads a store without changing it: DuckDB over the Delta tables, every value a bound parameter, and no
+MLflow (model cards are read from the files the registry wrote). `DriftDashboard` and `ModelCardDashboard` are
+`param.Parameterized` components: their selectors only take values the store offers, and their views are functions
+of those values, so they render the same in JupyterLab (`DriftDashboard(data)`) and when served (`apps/*.py`).
+The views read pre-aggregated facts (the `metrics` table, one row per window and metric), never the audit log
+itself, except for one window of one feature when its distribution is asked for.
+"""
+from __future__ import annotations
+
+import json, threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import param
+
+from .settings import WildproofError, load_settings
+from .store import Store, TABLES
+
+BANDS = ('stable', 'watch', 'alert')
+
+
+class DashboardError(WildproofError):
+    "The dashboards cannot show what was asked: no store there, or a change was attempted."
+
+
+class ReadOnlyStore(Store):
+    "A store opened for reading only: no table is created, no schema migrated, nothing appended."
+    def __init__(self, root):
+        self.root = Path(root).expanduser().resolve()
+        if not (self.root / 'store.json').is_file(): raise DashboardError(f'no wildproof store at {self.root}')
+        self._mutex, self._tables, self._db = threading.RLock(), {}, None
+
+    def append(self, table, rows): raise DashboardError('the dashboards are read-only')
+    def event(self, *a, **k): raise DashboardError('the dashboards are read-only')
+    def lock(self, name): raise DashboardError('the dashboards are read-only')
+
+    def sql(self, query: str, params: dict | None = None, tables=None) -> pd.DataFrame:
+        present = [t for t in TABLES if (self.root / 'tables' / t / '_delta_log').is_dir()]
+        if tables is None: tables = [t for t in present if t in query]
+        return super().sql(query, params, [t for t in tables if t in present])
+
+
+def _label(t, granularity: str) -> str:
+    t = pd.Timestamp(t)
+    return f'{t:%Y-%m}' if granularity == 'month' else f'{t:%Y-%m-%d}'
+
+
+class DashboardData:
+    "Read-only queries the dashboards need, over the store at `root` (default: `[store] root` of settings.ini)."
+    def __init__(self, root=None, settings=None):
+        self.settings = settings or load_settings()
+        self.store = ReadOnlyStore(root or self.settings.store.root)
+
+    # --- monitoring
+    def models(self) -> list[str]:
+        m = self.store.sql('select distinct model from metrics order by 1')
+        return m.model.tolist()
+
+    def granularities(self, model: str) -> list[str]:
+        g = self.store.sql('select distinct granularity from metrics where model = $m', dict(m=model)).granularity.tolist()
+        return [x for x in ('month', 'week', 'day') if x in g]
+
+    def metrics(self, model: str, granularity: str, *, version: str | None = None, start=None, end=None) -> pd.DataFrame:
+        "The metric series of `model`: one row per window and metric (pre-aggregated by monitoring)."
+        m = self.store.sql('''select window_start, version, family, metric, subject, value, status, detail_json from metrics
+                              where model = $m and granularity = $g and ($v is null or version = $v)
+                                and ($s is null or window_start >= $s) and ($e is null or window_start <= $e)
+                              order by window_start, family, metric, subject''',
+                           dict(m=model, g=granularity, v=version, s=None if start is None else pd.Timestamp(start), e=None if end is None else pd.Timestamp(end)))
+        m['window_start'] = pd.to_datetime(m.window_start, utc=True)
+        return m
+
+    def windows(self, model: str, granularity: str) -> list[str]:
+        w = self.store.sql('select distinct window_start from metrics where model = $m and granularity = $g order by 1', dict(m=model, g=granularity))
+        return [_label(t, granularity) for t in w.window_start]
+
+    def versions(self, model: str) -> list[str]:
+        return self.store.sql('select distinct version from metrics where model = $m order by 1', dict(m=model)).version.tolist()
+
+    def alerts(self, model: str) -> pd.DataFrame:
+        "Every alert of `model` in its latest state, with its history (who did what, when)."
+        a = self.store.sql('select * from alerts where model = $m order by created_at', dict(m=model))
+        if not len(a): return a
+        last = a.groupby('alert_id').tail(1).set_index('alert_id')
+        hist = a.groupby('alert_id').apply(lambda g: '; '.join(f'{s} by {x} {t:%Y-%m-%d %H:%M}' for s, x, t in zip(g.state, g.actor, pd.to_datetime(g.created_at))),
+                                           include_groups=False)
+        return last.assign(history=hist).reset_index().sort_values('window_start')
+
+    def distribution(self, model: str, feature: str, start, end, *, version: str | None = None, bins: int = 10) -> pd.DataFrame | None:
+        "Shares of `feature` in the reference of the window's version and in the window, on the reference's decile bins or categories."
+        v = version or self.store.sql('''select version, count(*) as n from predictions where model = $m and route = 'champion'
+                                        and event_time >= $s and event_time < $e group by 1 order by n desc limit 1''',
+                                     dict(m=model, s=pd.Timestamp(start), e=pd.Timestamp(end)))
+        if not isinstance(v, str):
+            if not len(v): return None
+            v = str(v.version.iloc[0])
+        f = self.store.root / 'monitoring' / model / f'v{v}' / 'reference.parquet'
+        if not f.is_file(): return None
+        ref = pd.read_parquet(f)
+        if feature not in ref.columns: return None
+        path = '$."' + feature.replace('"', '') + '"'
+        cur = self.store.sql('''select json_extract_string(inputs_json, $p) as x from predictions where model = $m and route <> 'shadow'
+                                and event_time >= $s and event_time < $e''', dict(p=path, m=model, s=pd.Timestamp(start), e=pd.Timestamp(end))).x
+        r = ref[feature]
+        if pd.api.types.is_numeric_dtype(r):
+            cur = pd.to_numeric(cur, errors='coerce')
+            edges = np.unique(np.nanquantile(r.dropna(), np.linspace(0, 1, bins + 1)[1:-1]))
+            names = [f'< {edges[0]:.4g}'] + [f'{a:.4g} to {b:.4g}' for a, b in zip(edges[:-1], edges[1:])] + [f'>= {edges[-1]:.4g}']
+            count = lambda s: np.bincount(np.searchsorted(edges, s.dropna().to_numpy(float), side='right'), minlength=len(names))
+            rc, cc = count(r), count(cur)
+        else:
+            r, cur = r.dropna().astype(str), cur.dropna().astype(str)
+            names = sorted(set(r) | set(cur))
+            rc, cc = r.value_counts().reindex(names, fill_value=0).to_numpy(), cur.value_counts().reindex(names, fill_value=0).to_numpy()
+        return pd.DataFrame(dict(bin=names, reference=rc / max(rc.sum(), 1), current=cc / max(cc.sum(), 1)))
+
+    # --- reports
+    def reports(self, *, kind: str | None = None, model: str | None = None) -> pd.DataFrame:
+        r = self.store.sql('''select run_id, kind, model, version, name, status, path, summary_json, created_at from reports
+                              where status = 'ok' and ($k is null or kind = $k) and ($m is null or model = $m) order by created_at''',
+                           dict(k=kind, m=model)) if (self.store.root / 'tables' / 'reports' / '_delta_log').is_dir() else pd.DataFrame(
+            columns=['run_id', 'kind', 'model', 'version', 'name', 'status', 'path', 'summary_json', 'created_at'])
+        r['verdict'] = [json.loads(s)['verdict'] if isinstance(s, str) else None for s in r.summary_json]
+        return r
+
+    @staticmethod
+    def report_url(kind: str, path: str) -> str:
+        "The URL under which the dashboards serve a report's HTML: the index keeps `path` relative to the reports root, served at /reports."
+        return f'reports/{Path(path).as_posix()}/{kind}.html'
+
+    # --- inventory and cards
+    def inventory(self) -> pd.DataFrame:
+        "Every model version the store knows: current aliases (stages), risk tier, owner, gate, approvals, production periods."
+        s = self.store
+        models = s.sql('select model, arg_max(owner, created_at) as owner, arg_max(risk_tier, created_at) as risk_tier, '
+                       'arg_max(intended_use, created_at) as intended_use from models group by 1')
+        vers = s.sql("select distinct model, version from (select model, version from verdicts union all select model, version from aliases "
+                     "union all select model, version from approvals) where version is not null")
+        if not len(vers): return pd.DataFrame(columns=['model', 'version', 'stage', 'risk_tier', 'owner', 'gate', 'approvals', 'production'])
+        cur = s.sql('select model, alias, arg_max(version, created_at) as version from aliases group by 1, 2')
+        gate = s.sql("select model, version, arg_max(passed, created_at) as passed from verdicts where kind = 'gate' group by 1, 2")
+        ap = s.sql('select model, version, string_agg(approver || \' (\' || role || \')\', \', \') as approvals from approvals group by 1, 2')
+        prod = s.sql("select model, version, action, created_at from aliases where alias = 'production' order by created_at")
+        rows = []
+        for r in vers.sort_values(['model', 'version'], key=lambda c: c.map(lambda x: int(x) if str(x).isdigit() else 0) if c.name == 'version' else c).itertuples():
+            info = models[models.model == r.model]
+            g = gate[(gate.model == r.model) & (gate.version == r.version)]
+            a = ap[(ap.model == r.model) & (ap.version == r.version)]
+            p = prod[(prod.model == r.model) & (prod.version == r.version)]
+            rows.append(dict(model=r.model, version=r.version,
+                             stage=', '.join(cur[(cur.model == r.model) & (cur.version == r.version)].alias) or 'registered',
+                             risk_tier=info.risk_tier.iloc[0] if len(info) else None, owner=info.owner.iloc[0] if len(info) else None,
+                             gate=None if not len(g) else ('passed' if g.passed.iloc[0] else 'failed'),
+                             approvals=a.approvals.iloc[0] if len(a) else '',
+                             production='; '.join(f'{x.action} {pd.Timestamp(x.created_at):%Y-%m-%d %H:%M}' for x in p.itertuples())))
+        return pd.DataFrame(rows)
+
+    def card_html(self, model: str, version: str) -> str | None:
+        f = self.store.root / 'cards' / model / f'v{version}' / 'card.html'
+        if not f.is_file(): return None
+        body = f.read_text(encoding='utf-8')
+        return body.split('<body>', 1)[1].rsplit('</body>', 1)[0] if '<body>' in body else body
+
+
+# ------------------------------------------------------------------------------------------------ views
+def _table(df: pd.DataFrame, links: tuple = ()) -> str:
+    "An HTML table of `df`, every cell escaped except the (href, text) pairs of the `links` columns."
+    from html import escape
+    head = ''.join(f'<th>{escape(str(c))}</th>' for c in df.columns)
+    cell = lambda c, v: (f'<a href="{escape(v[0])}" target="_blank">{escape(v[1])}</a>' if v else '') if c in links else escape('' if v is None or (isinstance(v, float) and v != v) else str(v))
+    body = ''.join('<tr>' + ''.join(f'<td>{cell(c, v)}</td>' for c, v in zip(df.columns, r)) + '</tr>' for r in df.itertuples(index=False))
+    return f'<table class="wp-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _headline(summary: dict) -> str:
+    "The few figures of a report summary worth a table cell."
+    if summary.get('flagged'): return 'flagged: ' + ', '.join(summary['flagged'][:4])
+    m = summary.get('metrics', {})
+    keys = [k for k in ('roc_auc', 'pr_auc', 'brier', 'quarantine_share', 'rows_in', 'rows_quarantined', 'business.approval_rate',
+                        'performance.accuracy', 'estimated.accuracy') if m.get(k) is not None]
+    return '; '.join(f'{k} {m[k]:.3g}' for k in keys[:4])
+
+
+def _fig(w=8, h=3):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=(w, h))
+
+
+def _png(fig):
+    import matplotlib.pyplot as plt
+    import panel as pn
+    pane = pn.pane.Matplotlib(fig, tight=True, dpi=90, format='png', sizing_mode='stretch_width')
+    plt.close(fig)
+    return pane
+
+
+def psi_heatmap(m: pd.DataFrame, granularity: str, watch: float, alert: float):
+    "PSI per feature (rows) and window (columns), coloured by band: stable, watch, alert."
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    d = m[(m.family == 'data_drift') & (m.metric == 'psi')]
+    p = m[(m.family == 'prediction_drift') & (m.metric == 'psi')].assign(subject='(score)')
+    d = pd.concat([d, p])
+    if not len(d): return None
+    t = d.pivot_table(index='subject', columns='window_start', values='value', aggfunc='first')
+    fig, ax = _fig(max(6, 0.45 * t.shape[1] + 2), 0.32 * t.shape[0] + 1.4)
+    cmap = ListedColormap(['#d1f0d9', '#ffe08a', '#f4a3a3'])
+    im = ax.imshow(t.to_numpy(float), aspect='auto', cmap=cmap, norm=BoundaryNorm([0, watch, alert, 1e9], 3))
+    ax.set_yticks(range(t.shape[0]), t.index); ax.set_xticks(range(t.shape[1]), [_label(c, granularity) for c in t.columns], rotation=60, fontsize=8)
+    for (i, j), v in np.ndenumerate(t.to_numpy(float)):
+        if np.isfinite(v): ax.text(j, i, f'{v:.2f}', ha='center', va='center', fontsize=6.5)
+    cb = fig.colorbar(im, ax=ax, ticks=[watch / 2, (watch + alert) / 2, alert * 1.5], fraction=0.03)
+    cb.ax.set_yticklabels([f'stable < {watch}', f'watch < {alert}', f'alert >= {alert}'], fontsize=7)
+    ax.set_title('PSI per feature and window')
+    return fig
+
+
+class DriftDashboard(param.Parameterized):
+    "The drift dashboard: model, version and window range; drift, service, business, performance and alerts of those windows."
+    model = param.Selector(check_on_set=True, objects=[], doc='model')
+    version = param.Selector(check_on_set=True, objects=['all'], default='all', doc='only windows answered mostly by this version')
+    granularity = param.Selector(check_on_set=True, objects=['month'], default='month')
+    start = param.Selector(check_on_set=True, objects=[], doc='first window')
+    end = param.Selector(check_on_set=True, objects=[], doc='last window')
+    feature = param.Selector(check_on_set=True, objects=[], doc='feature whose distribution is shown')
+    window = param.Selector(check_on_set=True, objects=[], doc='window whose distribution is shown')
+
+    def __init__(self, data: DashboardData | None = None, **params):
+        self.data = data or DashboardData()
+        super().__init__(**params)
+        models = self.data.models()
+        self.param.model.objects = models
+        if models and self.model not in models: self.model = models[0]
+        self._choices()
+
+    @param.depends('model', 'granularity', watch=True)
+    def _choices(self):
+        if self.model is None: return
+        gs = self.data.granularities(self.model) or ['month']
+        self.param.granularity.objects = gs
+        if self.granularity not in gs: self.granularity = gs[0]; return
+        wins = self.data.windows(self.model, self.granularity)
+        self.param.version.objects = ['all'] + self.data.versions(self.model)
+        for p in ('start', 'end', 'window'): self.param[p].objects = wins
+        if wins:
+            self.start, self.end = wins[0], wins[-1]
+            m = self._metrics()
+            psi = m[(m.family == 'data_drift') & (m.metric == 'psi')]
+            feats = sorted(psi.subject.unique())
+            self.param.feature.objects = feats
+            worst = psi.sort_values('value').iloc[-1] if len(psi) else None
+            self.feature = worst.subject if worst is not None else (feats[0] if feats else None)
+            self.window = _label(worst.window_start, self.granularity) if worst is not None else wins[-1]
+
+    def _ts(self, label):
+        return pd.Timestamp(label + ('-01' if self.granularity == 'month' else ''), tz='UTC')
+
+    def _metrics(self) -> pd.DataFrame:
+        if self.model is None or not self.start: return pd.DataFrame(columns=['window_start', 'version', 'family', 'metric', 'subject', 'value', 'status'])
+        return self.data.metrics(self.model, self.granularity, version=None if self.version == 'all' else self.version,
+                                 start=self._ts(self.start), end=self._ts(self.end))
+
+    def _series(self, m, fam, metric, subject=None):
+        x = m[(m.family == fam) & (m.metric == metric) & ((m.subject == subject) if subject else True)]
+        return x.set_index('window_start').value
+
+    @param.depends('model', 'version', 'granularity', 'start', 'end')
+    def heatmap(self):
+        import panel as pn
+        mon = self.data.settings.monitoring
+        fig = psi_heatmap(self._metrics(), self.granularity, mon.psi_watch, mon.psi_alert)
+        return _png(fig) if fig is not None else pn.pane.Markdown('No drift metrics in these windows.')
+
+    @param.depends('model', 'feature', 'window', 'granularity')
+    def distribution(self):
+        import panel as pn
+        from .monitoring import window_of
+        if not (self.model and self.feature and self.window): return pn.pane.Markdown('Choose a feature and a window.')
+        s, e = window_of(self._ts(self.window), self.granularity)
+        d = self.data.distribution(self.model, self.feature, s, e)
+        if d is None: return pn.pane.Markdown(f'No reference or no data for {self.feature} in {self.window}.')
+        fig, ax = _fig(8, 3)
+        x = np.arange(len(d))
+        ax.bar(x - 0.2, d.reference, 0.4, label='reference', color='#8c959f'); ax.bar(x + 0.2, d.current, 0.4, label=self.window, color='#0969da')
+        ax.set_xticks(x, d.bin, rotation=30, ha='right', fontsize=7); ax.set_ylabel('share'); ax.legend()
+        ax.set_title(f'{self.feature}: reference against {self.window}')
+        return _png(fig)
+
+    @param.depends('model', 'version', 'granularity', 'start', 'end')
+    def service(self):
+        import panel as pn
+        m = self._metrics()
+        if not len(m): return pn.pane.Markdown('No service metrics.')
+        fig, a1 = _fig(8, 3)
+        vol = self._series(m, 'service', 'volume')
+        a1.bar([_label(t, self.granularity) for t in vol.index], vol.values, color='#d0d7de', label='volume')
+        a1.set_ylabel('predictions'); a1.tick_params(axis='x', rotation=60, labelsize=7)
+        a2 = a1.twinx()
+        for k, c in (('error_rate', '#cf222e'), ('fallback_rate', '#bf8700'), ('invalid_rate', '#8250df')):
+            s = self._series(m, 'service', k)
+            if len(s): a2.plot([_label(t, self.granularity) for t in s.index], s.values, marker='o', ms=3, color=c, label=k.replace('_', ' '))
+        a2.set_ylabel('share'); a2.legend(fontsize=7, loc='upper left')
+        a1.set_title('volume, error, fallback and refused rates')
+        out = [_png(fig)]
+        lat = m[(m.family == 'service') & m.metric.str.startswith('latency')]
+        if len(lat):
+            sla = self.data.settings.sla.latency_p95_ms
+            fig, ax = _fig(8, 2.6)
+            for k, g in lat.groupby('metric'): ax.plot([_label(t, self.granularity) for t in g.window_start], g.value, marker='o', ms=3, label=k)
+            ax.axhline(sla, color='#cf222e', ls='--', label=f'SLA p95 {sla:g} ms'); ax.set_ylabel('ms'); ax.legend(fontsize=7)
+            ax.tick_params(axis='x', rotation=60, labelsize=7); ax.set_title('latency of one-record requests')
+            out.append(_png(fig))
+        else: out.append(pn.pane.Markdown('Latency: no one-record requests in these windows (batch scoring only).'))
+        return pn.Column(*out, sizing_mode='stretch_width')
+
+    @param.depends('model', 'version', 'granularity', 'start', 'end')
+    def business(self):
+        import panel as pn
+        m = self._metrics()
+        if not len(m): return pn.pane.Markdown('No business metrics.')
+        fig, ax = _fig(8, 2.6)
+        for k, c in (('approval_rate', '#1a7f37'), ('default_rate', '#cf222e')):
+            s = self._series(m, 'business', k)
+            if len(s): ax.plot([_label(t, self.granularity) for t in s.index], s.values, marker='o', ms=3, color=c, label=k.replace('_', ' '))
+        ax.set_ylabel('share'); ax.legend(fontsize=7); ax.tick_params(axis='x', rotation=60, labelsize=7)
+        ax.set_title('approval rate; default rate of the outcomes known so far')
+        return _png(fig)
+
+    @param.depends('model', 'version', 'granularity', 'start', 'end')
+    def performance(self):
+        import panel as pn
+        m = self._metrics()
+        real, est, comp = self._series(m, 'performance', 'accuracy'), self._series(m, 'estimated', 'accuracy'), self._series(m, 'performance', 'label_completeness')
+        if not len(est) and not len(real): return pn.pane.Markdown('No performance metrics.')
+        fig, ax = _fig(8, 3)
+        lab = lambda s: [_label(t, self.granularity) for t in s.index]
+        ax.plot(lab(est), est.values, marker='o', ms=3, ls='--', color='#8250df', label='estimated (from the scores)')
+        mature = real[comp.reindex(real.index).fillna(0) >= self.data.settings.monitoring.min_label_completeness]
+        ax.plot(lab(real), real.values, color='#0969da', alpha=0.3)
+        ax.plot(lab(mature), mature.values, marker='o', ms=4, color='#0969da', ls='', label='realized (matured cohorts)')
+        ax.set_ylabel('accuracy'); ax.tick_params(axis='x', rotation=60, labelsize=7)
+        a2 = ax.twinx(); a2.bar(lab(comp), comp.values, alpha=0.12, color='#6e7781'); a2.set_ylim(0, 1.05); a2.set_ylabel('label completeness')
+        ax.legend(fontsize=7, loc='lower left'); ax.set_title('realized accuracy on matured cohorts beside the estimate')
+        return _png(fig)
+
+    @param.depends('model')
+    def alerts(self):
+        import panel as pn
+        a = self.data.alerts(self.model) if self.model else pd.DataFrame()
+        if not len(a): return pn.pane.Markdown('No alerts.')
+        reps = self.data.reports(kind='monitoring', model=self.model)
+        link = {r.name: (self.data.report_url(r.kind, r.path), f'report {r.name}') for r in reps.itertuples()}   # the latest version of each window
+        t = a.assign(window=[(_label(w, self.granularity) if pd.notna(w) else '') for w in a.window_start])
+        t['report'] = t.window.map(lambda w: link.get(w))
+        cols = ['window', 'rule', 'subject', 'severity', 'state', 'message', 'history', 'report']
+        return pn.pane.HTML(_table(t[cols], links=('report',)), sizing_mode='stretch_width', max_height=420, styles={'overflow-y': 'auto'})
+
+    def panel(self):
+        "The whole dashboard as a Panel layout."
+        import panel as pn
+        controls = pn.Param(self.param, parameters=['model', 'version', 'granularity', 'start', 'end', 'feature', 'window'],
+                            widgets={'start': pn.widgets.Select, 'end': pn.widgets.Select}, show_name=False, width=240)
+        body = pn.Column('## Data and prediction drift', self.heatmap, '### Distribution', self.distribution,
+                         '## Service', self.service, '## Business', self.business,
+                         '## Performance', self.performance, '## Alerts', self.alerts, sizing_mode='stretch_width')
+        return pn.Row(pn.Column('# wildproof: drift', controls), body, sizing_mode='stretch_width')
+
+    def __panel__(self): return self.panel()
+
+
+class ModelCardDashboard(param.Parameterized):
+    "The model card and inventory dashboard: every model version, a version's card, and the versioned reports."
+    model = param.Selector(check_on_set=True, objects=[])
+    version = param.Selector(check_on_set=True, objects=[])
+    kind = param.Selector(check_on_set=True, objects=['all', 'validation', 'evaluation', 'monitoring', 'model_card'], default='all')
+
+    def __init__(self, data: DashboardData | None = None, **params):
+        self.data = data or DashboardData()
+        super().__init__(**params)
+        inv = self.data.inventory()
+        self._inv = inv
+        models = sorted(inv.model.unique()) if len(inv) else []
+        self.param.model.objects = models
+        if models and self.model not in models: self.model = models[0]
+        self._versions()
+
+    @param.depends('model', watch=True)
+    def _versions(self):
+        inv = self._inv
+        vs = inv[inv.model == self.model].version.tolist() if len(inv) else []
+        self.param.version.objects = vs
+        prod = inv[(inv.model == self.model) & inv.stage.str.contains('production')] if len(inv) else inv
+        if vs: self.version = prod.version.iloc[0] if len(prod) else vs[-1]
+
+    def inventory(self):
+        import panel as pn
+        return pn.pane.HTML(_table(self._inv) if len(self._inv) else '<p>No model yet.</p>', sizing_mode='stretch_width')
+
+    @param.depends('model', 'version')
+    def card(self):
+        import panel as pn
+        if not (self.model and self.version): return pn.pane.Markdown('Choose a model version.')
+        h = self.data.card_html(self.model, self.version)
+        return pn.pane.HTML(h, sizing_mode='stretch_width') if h else pn.pane.Markdown(
+            f'{self.model} v{self.version} has no card yet: a card is written when a version is promoted (`wildproof card`).')
+
+    @param.depends('kind')
+    def reports(self):
+        import panel as pn
+        r = self.data.reports(kind=None if self.kind == 'all' else self.kind)   # every model's (validation reports belong to a contract)
+        if not len(r): return pn.pane.Markdown('No reports yet (`wildproof report`, `wildproof schedule run`).')
+        rows = []
+        for x in r.itertuples():
+            s = json.loads(x.summary_json)
+            rows.append(dict(kind=x.kind, model=x.model, version=x.version, name=x.name, verdict=s['verdict'], alerts=len(s['alerts']),
+                             made=f'{pd.Timestamp(x.created_at):%Y-%m-%d %H:%M}',
+                             summary=_headline(s),
+                             report=(self.data.report_url(x.kind, x.path), 'open')))
+        return pn.pane.HTML(_table(pd.DataFrame(rows), links=('report',)), sizing_mode='stretch_width', max_height=500, styles={'overflow-y': 'auto'})
+
+    def panel(self):
+        import panel as pn
+        controls = pn.Param(self.param, parameters=['model', 'version', 'kind'], show_name=False, width=240)
+        body = pn.Column('## Inventory', self.inventory, '## Model card', self.card, '## Reports', self.reports, sizing_mode='stretch_width')
+        return pn.Row(pn.Column('# wildproof: models', controls), body, sizing_mode='stretch_width')
+
+    def __panel__(self): return self.panel()
