@@ -201,3 +201,23 @@ def test_in_chromium_log_in_select_a_window_see_the_heatmap_and_the_card_log_out
         page.get_by_text('Successfully logged out').wait_for()
         page.goto(url + '/model_card')
         assert '/login' in page.url
+
+
+def test_what_if_moves_the_bands_without_changing_anything(demo_copy):
+    from wildproof.dashboards import DriftWhatIf, what_if
+    before = tree_hash(demo_copy)
+    data = DashboardData(demo_copy)
+    m = data.metrics('credit_risk', 'month')
+    now = what_if(m, 0.1, 0.2)
+    stored = m[(m.metric == 'psi') & (m.status == 'alert')].groupby('window_start').size()
+    assert now.set_index('window_start').alerts[stored.index].tolist() == stored.tolist()   # the settings' bands: what monitoring judged
+    lax, strict = what_if(m, 0.2, 0.5), what_if(m, 0.02, 0.05)
+    assert lax.alerts.sum() == 0 < now.alerts.sum() < strict.alerts.sum()
+    assert 'income' in now.set_index(now.window_start.dt.strftime('%Y-%m')).alert['2025-04']
+    with pytest.raises(DashboardError): what_if(m, 0.3, 0.2)
+    w = DriftWhatIf(data)
+    w.watch.value, w.alert.value = 0.02, 0.05
+    assert w.out.value.startswith(f'{strict.alerts.sum()} alerts over {len(strict)} windows')
+    w.watch.value, w.alert.value = 0.3, 0.2
+    assert 'must satisfy' in w.out.value
+    assert tree_hash(demo_copy) == before

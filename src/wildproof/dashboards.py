@@ -429,3 +429,49 @@ class ModelCardDashboard(param.Parameterized):
         return pn.Row(pn.Column('# wildproof: models', controls), body, sizing_mode='stretch_width')
 
     def __panel__(self): return self.panel()
+
+
+# ------------------------------------------------------------------------------------------------ the notebook workbench
+def what_if(m: pd.DataFrame, watch: float, alert: float, *, noise: bool = True) -> pd.DataFrame:
+    """Which features would be on watch or alert, per window, with PSI bands `watch` and `alert` (and, with `noise`, only
+    above each window's noise band, as monitoring judges). `m` is `DashboardData.metrics` output."""
+    if not 0 <= watch <= alert: raise DashboardError(f'the bands must satisfy 0 <= watch <= alert, not watch {watch}, alert {alert}')
+    d = m[(m.family.isin(['data_drift', 'prediction_drift'])) & (m.metric == 'psi')].copy()
+    band = d.detail_json.map(lambda s: (json.loads(s) or {}).get('noise_band', 0.0) if isinstance(s, str) else 0.0)
+    d['would_be'] = np.where(d.value < watch, 'stable', np.where((d.value >= alert) & (~noise | (d.value > band)), 'alert', 'watch'))
+    t = d.pivot_table(index='window_start', columns='would_be', values='subject', aggfunc=lambda s: ', '.join(sorted(s)))
+    for b in BANDS:
+        if b not in t.columns: t[b] = ''
+    out = t[['alert', 'watch']].fillna('').reset_index()
+    out['alerts'] = [len([x for x in a.split(', ') if x]) for a in out.alert]
+    return out
+
+
+class DriftWhatIf:
+    "ipywidgets for JupyterLab: move the PSI bands and see which features would alert in each window (nothing is changed)."
+    def __init__(self, data: DashboardData | None = None, model: str | None = None, granularity: str = 'month'):
+        import ipywidgets as w
+        self.data = data or DashboardData()
+        self.model = model or (self.data.models() or [None])[0]
+        if self.model is None: raise DashboardError('no model has monitoring metrics yet: run `wildproof monitor`')
+        self.metrics = self.data.metrics(self.model, granularity)
+        mon = self.data.settings.monitoring
+        self.watch = w.FloatSlider(value=mon.psi_watch, min=0, max=0.5, step=0.01, description='watch from')
+        self.alert = w.FloatSlider(value=mon.psi_alert, min=0, max=1, step=0.01, description='alert from')
+        self.noise = w.Checkbox(value=True, description='and above the noise band')
+        self.out = w.HTML()
+        for x in (self.watch, self.alert, self.noise): x.observe(lambda _: self.update(), names='value')
+        self.widget = w.VBox([w.HTML(f'<b>{self.model}</b>: PSI bands what-if (settings: watch {mon.psi_watch}, alert {mon.psi_alert})'),
+                              w.HBox([self.watch, self.alert, self.noise]), self.out])
+        self.update()
+
+    def update(self):
+        try:
+            t = what_if(self.metrics, self.watch.value, self.alert.value, noise=self.noise.value)
+            t['window_start'] = [_label(x, 'month') for x in t.window_start]
+            self.out.value = f'{int(t.alerts.sum())} alerts over {len(t)} windows' + _table(t)
+        except DashboardError as e: self.out.value = f'<span style="color:#cf222e">{e}</span>'
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)

@@ -500,6 +500,9 @@ def run_demo(settings=None, rows: int | None = None, seed: int | None = None, st
         out(f'  serve it    wildproof --store {root} serve  (then http://127.0.0.1:{settings.serving.port}/docs)')
     if model.get('reports'):
         out(f'  reports     {model["reports"]["root"]}  (`wildproof report list`, `wildproof report diff A B`, `wildproof schedule run`)')
+    if model.get('monitoring'):
+        out(f'  dashboards  wildproof --store {root} dashboards --no-auth  (then http://127.0.0.1:{settings.dashboard.port}/drift and /model_card; '
+            f'for stakeholders, a login: users in {settings.dashboard.users_file}, [dashboard] in settings.ini)')
     out(f'  MLflow UI   mlflow ui --backend-store-uri sqlite:///{root / "mlflow.db"}  (then open http://127.0.0.1:5000)')
     if not caught: raise DemoError(f'the data gate missed the scripted incident {inc["name"]}: see {root / "demo" / "gate_by_week.csv"}')
     return res
