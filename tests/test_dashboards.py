@@ -176,8 +176,10 @@ def test_in_chromium_log_in_select_a_window_see_the_heatmap_and_the_card_log_out
         page.get_by_role('button', name='Login').click()
         page.get_by_text('Data and prediction drift').wait_for()
         t0 = time.time()
-        page.locator('img').first.wait_for()                                  # the PSI heatmap (and the other charts) render
-        assert page.locator('img').count() >= 4
+        page.locator('img').first.wait_for()                                  # the PSI heatmap first, then the other charts
+        t = time.time()
+        while page.locator('img').count() < 5 and time.time() - t < 60: page.wait_for_timeout(100)
+        assert page.locator('img').count() >= 5
         page.get_by_text('data_drift.psi').first.wait_for()                   # the alert history
         screenshot(page, 'dashboards_drift')
         # choose the window whose distribution is shown: the chart changes

@@ -364,9 +364,12 @@ class DriftDashboard(param.Parameterized):
         import panel as pn
         controls = pn.Param(self.param, parameters=['model', 'version', 'granularity', 'start', 'end', 'feature', 'window'],
                             widgets={'start': pn.widgets.Select, 'end': pn.widgets.Select}, show_name=False, width=240)
-        body = pn.Column('## Data and prediction drift', self.heatmap, '### Distribution', self.distribution,
-                         '## Service', self.service, '## Business', self.business,
-                         '## Performance', self.performance, '## Alerts', self.alerts, sizing_mode='stretch_width')
+        # the first render is the heatmap, from pre-aggregated metrics; the rest loads right after it (the distribution reads
+        # one window of the audit log itself)
+        later = lambda f: pn.panel(f, defer_load=True, sizing_mode='stretch_width')
+        body = pn.Column('## Data and prediction drift', self.heatmap, '### Distribution', later(self.distribution),
+                         '## Service', later(self.service), '## Business', later(self.business),
+                         '## Performance', later(self.performance), '## Alerts', later(self.alerts), sizing_mode='stretch_width')
         return pn.Row(pn.Column('# wildproof: drift', controls), body, sizing_mode='stretch_width')
 
     def __panel__(self): return self.panel()
