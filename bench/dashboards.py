@@ -95,7 +95,7 @@ def grow(store: Path, rows: int):
         reps = -(-take // n0)
         con = s.connect(['predictions'])
         tab = con.execute(f'''select seq + $top * k as seq, request_id || '-r' || k as request_id, * exclude (seq, request_id, k)
-                              from predictions, range($k0, $k1) r(k) limit $take''', dict(top=top, k0=k, k1=k + reps, take=take)).fetch_arrow_table()
+                              from predictions, range($k0, $k1) r(k) limit $take''', dict(top=top, k0=k, k1=k + reps, take=take)).to_arrow_table()
         con.close()
         s.append('predictions', tab)
         have += tab.num_rows; k += reps

@@ -38,6 +38,11 @@ def test_drift_component_defaults_to_the_worst_drift_and_follows_its_selectors(d
     assert dist.current.iloc[:3].sum() > dist.reference.iloc[:3].sum() + 0.1   # incomes fell: more mass in the low bins
     alerts = d.alerts().object
     assert 'data_drift.psi' in alerts and 'reports/monitoring/credit_risk/v1/2025-04/monitoring.html' in alerts
+    # in JupyterLab a cell's value is rendered through pn.panel: the same layout the server sends
+    import panel as pn
+    layout = pn.panel(d)
+    assert isinstance(layout, pn.Row) and 'wildproof: drift' in str(layout.objects[0].objects[0].object)
+    assert isinstance(pn.panel(ModelCardDashboard(d.data)), pn.Row)
 
 
 def test_selectors_take_only_what_the_store_offers(demo_copy):
