@@ -116,18 +116,7 @@ def generate(folder: Path, rows: int, seed: int) -> dict:
 
 # ---- the contenders, each run in a fresh process
 
-def _status_mb(field: str) -> float | None:
-    try:
-        for line in open('/proc/self/status'):
-            if line.startswith(field + ':'): return int(line.split()[1]) / 1024
-    except OSError: pass
-    return None
-
-
-def _peak_mb() -> float:
-    "Peak RSS of this process in MB (VmHWM; ru_maxrss where /proc is missing)."
-    if (hwm := _status_mb('VmHWM')) is not None: return hwm
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from contract_check import _peak_mb, _status_mb   # noqa: E402  (peak RSS from /proc VmHWM, ru_maxrss where /proc is missing)
 
 
 def _connect(files: dict):

@@ -89,3 +89,12 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f'{name}.png'
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def log_in(page, url: str, user: str, password: str):
+    "Open `url` (a page behind Panel's basic auth), check it sends the browser to the login form, and log in through it."
+    page.goto(url)
+    assert '/login' in page.url, page.url
+    page.fill('input[name=username]', user)
+    page.fill('input[name=password]', password)
+    page.get_by_role('button', name='Login').click()

@@ -4,7 +4,7 @@ import json
 import httpx
 import pytest
 
-from tests.browser import chromium, screenshot, serve_panel
+from tests.browser import chromium, log_in, screenshot, serve_panel
 
 APP = '''import panel as pn
 pn.extension()
@@ -38,11 +38,7 @@ def test_basic_auth_login_and_logout(app, tmp_path):
         assert r.status_code == 302 and 'login' in r.headers['location'] and 'Hello dashboards' not in r.text
         with chromium(tmp_path) as browser:
             page = browser.new_page()
-            page.goto(url + '/hello')
-            assert '/login' in page.url
-            page.fill('input[name=username]', 'alice')
-            page.fill('input[name=password]', 'wonderland')
-            page.get_by_role('button', name='Login').click()
+            log_in(page, url + '/hello', 'alice', 'wonderland')
             page.get_by_text('Hello dashboards').wait_for()
             assert page.url == url + '/hello'
             screenshot(page, 'browser_smoke_logged_in')

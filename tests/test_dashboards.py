@@ -170,17 +170,12 @@ def test_pages_keep_loading_while_monitoring_writes(served, demo_copy):
 
 @pytest.mark.timeout(300)
 def test_in_chromium_log_in_select_a_window_see_the_heatmap_and_the_card_log_out(served, tmp_path):
-    from tests.browser import chromium, screenshot
+    from tests.browser import chromium, log_in, screenshot
     url, _ = served()
     with chromium(tmp_path, timeout_ms=60_000) as browser:
         page = browser.new_page()
-        page.goto(url + '/drift')
-        assert '/login' in page.url
-        page.fill('input[name=username]', 'ana')
-        page.fill('input[name=password]', 'correct horse battery')
-        page.get_by_role('button', name='Login').click()
+        log_in(page, url + '/drift', 'ana', 'correct horse battery')
         page.get_by_text('Data and prediction drift').wait_for()
-        t0 = time.time()
         page.locator('img').first.wait_for()                                  # the PSI heatmap first, then the other charts
         t = time.time()
         while page.locator('img').count() < 5 and time.time() - t < 60: page.wait_for_timeout(100)
