@@ -244,7 +244,8 @@ def promote(store: Store, model: str, version, *, to: str = 'production', actor:
     if missing: raise RegistryError(f'promotion of {model} v{version} to {to} refused: ' + '; '.join(missing))
     prev = _move(store, model, to, version, 'promote', actor, reason)
     if to == 'production' and prev and prev != version: _move(store, model, 'archived', prev, 'archive', actor, f'replaced by v{version}')
-    from wildproof.cards import write_card  # the card is regenerated at each promotion
+    from wildproof.cards import write_card  # cards are regenerated at each move of production: the production history is on them
+    if to == 'production' and prev and prev != version: write_card(store, model, prev)
     return dict(model=model, version=version, stage=to, previous=prev, card=str(write_card(store, model, version)['markdown']))
 
 def production_history(store: Store, model: str) -> pd.DataFrame:
@@ -261,7 +262,9 @@ def rollback(store: Store, model: str, *, actor: str | None = None, reason: str 
     current, back = h.version.iloc[-1], h.version.iloc[-2]
     _move(store, model, 'production', back, 'rollback', actor, reason or f'rollback from v{current}')
     _move(store, model, 'archived', current, 'archive', actor, f'rolled back to v{back}')
-    return dict(model=model, version=back, stage='production', previous=current)
+    from wildproof.cards import write_card
+    write_card(store, model, current)
+    return dict(model=model, version=back, stage='production', previous=current, card=str(write_card(store, model, back)['markdown']))
 
 # %% ../../nbs/09_registry.ipynb #b0dfeded
 def _evaluation_data(store: Store, model: str, version, snapshot, target: str, settings=None):
