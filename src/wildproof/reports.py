@@ -66,7 +66,8 @@ class Report:
             s = self.summary
             colour = {'ok': '#1a7f37', 'passed': '#1a7f37', 'accepted': '#1a7f37', 'no data': '#6e7781'}.get(str(s['verdict']).lower(), '#cf222e')
             display(HTML(f'<h2>{self.title}</h2><p><b style="color:{colour}">{str(s["verdict"]).upper()}</b> '
-                         f'&middot; {len(s["alerts"])} alert(s) &middot; {s["status"]}</p>'
+                         f'&middot; {len(s["alerts"])} alert(s) raised for this window'
+                         + (f' &middot; {len(s["flagged"])} metric(s) flagged' if s.get('flagged') else '') + '</p>'
                          + ''.join(f'<p>{n}</p>' for n in s.get('notes', []))))
             return
         if section not in self.sections: raise ReportError(f'report {self.kind} has no section {section!r} (sections: {", ".join(self.sections)})')
@@ -260,8 +261,15 @@ def monitoring_report(store='', model: str = '', version: str = '', window: str 
     ax.barh(d.subject, d.value, color=[pal.get(x, '#6e7781') for x in d.status])
     for t, c in ((st.monitoring.psi_watch, '#bf8700'), (st.monitoring.psi_alert, '#cf222e')): ax.axvline(t, color=c, ls='--', lw=1)
     ax.set_xlabel('PSI against the reference'); ax.set_title(f'data drift, {label}'); fig.tight_layout()
-    table = lambda fam: m[m.family.isin(fam)][['family', 'metric', 'subject', 'value', 'status']].to_html(index=False, na_rep='')
-    sec = dict(drift=[_fig_close(fig), table(['data_drift', 'prediction_drift', 'data_quality'])],
+    fmt = lambda x: f'{x:.4g}' if isinstance(x, float) else x
+    table = lambda fam: m[m.family.isin(fam)][['family', 'metric', 'subject', 'value', 'status']].fillna('').to_html(index=False, float_format=fmt)
+    # drift: one row per feature (and the score), one column per statistic
+    dr = m[m.family.isin(['data_drift', 'prediction_drift'])]
+    wide = dr.pivot_table(index='subject', columns='metric', values='value', aggfunc='first').reindex(
+        columns=[c for c in ('psi', 'js', 'ks', 'ks_p_value', 'chi2', 'chi2_p_value', 'missing_current', 'unseen_share', 'decline_rate') if c in set(dr.metric)])
+    wide.insert(0, 'status', dr[dr.metric == 'psi'].set_index('subject').status.reindex(wide.index))
+    wide = wide.sort_values('psi', ascending=False) if 'psi' in wide else wide
+    sec = dict(drift=[_fig_close(fig), wide.reset_index().fillna('').to_html(index=False, float_format=fmt)],
                performance=[table(['performance', 'estimated', 'business'])],
                service=[table(['service', 'gate'])],
                alerts=[al[['rule', 'subject', 'severity', 'state', 'message', 'actor', 'created_at']].to_html(index=False) if len(al) else '<p>No alert for this window.</p>'])
