@@ -245,7 +245,9 @@ def promote(store: Store, model: str, version, *, to: str = 'production', actor:
     prev = _move(store, model, to, version, 'promote', actor, reason)
     if to == 'production' and prev and prev != version: _move(store, model, 'archived', prev, 'archive', actor, f'replaced by v{version}')
     from wildproof.cards import write_card  # cards are regenerated at each move of production: the production history is on them
-    if to == 'production' and prev and prev != version: write_card(store, model, prev)
+    if to == 'production' and prev and prev != version:
+        try: write_card(store, model, prev)
+        except WildproofError: pass   # the archived version's card stays as it was; the promotion stands
     return dict(model=model, version=version, stage=to, previous=prev, card=str(write_card(store, model, version)['markdown']))
 
 def production_history(store: Store, model: str) -> pd.DataFrame:
@@ -263,8 +265,9 @@ def rollback(store: Store, model: str, *, actor: str | None = None, reason: str 
     _move(store, model, 'production', back, 'rollback', actor, reason or f'rollback from v{current}')
     _move(store, model, 'archived', current, 'archive', actor, f'rolled back to v{back}')
     from wildproof.cards import write_card
-    write_card(store, model, current)
-    return dict(model=model, version=back, stage='production', previous=current, card=str(write_card(store, model, back)['markdown']))
+    try: card = str(write_card(store, model, back)['markdown']); write_card(store, model, current)   # their production history changed
+    except WildproofError as e: card = f'not rewritten: {e}'   # nothing may stand in the way of a rollback
+    return dict(model=model, version=back, stage='production', previous=current, card=card)
 
 # %% ../../nbs/09_registry.ipynb #b0dfeded
 def _evaluation_data(store: Store, model: str, version, snapshot, target: str, settings=None):
