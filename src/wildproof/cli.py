@@ -332,8 +332,6 @@ def cmd_schedule(args):
 def dashboards_command(store_root, settings, *, host: str, port: int, auth: str | None = None) -> tuple[list[str], dict]:
     "The `panel serve` command line (and environment) that serves apps/*.py read-only over the store at `store_root`."
     import secrets
-    from wildproof.reports import reports_root
-    from wildproof.store import Store
     apps = Path(__file__).resolve().parents[2] / 'apps'
     files = sorted(str(f) for f in apps.glob('*.py'))
     if not files: raise WildproofError(f'no dashboard apps in {apps}: the dashboards run from a checkout of wildproof')

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import param
 
+from .reports import _window_label
 from .settings import WildproofError, load_settings
 from .store import Store, TABLES
 
@@ -37,15 +38,12 @@ class ReadOnlyStore(Store):
     def event(self, *a, **k): raise DashboardError('the dashboards are read-only')
     def lock(self, name): raise DashboardError('the dashboards are read-only')
 
-    def sql(self, query: str, params: dict | None = None, tables=None) -> pd.DataFrame:
-        present = [t for t in TABLES if (self.root / 'tables' / t / '_delta_log').is_dir()]
-        if tables is None: tables = [t for t in present if t in query]
-        return super().sql(query, params, [t for t in tables if t in present])
+    def connect(self, tables=None):
+        "A cursor with the tables this store has (an older store may lack some) registered as views."
+        return super().connect([t for t in (TABLES if tables is None else tables) if (self.root / 'tables' / t / '_delta_log').is_dir()])
 
 
-def _label(t, granularity: str) -> str:
-    t = pd.Timestamp(t)
-    return f'{t:%Y-%m}' if granularity == 'month' else f'{t:%Y-%m-%d}'
+def _label(t, granularity: str) -> str: return _window_label(pd.Timestamp(t), granularity)
 
 
 class DashboardData:

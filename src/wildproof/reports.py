@@ -158,24 +158,25 @@ def validation_report(store='', snapshot: str = '', contract: str = '') -> Repor
 
 
 # evaluation --------------------------------------------------------------------------------------------------------
-def _gate_of(store: Store, model: str, version: str):
+def _gated(store: Store, model: str, version: str, settings=None):
+    "The version (empty: the one gated last), its gate verdict and the evaluation file the gate judged."
     from .registry import latest_verdict
+    if not version:
+        last = store.sql("select version from verdicts where model = $m and kind = 'gate' order by created_at desc limit 1", dict(m=model))
+        if not len(last): raise ReportError(f'no version of {model!r} has been gated yet')
+        version = last.version.iloc[0]
+    version = _version(store, model, version, settings)
     g = latest_verdict(store, model, version, 'gate')
     f = Path(g.evidence.get('evaluation_file', '')) if g is not None else None
     if g is None or not f.is_file(): raise ReportError(f'{model} v{version} has not been evaluated and gated: nothing to report')
-    return g, f
+    return version, g, f
 
 
 def evaluation_report(store='', model: str = '', version: str = '') -> Report:
     from .evaluation import Evaluation
     store = _store(store)
     model = _model(store, model)
-    if not version:
-        last = store.sql("select version from verdicts where model = $m and kind = 'gate' order by created_at desc limit 1", dict(m=model))
-        if not len(last): raise ReportError(f'no version of {model!r} has been gated yet')
-        version = last.version.iloc[0]
-    version = _version(store, model, version)
-    g, f = _gate_of(store, model, version)
+    version, g, f = _gated(store, model, version)
     ev = Evaluation.from_dict(json.loads(f.read_text()))
     o = ev.overall
     gaps = {f'fairness.{a}.{k}': v.get(k) for a, v in (ev.fairness or {}).items() for k in ('equalized_odds_difference', 'demographic_parity_difference')}
@@ -229,6 +230,13 @@ def _monitoring_inputs(store: Store, model: str, version: str, window, granulari
     return start, end, m
 
 
+def _window_version(store: Store, model: str, m: pd.DataFrame, version: str) -> str:
+    "The version a window is reported under: the one that answered most of it, else the one asked for, else production's."
+    if len(m): return str(m.version.mode().iloc[0])
+    from .registry import alias_version
+    return str(version or alias_version(store, model, 'production') or 'none').removeprefix('v')
+
+
 def monitoring_report(store='', model: str = '', version: str = '', window: str = '', granularity: str = '', as_of: str = '') -> Report:
     from .monitoring import alerts as all_alerts
     st = load_settings()
@@ -238,13 +246,13 @@ def monitoring_report(store='', model: str = '', version: str = '', window: str 
     start, end, m = _monitoring_inputs(store, model, version, window, g, as_of or None, st)
     label = _window_label(start, g)
     title = f'Monitoring of {model}, {g} {label}'
+    ver = _window_version(store, model, m, version)
     if not len(m):
-        s = _summary('monitoring', model=model, version=version or None, name=label, verdict='no data', status='no data',
+        s = _summary('monitoring', model=model, version=ver, name=label, verdict='no data', status='no data',
                      notes=[f'No data: {model} answered no request in the {g} from {start:%Y-%m-%d} to {end:%Y-%m-%d}.'],
                      window_start=start.isoformat(), window_end=end.isoformat())
-        nothing = [f'<p>No data in this window.</p>']
+        nothing = ['<p>No data in this window.</p>']
         return Report('monitoring', title, s, dict(drift=nothing, performance=nothing, service=nothing, alerts=nothing))
-    ver = str(m.version.mode().iloc[0])
     val = {(f'{r.family}.{r.metric}' + (f'[{r.subject}]' if r.subject else '')): r.value for r in m.itertuples()}
     al = all_alerts(store, model=model)
     al = al[pd.to_datetime(al.window_start, utc=True) == start] if len(al) else al
@@ -318,13 +326,7 @@ def _resolve(kind: str, store: Store, p: dict, st) -> dict:
                     inputs=dict(snapshot=snap.content_hash, contract=con.content_hash(), validation=v.validation_id))
     if kind == 'evaluation':
         model = _model(store, p.get('model', ''))
-        version = p.get('version', '')
-        if not version:
-            last = store.sql("select version from verdicts where model = $m and kind = 'gate' order by created_at desc limit 1", dict(m=model))
-            if not len(last): raise ReportError(f'no version of {model!r} has been gated yet')
-            version = last.version.iloc[0]
-        version = _version(store, model, version, st)
-        g, f = _gate_of(store, model, version)
+        version, g, f = _gated(store, model, p.get('version', ''), st)
         return dict(model=model, version=version, name=g.verdict_id[:12], params=dict(model=model, version=version),
                     inputs=dict(verdict=g.verdict_id, evaluation=_sha(f.read_bytes())))
     if kind == 'monitoring':
@@ -332,11 +334,7 @@ def _resolve(kind: str, store: Store, p: dict, st) -> dict:
         g = p.get('granularity') or st.monitoring.window
         start, end, m = _monitoring_inputs(store, model, p.get('version', ''), p.get('window', ''), g, p.get('as_of') or None, st)
         rows = m.drop(columns=['as_of', 'detail_json']).sort_values(['family', 'metric', 'subject']).to_dict('records') if len(m) else []
-        if len(m): ver = str(m.version.mode().iloc[0])
-        else:
-            from .registry import alias_version
-            ver = str(p.get('version') or '') or str(alias_version(store, model, 'production') or 'none')
-        return dict(model=model, version=ver.removeprefix('v'), name=_window_label(start, g),
+        return dict(model=model, version=_window_version(store, model, m, p.get('version', '')), name=_window_label(start, g),
                     params=dict(model=model, window=start.isoformat(), granularity=g, **({'version': p['version']} if p.get('version') else {})),
                     inputs=dict(metrics=_sha(rows), rows=len(rows)))
     if kind == 'model_card':
@@ -349,10 +347,11 @@ def _resolve(kind: str, store: Store, p: dict, st) -> dict:
     raise ReportError(f'unknown report kind {kind!r} (kinds: {", ".join(KINDS)})')
 
 
-def index(store: Store, *, kind: str | None = None, model: str | None = None, status: str | None = None, settings=None) -> pd.DataFrame:
+def index(store: Store, *, kind: str | None = None, model: str | None = None, status: str | None = None, key: str | None = None,
+          settings=None) -> pd.DataFrame:
     "Every report run, newest last; `path` is absolute (the index keeps it relative to the reports root, so a copied store stays whole)."
     r = store.sql('''select * from reports where ($k is null or kind = $k) and ($m is null or model = $m) and ($s is null or status = $s)
-                     order by created_at''', dict(k=kind, m=model, s=status))
+                       and ($key is null or key = $key) order by created_at''', dict(k=kind, m=model, s=status, key=key))
     root = reports_root(store, settings)
     r['path'] = [str(root / p) for p in r.path]   # an absolute path (a root outside the store) stays as it is
     return r
@@ -409,11 +408,11 @@ def run_report(kind: str, params: dict | None = None, *, store: Store | None = N
     r = _resolve(kind, store, params, st)
     from .training import code_version
     code = code_version(Path(__file__).parent)
-    key = _sha(dict(kind=kind, params=r['params'], inputs=r['inputs'], template=_sha(tpl.read_bytes()), wildproof=wildproof.__version__))
+    tpl_hash = _sha(tpl.read_bytes())
+    key = _sha(dict(kind=kind, params=r['params'], inputs=r['inputs'], template=tpl_hash, wildproof=wildproof.__version__))
     base = reports_root(store, st) / kind / r['model'] / f'v{r["version"]}'
     with store.lock(f'report-{key[:16]}'):
-        done = index(store, status='ok', settings=st)
-        done = done[done.key == key]
+        done = index(store, status='ok', key=key, settings=st)
         if len(done) and Path(done.path.iloc[-1]).is_dir(): return {**done.iloc[-1].to_dict(), 'status': 'exists'}
         run_id, t0, started = new_id(), time.time(), utcnow()
         work = reports_root(store, st) / '.partial' / key[:16]
@@ -421,7 +420,7 @@ def run_report(kind: str, params: dict | None = None, *, store: Store | None = N
         work.mkdir(parents=True)
         row = dict(run_id=run_id, key=key, kind=kind, model=r['model'], version=r['version'], name=r['name'],
                    parameters_json=json.dumps(r['params'], sort_keys=True), inputs_json=json.dumps(r['inputs'], sort_keys=True),
-                   code_version=json.dumps(code, sort_keys=True), template_hash=_sha(tpl.read_bytes()), started_at=started, actor=actor)
+                   code_version=json.dumps(code, sort_keys=True), template_hash=tpl_hash, started_at=started, actor=actor)
         error = None
         try:
             pm.execute_notebook(str(tpl), str(work / f'{kind}.ipynb'), parameters={**r['params'], 'store': str(store.root)},

@@ -9,11 +9,9 @@ from __future__ import annotations
 import fcntl, os, signal, time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
-
 import pandas as pd
 
-from .reports import ReportError, _window_label, index, run_report
+from .reports import ReportError, index, run_report
 from .settings import load_settings
 from .store import Store, utcnow
 
