@@ -173,7 +173,7 @@ def _serving(store: Store, model: dict, df: pd.DataFrame, rest: pd.DataFrame, we
     import httpx
     import numpy as np
     from wildproof.audit import record_outcomes, verify
-    from wildproof.registry import (alias_version, approve, champion_challenger, compare_versions, evaluate_version, gate, mark_candidate,
+    from wildproof.registry import (approve, champion_challenger, compare_versions, evaluate_version, gate, mark_candidate,
                                     promote, rollback)
     from wildproof.scoring import ScoringCore, replay, score_snapshot
     from wildproof.service import serve_in_thread, _one_thread
@@ -304,7 +304,7 @@ def plot_monitoring(store: Store, model: str, path: Path | None = None):
 def _monitoring(store: Store, model: dict, df: pd.DataFrame, weeks: pd.DataFrame, settings, out, progress: bool) -> dict:
     from wildproof.audit import record_outcomes, verify
     from wildproof.monitoring import alerts, monitor
-    from wildproof.retraining import judge_canary, request_retraining, retrain, trace, triggers
+    from wildproof.retraining import judge_canary, request_retraining, retrain, triggers
     from wildproof.scoring import ScoringCore, score_snapshot
     name, tcol, res = model['name'], world.time_column, {}
     starts = pd.to_datetime(weeks.label.str.slice(0, 10))
@@ -459,7 +459,7 @@ def run_demo(settings=None, rows: int | None = None, seed: int | None = None, st
         core = ScoringCore(store, settings=settings, source='demo')
         a = core.score(json.loads(rest.drop(columns=labels).head(3).to_json(orient='records', date_format='iso')))['predictions']
         core.close()
-        out(f'8. no production model, so the scoring core answers with the fallback: ' + ', '.join(f'{p["decision"]} ({p["route"]})' for p in a)
+        out('8. no production model, so the scoring core answers with the fallback: ' + ', '.join(f'{p["decision"]} ({p["route"]})' for p in a)
             + f'; reason: {a[0]["reasons"][0]}')
         model['serving'] = dict(fallback=a)
 

@@ -6,12 +6,10 @@
 from __future__ import annotations
 import json, time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from .settings import WildproofError, load_settings
 from .store import Store, TABLES, _as_table, new_id, utcnow

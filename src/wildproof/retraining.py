@@ -4,7 +4,7 @@
 
 # %% ../../nbs/16_retraining.ipynb #f299adc9
 from __future__ import annotations
-import json, time
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
