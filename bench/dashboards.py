@@ -84,7 +84,6 @@ def _chromium(tmp):
 
 
 def grow(store: Path, rows: int):
-    import pyarrow as pa
     from wildproof.store import Store
     s = Store(store)
     n0 = int(s.sql('select count(*) as n from predictions').n.iloc[0])
@@ -94,8 +93,8 @@ def grow(store: Path, rows: int):
         take = min(rows - have, 1_000_000)
         reps = -(-take // n0)
         con = s.connect(['predictions'])
-        tab = con.execute(f'''select seq + $top * k as seq, request_id || '-r' || k as request_id, * exclude (seq, request_id, k)
-                              from predictions, range($k0, $k1) r(k) limit $take''', dict(top=top, k0=k, k1=k + reps, take=take)).to_arrow_table()
+        tab = con.sql('''select seq + $top * k as seq, request_id || '-r' || k as request_id, * exclude (seq, request_id, k)
+                              from predictions, range($k0, $k1) r(k) limit $take''', params=dict(top=top, k0=k, k1=k + reps, take=take)).to_arrow_table()
         con.close()
         s.append('predictions', tab)
         have += tab.num_rows; k += reps
@@ -132,7 +131,7 @@ def main():
         n = int(Store(store).sql('select count(*) as n from predictions').n.iloc[0])
         fd, fg = statistics.median(x[0] for x in res['demo']), statistics.median(x[0] for x in res['grown'])
         ed, eg = statistics.median(x[1] for x in res['demo']), statistics.median(x[1] for x in res['grown'])
-        print(f'\n                                   predictions   first render (median)   every chart (median)')
+        print('\n                                   predictions   first render (median)   every chart (median)')
         print(f'demo audit log                     {res["n0"]:>11,}   {fd:>14.2f} s          {ed:>10.2f} s')
         print(f'grown audit log                    {n:>11,}   {fg:>14.2f} s          {eg:>10.2f} s')
         print(f'ratio grown / demo                                {fg / fd:>10.2f}x            {eg / ed:>8.2f}x')

@@ -5,7 +5,6 @@ import fcntl, json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from wildproof import reports, schedule
 from wildproof.store import Store
@@ -61,7 +60,7 @@ def test_reports_are_logged_to_the_model_versions_mlflow_run(default_demo):
     r = reports.index(store, kind='evaluation', status='ok').iloc[0]
     assert r.mlflow_run
     client = MlflowClient(tracking_uri=f'sqlite:///{store.root / "mlflow.db"}')
-    names = [a.path for a in client.list_artifacts(r.mlflow_run, f'reports/evaluation')]
+    names = [a.path for a in client.list_artifacts(r.mlflow_run, 'reports/evaluation')]
     assert f'reports/evaluation/{Path(r.path).name}' in names
 
 
