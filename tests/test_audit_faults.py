@@ -12,7 +12,8 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from tests.test_cli import run
-from wildproof.audit import AuditError, append_records, chain, content
+from wildproof.audit import AuditError, _pieces, append_records, link_hash
+from wildproof.datasets import ingest, snapshot_path
 from wildproof.store import utcnow
 
 ENV = {'MLFLOW_DISABLE_TELEMETRY': 'true', 'OMP_NUM_THREADS': '1'}
@@ -32,9 +33,9 @@ def records(prefix: str, n: int, *, age_days: float = 0) -> list[dict]:
 
 @pytest.fixture
 def logged(store, settings_file):
-    "Twenty records in two commits; the chain verifies."
-    append_records(store, records('a', 10))
-    append_records(store, records('b', 10))
+    "Twenty single-record requests in two group commits (one link per request, as the service writes them); the chain verifies."
+    append_records(store, records('a', 10), groups=[1] * 10)
+    append_records(store, records('b', 10), groups=[1] * 10)
     r = cli(settings_file, 'audit', 'verify')
     assert r.stdout.startswith('audit log verified: 20 records (seq 0..19), chain intact')
     return store
@@ -79,7 +80,8 @@ def test_a_rewritten_chain_is_caught_by_the_head(logged, settings_file):
     t = dt.to_pyarrow_table().sort_by('seq')
     prev, tail = t['hash'][14].as_py(), t.slice(15)
     tail = tail.set_column(tail.schema.get_field_index('score'), 'score', pa.array([0.99] + tail['score'].to_pylist()[1:], pa.float64()))
-    hashes = chain(prev, content(tail))
+    pieces, hashes = _pieces(tail), []
+    for i in range(tail.num_rows): hashes.append(link_hash(hashes[-1] if hashes else prev, pieces, i, i + 1))
     tail = tail.set_column(tail.schema.get_field_index('prev_hash'), 'prev_hash', pa.array([prev] + hashes[:-1], pa.string()))
     tail = tail.set_column(tail.schema.get_field_index('hash'), 'hash', pa.array(hashes, pa.string()))
     dt.delete('seq >= 15')
@@ -95,7 +97,40 @@ def test_an_inserted_record_is_named(logged, settings_file):
     write_deltalake(dt, fake, mode='append')   # a copy of record 9 with another request id (and its old hash)
     problems = broken(settings_file)
     assert 'record 9: sequence number repeated (an inserted record?)' in problems
-    assert any(p.startswith('record 9: content does not match its hash') for p in problems)
+    assert any(p.startswith('2 records numbered 9: content does not match their hash') for p in problems)   # the forgery shares record 9's link
+
+
+def batch_link(store, n=50):
+    "`n` records of one batch chunk, as score_snapshot writes them: one link, inputs by reference to a snapshot's rows."
+    snap = ingest(store, 'applications', pa.table({'application_id': list(range(n)), 'income': [50_000.0 + i for i in range(n)]}))
+    recs = [dict(r, source='batch', inputs_json=None, input_snapshot=snap.snapshot_id, input_row=i, feature_values=[0.5, 0.01 * i])
+            for i, r in enumerate(records('batch', n))]
+    append_records(store, recs)
+    return snap
+
+
+@pytest.mark.timeout(60)
+def test_a_changed_record_in_a_batch_names_its_link(logged, settings_file):
+    batch_link(logged)   # records 20..69
+    assert cli(settings_file, 'audit', 'verify').stdout.startswith('audit log verified: 70 records (seq 0..69), chain intact')
+    predictions(logged).update(new_values={'score': '0.5'}, predicate='seq = 33')
+    assert broken(settings_file) == ['records 20..69: content does not match their hash (one changed, or one was added to or removed from their link)']
+
+
+@pytest.mark.timeout(60)
+def test_a_record_removed_from_a_batch_link_is_found(logged, settings_file):
+    batch_link(logged)
+    predictions(logged).delete('seq = 40')
+    assert broken(settings_file) == ['records 40..40: missing (deleted?)',
+                                     'records 20..69: content does not match their hash (one changed, or one was added to or removed from their link)']
+
+
+@pytest.mark.timeout(60)
+def test_a_changed_snapshot_row_is_found(logged, settings_file):
+    "A batch record's inputs are its snapshot's row: editing that row is tampering with the record."
+    snap = batch_link(logged)
+    DeltaTable(snapshot_path(logged, snap.dataset, snap.content_hash)).update(new_values={'income': '1.0'}, predicate='"__row" = 7')
+    assert broken(settings_file) == [f'snapshot {snap.snapshot_id}: its rows changed since it was ingested (records 20..69 take their inputs from it)']
 
 
 @pytest.mark.timeout(90)
@@ -145,3 +180,13 @@ def test_retention_days_0_is_not_silently_the_default(store, settings_file):
     append_records(store, records('old', 3, age_days=10))
     r = cli(settings_file, 'audit', 'retention', '--days', '0', check=False)
     assert r.returncode == 1 or 'older than 0 days' in r.stdout, r.stdout
+
+
+@pytest.mark.timeout(60)
+def test_retention_removes_whole_links_only(store, settings_file):
+    "A link (one request, or one batch chunk) goes as a whole or not at all: half of it could no longer be verified."
+    append_records(store, records('old', 4, age_days=400), groups=[2, 2])
+    append_records(store, records('straddling', 3, age_days=400) + records('straddling-new', 3))   # one link, half of it old
+    out = cli(settings_file, 'audit', 'retention', '--days', '365').stdout
+    assert out.startswith('removed 4 prediction records older than 365 days') and 'through record 3' in out
+    assert cli(settings_file, 'audit', 'verify').stdout.startswith('audit log verified: 6 records (seq 4..9), chain intact')

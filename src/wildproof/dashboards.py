@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import param
 
+from .audit import input_text, inputs_join
 from .reports import _window_label
 from .settings import WildproofError, load_settings
 from .store import Store, TABLES
@@ -99,9 +100,12 @@ class DashboardData:
         if not f.is_file(): return None
         ref = pd.read_parquet(f)
         if feature not in ref.columns: return None
-        path = '$."' + feature.replace('"', '') + '"'
-        cur = self.store.sql('''select json_extract_string(inputs_json, $p) as x from predictions where model = $m and route <> 'shadow'
-                                and event_time >= $s and event_time < $e''', dict(p=path, m=model, s=pd.Timestamp(start), e=pd.Timestamp(end))).x
+        where = "p.model = $m and p.route <> 'shadow' and p.event_time >= $s and p.event_time < $e"
+        args = dict(m=model, s=pd.Timestamp(start), e=pd.Timestamp(end))
+        con = self.store.connect(['predictions'])
+        try: cur = con.execute(f'select {input_text(feature)} as x from predictions p {inputs_join(self.store, con, [feature], where=where, params=args)} where {where}',
+                               args).df().x
+        finally: con.close()
         r = ref[feature]
         if pd.api.types.is_numeric_dtype(r):
             cur = pd.to_numeric(cur, errors='coerce')
