@@ -53,3 +53,20 @@ def test_batch_inputs_by_reference_read_as_their_json_copies_did(default_demo):
 
     v = verify(store)
     assert v.ok and v.records == store.sql('select count(*) as n from predictions').n.iloc[0], v
+
+
+@pytest.mark.timeout(300)
+def test_audit_show_names_what_the_model_saw(default_demo):
+    "`wildproof audit show`: a batch record's inputs come from its snapshot row and its derived features are named; an online one's as sent."
+    from tests.test_cli import run
+    store = Store(default_demo.store)
+    ids = store.sql("""select (select request_id from predictions where source = 'batch' and route = 'champion' order by seq limit 1) as b,
+                              (select request_id from predictions where source = 'rest' and route = 'champion' and features_json is not null order by seq limit 1) as o""").iloc[0]
+    env = {'MLFLOW_DISABLE_TELEMETRY': 'true'}
+    for rid in (ids.b, ids.o):
+        shown = json.loads(run('--store', str(default_demo.store), 'audit', 'show', rid, cwd=default_demo.root, env=env).stdout.split('\n}\n')[0] + '\n}')
+        assert shown['request_id'] == rid and shown['inputs']['application_id'] == int(store.sql(
+            'select entity_key from predictions where request_id = $r', dict(r=rid)).entity_key.iloc[0])
+        assert set(shown['features']) >= {'loan_to_income', 'payment_to_income', 'region_outcomes_known', 'region_default_rate'}
+    r = run('--store', str(default_demo.store), 'audit', 'show', 'no-such-request', cwd=default_demo.root, env=env, check=False)
+    assert r.returncode == 1 and "no prediction record with request id 'no-such-request'" in r.stdout + r.stderr and 'Traceback' not in r.stderr

@@ -206,6 +206,14 @@ def cmd_audit_tail(args):
     print(_table(store.sql(q, {'n': args.n, **({'route': args.route} if args.route else {})}).iloc[::-1]))
 
 
+def cmd_audit_show(args):
+    from wildproof.audit import record
+    for x in record(_store(args), args.request_id, settings=args.settings):
+        head = {k: x[k] for k in ('seq', 'request_id', 'created_at', 'source', 'model', 'version', 'route', 'entity_key', 'event_time',
+                                  'score', 'decision', 'review', 'reasons', 'latency_ms', 'input_snapshot', 'input_row')}
+        print(json.dumps({**head, 'inputs': x['inputs'], 'features': x['features']}, indent=1, default=str))
+
+
 def cmd_outcomes(args):
     from wildproof.audit import record_outcomes
     from wildproof.datasets import read_csv
@@ -460,6 +468,8 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_audit_retention); s.add_argument('--days', type=int, help='override the retention period')
     s = asub.add_parser('tail', help='The latest prediction records'); s.set_defaults(func=cmd_audit_tail)
     s.add_argument('-n', type=int, default=20, help='how many (default 20)'); s.add_argument('--route', choices=['champion', 'canary', 'shadow', 'fallback', 'invalid'])
+    s = asub.add_parser('show', help='Every record of one request: what the model saw (inputs, features by name) and what it answered')
+    s.set_defaults(func=cmd_audit_show); s.add_argument('request_id')
     s = add('outcomes', cmd_outcomes, 'Record outcomes that arrived later (CSV or Parquet: request_id or entity_key, outcome, observed_at)')
     s.add_argument('file')
     s = add('replay', cmd_replay, 'Replay served requests through a challenger version: disagreement, and ROC AUC difference where outcomes exist')
