@@ -118,6 +118,10 @@ def test_demo_at_its_default_size_promotes_a_champion_with_a_card(default_demo):
     assert (tmp_path / 'store' / 'demo' / 'serving.png').stat().st_size > 10_000
     verify = run('--store', tmp_path / 'store', 'audit', 'verify', cwd=tmp_path)
     assert verify.returncode == 0 and 'chain intact' in verify.stdout
+    assert 'batch records point at the rows of' in out   # by reference, not copied (decision 0008); the demo names one to look at
+    one = out.split('What the model saw for one: `wildproof audit show ')[1].split('`')[0]
+    shown = run('--store', tmp_path / 'store', 'audit', 'show', one, cwd=tmp_path).stdout
+    assert '"input_snapshot": "loan_applications@' in shown and '"region_default_rate"' in shown
     assert 'rollback' in run('--store', tmp_path / 'store', 'models', '--history', 'credit_risk', cwd=tmp_path).stdout
     # monitoring: the incident, the recession as drift in its first month and as a realized accuracy drop once its outcomes matured
     timeline = out[out.index('alert timeline'):]

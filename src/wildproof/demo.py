@@ -360,8 +360,10 @@ def _monitoring(store: Store, model: dict, df: pd.DataFrame, weeks: pd.DataFrame
                          now=first.alert_id.map(a.groupby('alert_id').state.last()))[['raised', 'window', 'rule', 'subject', 'severity', 'now', 'value']]
         out('20. alert timeline (raised = as of which run; window = the month it concerns):\n' + t.round(3).to_string(index=False))
     v = verify(store)
-    out(f'21. {v}')
-    res['audit'] = dict(ok=v.ok, records=v.records)
+    by_ref = store.sql("select count(*) as n, count(distinct input_snapshot) as s, min(request_id) as r from predictions where input_snapshot is not null").iloc[0]
+    out(f'21. {v}\n    {by_ref.n:,} batch records point at the rows of {by_ref.s} snapshots instead of copying them; each snapshot still hashes to its '
+        f'content hash. What the model saw for one: `wildproof audit show {by_ref.r}`')
+    res['audit'] = dict(ok=v.ok, records=v.records, by_reference=int(by_ref.n))
     if not v.ok: raise DemoError(f'the audit log does not verify: {v.problems[:3]}')
     return res
 
@@ -493,7 +495,7 @@ def run_demo(settings=None, rows: int | None = None, seed: int | None = None, st
     out(f'  model card  {model["card"]}  (`wildproof models --history {model["name"]}`)')
     out(f'  evaluation  {model["evaluation_file"]}')
     if model.get('serving', {}).get('audit'):
-        out(f'  audit log   {root / "tables" / "predictions"}  (`wildproof audit verify`, `wildproof audit tail`)')
+        out(f'  audit log   {root / "tables" / "predictions"}  (`wildproof audit verify`, `wildproof audit tail`, `wildproof audit show ID`)')
         out(f'  scores      {root / "scores"}')
     if model.get('monitoring'):
         out(f'  monitoring  `wildproof monitor`, `wildproof alerts`; metrics in the table {root / "tables" / "metrics"}')
