@@ -20,7 +20,7 @@ from .store import Store, new_id, utcnow
 from .contracts import Contract, check_records, get_contract, validated
 from .datasets import get_snapshot, read_snapshot
 from .features import FeatureSet, OutcomeHistory, build_features
-from .audit import SCHEMA as AUDIT_SCHEMA, AuditWriter, append_records, input_text, inputs_as_json, inputs_join
+from .audit import SCHEMA as AUDIT_SCHEMA, AuditWriter, input_text, inputs_as_json, inputs_join
 
 log = logging.getLogger('wildproof.scoring')
 
