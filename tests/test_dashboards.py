@@ -215,6 +215,7 @@ def test_what_if_moves_the_bands_without_changing_anything(demo_copy):
     assert now.set_index('window_start').alerts[stored.index].tolist() == stored.tolist()   # the settings' bands: what monitoring judged
     lax, strict = what_if(m, 0.2, 0.5), what_if(m, 0.02, 0.05)
     assert lax.alerts.sum() == 0 < now.alerts.sum() < strict.alerts.sum()
+    assert what_if(m, 0.02, 0.05, noise=False).alerts.sum() >= strict.alerts.sum()   # without the noise band, never fewer alerts
     assert 'income' in now.set_index(now.window_start.dt.strftime('%Y-%m')).alert['2025-04']
     with pytest.raises(DashboardError): what_if(m, 0.3, 0.2)
     w = DriftWhatIf(data)

@@ -121,12 +121,10 @@ class DashboardData:
 
     # --- reports
     def reports(self, *, kind: str | None = None, model: str | None = None) -> pd.DataFrame:
-        r = self.store.sql('''select run_id, kind, model, version, name, status, path, summary_json, created_at from reports
+        return self.store.sql('''select run_id, kind, model, version, name, status, path, summary_json, created_at from reports
                               where status = 'ok' and ($k is null or kind = $k) and ($m is null or model = $m) order by created_at''',
                            dict(k=kind, m=model)) if (self.store.root / 'tables' / 'reports' / '_delta_log').is_dir() else pd.DataFrame(
             columns=['run_id', 'kind', 'model', 'version', 'name', 'status', 'path', 'summary_json', 'created_at'])
-        r['verdict'] = [json.loads(s)['verdict'] if isinstance(s, str) else None for s in r.summary_json]
-        return r
 
     @staticmethod
     def report_url(kind: str, path: str) -> str:
@@ -349,7 +347,7 @@ class DriftDashboard(param.Parameterized):
         ax.legend(fontsize=7, loc='lower left'); ax.set_title('realized accuracy on matured cohorts beside the estimate')
         return _png(fig)
 
-    @param.depends('model')
+    @param.depends('model', 'granularity')
     def alerts(self):
         import panel as pn
         a = self.data.alerts(self.model) if self.model else pd.DataFrame()
@@ -443,7 +441,7 @@ def what_if(m: pd.DataFrame, watch: float, alert: float, *, noise: bool = True) 
     if not 0 <= watch <= alert: raise DashboardError(f'the bands must satisfy 0 <= watch <= alert, not watch {watch}, alert {alert}')
     d = m[(m.family.isin(['data_drift', 'prediction_drift'])) & (m.metric == 'psi')].copy()
     band = d.detail_json.map(lambda s: (json.loads(s) or {}).get('noise_band', 0.0) if isinstance(s, str) else 0.0)
-    d['would_be'] = np.where(d.value < watch, 'stable', np.where((d.value >= alert) & (~noise | (d.value > band)), 'alert', 'watch'))
+    d['would_be'] = np.where(d.value < watch, 'stable', np.where((d.value >= alert) & ((not noise) | (d.value > band)), 'alert', 'watch'))
     t = d.pivot_table(index='window_start', columns='would_be', values='subject', aggfunc=lambda s: ', '.join(sorted(s)))
     for b in BANDS:
         if b not in t.columns: t[b] = ''
@@ -459,6 +457,7 @@ class DriftWhatIf:
         self.data = data or DashboardData()
         self.model = model or (self.data.models() or [None])[0]
         if self.model is None: raise DashboardError('no model has monitoring metrics yet: run `wildproof monitor`')
+        self.granularity = granularity
         self.metrics = self.data.metrics(self.model, granularity)
         mon = self.data.settings.monitoring
         self.watch = w.FloatSlider(value=mon.psi_watch, min=0, max=0.5, step=0.01, description='watch from')
@@ -473,7 +472,7 @@ class DriftWhatIf:
     def update(self):
         try:
             t = what_if(self.metrics, self.watch.value, self.alert.value, noise=self.noise.value)
-            t['window_start'] = [_label(x, 'month') for x in t.window_start]
+            t['window_start'] = [_label(x, self.granularity) for x in t.window_start]
             self.out.value = f'{int(t.alerts.sum())} alerts over {len(t)} windows' + _table(t)
         except DashboardError as e: self.out.value = f'<span style="color:#cf222e">{e}</span>'
 
