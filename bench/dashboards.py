@@ -19,17 +19,13 @@ What it does, in a temporary folder deleted at the end:
 4. Prints both, the ratio, and PASS/FAIL for the goal: first render at most 2 s with --rows predictions (never asserted).
 """
 from __future__ import annotations
-import argparse, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tests.browser import chromium, free_port   # noqa: E402  (the same browser and port helpers as the tests)
 EXE = Path(sys.executable).parent / 'wildproof'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
 def serve(store: Path, port: int) -> subprocess.Popen:
@@ -51,7 +47,7 @@ def stop(p):
 def loads(url: str, repeats: int, tmp: Path) -> list[tuple[float, float]]:
     "Time `repeats` page loads (after one untimed, which also counts the charts a complete page has)."
     out, charts = [], None
-    with _chromium(tmp) as browser:
+    with chromium(tmp, timeout_ms=120_000) as browser:
         for i in range(repeats + 1):
             page = browser.new_page()
             t = time.perf_counter()
@@ -65,22 +61,6 @@ def loads(url: str, repeats: int, tmp: Path) -> list[tuple[float, float]]:
             page.close()
             if i: out.append((first, every))
     return out
-
-
-def _chromium(tmp):
-    import contextlib
-    from playwright.sync_api import sync_playwright
-    from tests.browser import CHROMIUM, CHROMIUM_ARGS
-
-    @contextlib.contextmanager
-    def ctx():
-        with sync_playwright() as p:
-            c = p.chromium.launch_persistent_context(str(tmp / 'profile'), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-                                                     viewport={'width': 1280, 'height': 800})
-            c.set_default_timeout(120_000)
-            try: yield c
-            finally: c.close()
-    return ctx()
 
 
 def grow(store: Path, rows: int):
