@@ -166,8 +166,10 @@ def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, 
     staged = alias_version(store, model, st.serving.challenger_alias)
     if staged is None: raise RetrainingError(f'{model} has no version on {st.serving.challenger_alias}')
     a = store.sql('''with o as (select * from outcomes where observed_at <= $a),
+                     by_req as (select request_id, arg_max(outcome, observed_at) as y from o where request_id is not null group by 1),
                      by_key as (select entity_key, arg_max(outcome, observed_at) as y from o where entity_key is not null group by 1)
-                     select p.route, p.version, p.score, k.y from predictions p left join by_key k on p.entity_key = k.entity_key
+                     select p.route, p.version, p.score, coalesce(r.y, k.y) as y from predictions p
+                     left join by_req r on p.request_id = r.request_id left join by_key k on p.entity_key = k.entity_key
                      where p.model = $m and p.route in ('champion', 'canary') and ($s is null or coalesce(p.event_time, p.created_at) >= $s)
                        and ($e is null or coalesce(p.event_time, p.created_at) < $e)''',
                   dict(a=as_of, m=model, s=None if start is None else _utc(start), e=None if end is None else _utc(end)))
