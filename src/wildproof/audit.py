@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from .settings import WildproofError, load_settings
 from .store import Store, TABLES, _as_table, utcnow
+from .contracts import _q
 
 # %% auto #0
 __all__ = ['GENESIS', 'ROUTES', 'SCHEMA', 'CHAINED', 'AuditError', 'link_hash', 'content', 'anchor', 'head', 'append_records',
@@ -193,16 +194,19 @@ class Verification:
 
 def _snapshot_problems(store: Store, t: pa.Table) -> list[str]:
     "Each snapshot batch records take their inputs from must still be in the catalog, hold their rows, and hash to its content hash."
-    from wildproof.datasets import content_hash, get_snapshot, read_snapshot
+    from wildproof.datasets import _from_row, content_hash, read_snapshot
     refs = pa.table({'s': t['input_snapshot'], 'seq': t['seq'], 'row': t['input_row']}).filter(pc.is_valid(t['input_snapshot']))
     if not refs.num_rows: return []
+    groups = refs.group_by('s').aggregate([('seq', 'min'), ('seq', 'max'), ('row', 'max')]).to_pylist()
+    snaps = {r['snapshot_id']: _from_row(r) for r in store.sql('select * from snapshots where list_contains($ids, snapshot_id)',
+                                                              dict(ids=[g['s'] for g in groups]), tables=['snapshots']).to_dict('records')}
     out = []
-    for r in refs.group_by('s').aggregate([('seq', 'min'), ('seq', 'max'), ('row', 'max')]).to_pylist():
+    for r in groups:
         sid, which = r['s'], f'records {r["seq_min"]}..{r["seq_max"]} take their inputs from it'
-        try: snap = get_snapshot(store, sid)
-        except WildproofError: out.append(f'snapshot {sid}: not in the catalog ({which})'); continue
+        snap = snaps.get(sid)
+        if snap is None: out.append(f'snapshot {sid}: not in the catalog ({which})'); continue
         try: ok = content_hash(read_snapshot(store, snap, as_arrow=True)) == snap.content_hash and snap.snapshot_id.endswith(snap.content_hash[:12])
-        except Exception as e: ok = False
+        except Exception: ok = False   # files gone or unreadable: changed all the same
         if not ok: out.append(f'snapshot {sid}: its rows changed since it was ingested ({which})')
         elif r['row_max'] >= snap.rows: out.append(f'snapshot {sid}: has {snap.rows:,} rows, but a record names row {r["row_max"]} ({which})')
     return out
@@ -311,8 +315,6 @@ def with_outcomes(store: Store, *, as_of: datetime | None = None, model: str | N
     return store.sql(q, dict(asof=as_of or utcnow(), routes=list(routes), model=model))
 
 # %% ../../nbs/11_audit.ipynb #941fb51c
-def _q(c: str) -> str: return '"' + c.replace('"', '""') + '"'
-
 def inputs_join(store: Store, con, columns: list[str], *, where: str = 'true', params: dict | None = None, p: str = 'p', alias: str = 'i') -> str:
     "A `LEFT JOIN` clause bringing `columns` of the snapshot rows that batch records (those matching `where`, SQL over `predictions` as `p`) point at into a query over `predictions` as `p`; registers the snapshots on `con`."
     from wildproof.datasets import ROW, _from_row, snapshot_dataset

@@ -15,6 +15,7 @@ from .settings import WildproofError, load_settings
 from .store import Store, TABLES, _as_table, new_id, utcnow
 from . import drift as _drift
 from .audit import input_number, input_text, inputs_join
+from .contracts import _q
 
 # %% auto #0
 __all__ = ['GRANULARITIES', 'SEVERE', 'MonitoringError', 'window_of', 'windows_between', 'Reference', 'reference',
@@ -71,16 +72,17 @@ def reference(store: Store, model: str, version: str, *, target: str = 'defaulte
     "The reference of `model` `version` (computed and cached on first use)."
     from wildproof.registry import _version
     from wildproof.contracts import get_contract, validated
-    from wildproof.features import build_features
+    from wildproof.features import FeatureSet, build_features
     from wildproof.training import load_model
     st = settings or load_settings()
     mv = _version(store, model, version, st)
     cname, cver = mv.tags['wildproof.contract'].rsplit(' v', 1)
     contract = get_contract(store, cname, int(cver))
-    pipe, fs = load_model(store, f'models:/{model}/{version}', st)
+    fs = FeatureSet.from_dict(json.loads(mv.tags['wildproof.features']))
     f = store.root / 'monitoring' / model / f'v{version}' / 'reference.parquet'
     if f.exists(): frame = pd.read_parquet(f)
-    else:
+    else:   # the model itself is loaded only to score the reference once
+        pipe, _ = load_model(store, f'models:/{model}/{version}', st)
         data = validated(store, mv.tags['wildproof.snapshot'], contract, st).accepted()
         score = pipe.predict_proba(build_features(data, fs, history=data))[:, 1]
         frame = data[fs.raw_columns].copy()
@@ -120,13 +122,12 @@ def noise_band(profile, ref: pd.DataFrame, n: int, *, quantile: float = 0.99, ch
 # %% ../../nbs/15_monitoring.ipynb #ec4686de
 def _served(store: Store, model: str, start, end, ref: Reference, as_of) -> pd.DataFrame:
     "The window's answers (champion, canary, fallback, invalid) with their features and the outcome known at `as_of`."
-    q = lambda c: '"' + c.replace('"', '""') + '"'
     where = "p.model = $m and p.route <> 'shadow' and coalesce(p.event_time, p.created_at) >= $s and coalesce(p.event_time, p.created_at) < $e"
     args = dict(asof=as_of, m=model, s=start, e=end)
     con = store.connect(['predictions', 'outcomes'])
     try:
         join = inputs_join(store, con, ref.numeric + ref.categorical, where=where, params=args)
-        feats = [f'{input_number(c)} AS {q(c)}' for c in ref.numeric] + [f'{input_text(c)} AS {q(c)}' for c in ref.categorical]
+        feats = [f'{input_number(c)} AS {_q(c)}' for c in ref.numeric] + [f'{input_text(c)} AS {_q(c)}' for c in ref.categorical]
         return con.execute(f'''
             with o as (select * from outcomes where observed_at <= $asof),
             by_req as (select request_id, arg_max(outcome, observed_at) as outcome from o where request_id is not null group by 1),
@@ -145,7 +146,7 @@ def _gate_days(store: Store, validation_id: str, snapshot_id: str, status: str, 
     if key not in _GATE_CACHE:
         from wildproof.datasets import get_snapshot, snapshot_dataset
         from wildproof.datasets import ROW
-        t = '"' + time_column.replace('"', '""') + '"'
+        t = _q(time_column)
         con = store.connect(['quarantine'])
         try:
             con.register('snap', snapshot_dataset(store, get_snapshot(store, snapshot_id)))
