@@ -162,7 +162,6 @@ def batch_instruments(parts: Parts, store: Store, core: ScoringCore):
         _maybe(parts, 'validation', scoring_mod, 'validated'),
         _maybe(parts, 'read the accepted rows (Delta -> pandas)', contracts_mod.Validation, 'accepted'),
         _maybe(parts, 'read the accepted rows (Delta -> pandas)', contracts_mod.Validation, 'accepted_rows'),
-        _maybe(parts, 'read the accepted rows (Delta -> pandas)', scoring_mod, 'read_snapshot'),
         _maybe(parts, 'score_frame (total)', ScoringCore, 'score_frame'),
         _maybe(parts, 'build_features', scoring_mod, 'build_features'),
         _maybe(parts, 'pipe.predict_proba', pipe, 'predict_proba'),

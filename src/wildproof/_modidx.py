@@ -14,7 +14,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'wildproof.audit._head_file': ('audit.html#_head_file', 'wildproof/audit.py'),
                                  'wildproof.audit._path': ('audit.html#_path', 'wildproof/audit.py'),
                                  'wildproof.audit._pieces': ('audit.html#_pieces', 'wildproof/audit.py'),
-                                 'wildproof.audit._q': ('audit.html#_q', 'wildproof/audit.py'),
                                  'wildproof.audit._snapshot_problems': ('audit.html#_snapshot_problems', 'wildproof/audit.py'),
                                  'wildproof.audit._write_head': ('audit.html#_write_head', 'wildproof/audit.py'),
                                  'wildproof.audit.anchor': ('audit.html#anchor', 'wildproof/audit.py'),

@@ -297,11 +297,11 @@ class Validation:
             keep[self.store.sql('select distinct "row" from quarantine where validation_id = $v', {'v': self.validation_id}, tables=['quarantine'])['row'].to_numpy()] = False
         return np.flatnonzero(keep)
 
-    def accepted(self, as_arrow: bool = False):
-        "The accepted rows of the batch, exactly as ingested (none for a rejected batch)."
+    def accepted(self, as_arrow: bool = False, rows: np.ndarray | None = None):
+        "The accepted rows of the batch, exactly as ingested (none for a rejected batch); `rows`: their numbers, when `accepted_rows()` was already asked."
         t = read_snapshot(self.store, self.snapshot_id, as_arrow=True)
-        if not self.ok: t = t.slice(0, 0)
-        elif self.rows_quarantined: t = t.take(pa.array(self.accepted_rows()))
+        rows = self.accepted_rows() if rows is None else rows
+        if len(rows) < t.num_rows: t = t.take(pa.array(rows))
         return t if as_arrow else t.to_pandas()
 
     def _repr_html_(self):

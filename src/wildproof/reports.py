@@ -406,14 +406,14 @@ def run_report(kind: str, params: dict | None = None, *, store: Store | None = N
     if bad: raise ReportError(f'{", ".join(bad)} is set by the runner, not a parameter')
     tpl = template(kind)
     r = _resolve(kind, store, params, st)
-    from .training import code_version
-    code = code_version(Path(__file__).parent)
     tpl_hash = _sha(tpl.read_bytes())
     key = _sha(dict(kind=kind, params=r['params'], inputs=r['inputs'], template=tpl_hash, wildproof=wildproof.__version__))
     base = reports_root(store, st) / kind / r['model'] / f'v{r["version"]}'
     with store.lock(f'report-{key[:16]}'):
         done = index(store, status='ok', key=key, settings=st)
         if len(done) and Path(done.path.iloc[-1]).is_dir(): return {**done.iloc[-1].to_dict(), 'status': 'exists'}
+        from .training import code_version
+        code = code_version(Path(__file__).parent)   # recorded with the run, not part of its key: only a new run asks git
         run_id, t0, started = new_id(), time.time(), utcnow()
         work = reports_root(store, st) / '.partial' / key[:16]
         shutil.rmtree(work, ignore_errors=True)   # what a crashed run left: never a result

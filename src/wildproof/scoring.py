@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from .settings import WildproofError, load_settings
 from .store import Store, new_id, utcnow
 from .contracts import Contract, check_records, get_contract, validated
-from .datasets import get_snapshot, read_snapshot
+from .datasets import get_snapshot
 from .features import FeatureSet, OutcomeHistory, build_features
 from .audit import SCHEMA as AUDIT_SCHEMA, AuditWriter, input_text, inputs_as_json, inputs_join
 
@@ -352,10 +352,9 @@ def score_snapshot(store: Store, snapshot, *, model: str | None = None, settings
         v = validated(store, snap, core.contract, core.settings)
         if not v.ok: raise ScoringError(f'{snap.snapshot_id} was rejected by {v.contract} v{v.contract_version}: ' + '; '.join(v.problems) + ' — not scored')
         numbers = v.accepted_rows()
-        data = read_snapshot(store, snap, as_arrow=True)
-        data = (data if len(numbers) == data.num_rows else data.take(pa.array(numbers))).to_pandas()
+        data = v.accepted(rows=numbers)
         batch = new_id()
-        pending, routes = [], {}
+        pending = []
         for at in tqdm(range(0, len(data), chunk_rows), desc=f'scoring {snap.snapshot_id}', unit='chunk', disable=not progress, leave=False):
             rows = data.iloc[at:at + chunk_rows]
             ids = pc.binary_join_element_wise(f'{batch}-', pa.array(np.arange(at, at + len(rows))).cast(pa.string()), '')
@@ -372,8 +371,7 @@ def score_snapshot(store: Store, snapshot, *, model: str | None = None, settings
         routes = dict(zip(*[x.to_pylist() for x in pc.value_counts(out['route']).flatten()])) if out.num_rows else {}
         res = BatchResult(snap.snapshot_id, core.model, {k: r.version for k, r in core.routes.items()}, v.rows_in, out.num_rows,
                           v.rows_quarantined, routes, f, time.perf_counter() - t0)
-        store.event('batch_scored', snap.snapshot_id, model=core.model, rows=out.num_rows, routes=routes, file=str(f), seconds=round(res.seconds, 2),
-                    derived_features={k: r.features.derived for k, r in core.routes.items() if r.ok})
+        store.event('batch_scored', snap.snapshot_id, model=core.model, rows=out.num_rows, routes=routes, file=str(f), seconds=round(res.seconds, 2))
         return res
         return res
     finally:
