@@ -411,7 +411,7 @@ def chunk_metrics(reference: pd.DataFrame, analysis: pd.DataFrame, columns: dict
     mon = (settings or load_settings()).monitoring
     cols = {**columns, score: 'numeric'}
     prof = _drift.profile(reference, cols)
-    rows = []
+    rows, bands = [], {}
     con = duckdb.connect()
     try:
         con.register('ref', reference[list(cols)])
@@ -420,7 +420,8 @@ def chunk_metrics(reference: pd.DataFrame, analysis: pd.DataFrame, columns: dict
             if len(chunk) < chunk_rows // 2 and k: break   # a short last chunk is too noisy to judge
             con.register('cur', chunk[list(cols)])
             d = _drift.drift(con, 'cur', prof, reference='ref')
-            band = noise_band(prof, reference, len(chunk), quantile=mon.noise_quantile)
+            if len(chunk) not in bands: bands[len(chunk)] = noise_band(prof, reference, len(chunk), quantile=mon.noise_quantile)   # the same for every full chunk
+            band = bands[len(chunk)]
             r = dict(chunk=k, start=at, rows=len(chunk))
             for x in d.itertuples():
                 r[f'psi_{x.column}'] = x.psi
