@@ -95,6 +95,24 @@ def test_nbval_runs_every_template_with_its_default_parameters(demo_copy, tmp_pa
     assert s['kind'] in reports.KINDS
 
 
+def test_a_report_uses_the_settings_file_the_runner_used(demo_copy, tmp_path):
+    """`wildproof report` run beside a settings.ini whose store and MLflow database live elsewhere: the report's kernel, which
+    starts in the report's own folder (where no settings.ini is found), reads the same file and finds the model in that database."""
+    elsewhere = tmp_path / 'tracking'
+    elsewhere.mkdir()
+    shutil.move(demo_copy / 'mlflow.db', elsewhere / 'mlflow.db')
+    project = tmp_path / 'project'
+    project.mkdir()
+    (project / 'settings.ini').write_text(f'[store]\nroot = {demo_copy}\n[mlflow]\ntracking_uri = sqlite:///{elsewhere / "mlflow.db"}\n'
+                                          '[reports]\nlog_to_mlflow = false\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
+    r = subprocess.run([str(EXE), 'report', 'model_card', 'version=2'], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    s = json.loads((Path(r.stdout.strip().splitlines()[-1]) / 'summary.json').read_text())
+    assert (s['kind'], s['version'], s['status']) == ('model_card', '2', 'ok')
+    assert not (demo_copy / 'mlflow.db').exists()   # nothing fell back to the default database in the store
+
+
 def test_a_rerun_with_the_same_inputs_is_recognised_and_new_inputs_make_a_new_version(demo_copy):
     store = Store(demo_copy)
     before = len(reports.index(store))

@@ -10,6 +10,7 @@ failed and opens an alert. Plain module: the narrative is the templates themselv
 from __future__ import annotations
 
 import hashlib, json, os, shutil, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from .store import Store, new_id, utcnow
 
 KINDS = ('validation', 'evaluation', 'monitoring', 'model_card')
 TEMPLATES = Path(__file__).parent / 'templates'
-COMMON = ('store',)   # parameters every template takes; the runner sets them
+COMMON = ('store', 'settings')   # parameters every template takes; the runner sets them
 
 
 class ReportError(WildproofError):
@@ -306,10 +307,25 @@ def model_card_report(store='', model: str = '', version: str = 'production') ->
 BUILDERS = dict(validation=validation_report, evaluation=evaluation_report, monitoring=monitoring_report, model_card=model_card_report)
 
 
-def build(kind: str, **params) -> Report:
-    "The report of `kind` for `params` (what a template's second cell calls)."
+@contextmanager
+def _settings_file(path: str):
+    "Every settings lookup inside the block reads `path` (through WILDPROOF_SETTINGS); empty: as before."
+    if not path: yield; return
+    if not Path(path).is_file(): raise ReportError(f'settings file {path} not found')
+    old = os.environ.get('WILDPROOF_SETTINGS')
+    os.environ['WILDPROOF_SETTINGS'] = str(path)
+    try: yield
+    finally:
+        if old is None: os.environ.pop('WILDPROOF_SETTINGS', None)
+        else: os.environ['WILDPROOF_SETTINGS'] = old
+
+
+def build(kind: str, settings: str = '', **params) -> Report:
+    """The report of `kind` for `params` (what a template's second cell calls). `settings`: the settings file the runner used.
+    A report's kernel starts in the report's own folder, where looking for settings.ini from the working directory could
+    find another file or none; the registry and MLflow look settings up deep inside, so the file is put in force for the build."""
     if kind not in BUILDERS: raise ReportError(f'unknown report kind {kind!r} (kinds: {", ".join(KINDS)})')
-    return BUILDERS[kind](**params)
+    with _settings_file(settings): return BUILDERS[kind](**params)
 
 
 # ---------------------------------------------------------------- the runner: versioned, immutable, indexed
@@ -423,7 +439,7 @@ def run_report(kind: str, params: dict | None = None, *, store: Store | None = N
                    code_version=json.dumps(code, sort_keys=True), template_hash=tpl_hash, started_at=started, actor=actor)
         error = None
         try:
-            pm.execute_notebook(str(tpl), str(work / f'{kind}.ipynb'), parameters={**r['params'], 'store': str(store.root)},
+            pm.execute_notebook(str(tpl), str(work / f'{kind}.ipynb'), parameters={**r['params'], 'store': str(store.root), 'settings': str(Path(st.file).resolve()) if st.file else ''},
                                 # the kernel starts in `work` (nbclient's resources path); papermill's cwd= would chdir the whole process
                                 resources={'metadata': {'path': str(work)}}, progress_bar=False, kernel_name="python3", log_output=False,
                                 execution_timeout=st.reports.cell_timeout_seconds, extra_arguments=["--IPKernelApp.log_level=ERROR"])
