@@ -413,6 +413,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'wildproof.store.StoreError': ('store.html#storeerror', 'wildproof/store.py'),
                                  'wildproof.store._as_table': ('store.html#_as_table', 'wildproof/store.py'),
                                  'wildproof.store._delta': ('store.html#_delta', 'wildproof/store.py'),
+                                 'wildproof.store._maintain': ('store.html#_maintain', 'wildproof/store.py'),
                                  'wildproof.store._open': ('store.html#_open', 'wildproof/store.py'),
                                  'wildproof.store._read_meta': ('store.html#_read_meta', 'wildproof/store.py'),
                                  'wildproof.store._writer_properties': ('store.html#_writer_properties', 'wildproof/store.py'),

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/01_store.ipynb #b1bfada1
 from __future__ import annotations
-import fcntl, json, os, re, threading, time, uuid
+import fcntl, json, logging, os, re, threading, time, uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,8 +19,8 @@ from deltalake import ColumnProperties, DeltaTable, Field, WriterProperties, wri
 from .settings import WildproofError, load_settings
 
 # %% auto #0
-__all__ = ['SCHEMA_VERSION', 'TABLES', 'StoreError', 'utcnow', 'new_id', 'Store', 'append', 'dataset', 'cursor', 'connect', 'sql',
-           'event']
+__all__ = ['SCHEMA_VERSION', 'TABLES', 'COMPACT_EVERY', 'log', 'StoreError', 'utcnow', 'new_id', 'Store', 'append', 'dataset',
+           'cursor', 'connect', 'sql', 'event']
 
 # %% ../../nbs/01_store.ipynb #18902329
 SCHEMA_VERSION = 5  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports;
@@ -191,13 +191,39 @@ def _writer_properties(table: str, rows: int) -> WriterProperties | None:
     return WriterProperties(default_column_properties=ColumnProperties(dictionary_enabled=False),
                             column_properties={c: ColumnProperties(dictionary_enabled=True) for c in _DICTIONARY[table]})
 
+# A commit per online request makes a table of many tiny files and a long log, and delta-rs's work per commit
+# grows with both: one-record audit commits took 103 ms each after 500 commits and 514 ms after 3,000. So the
+# writer whose commit crosses a multiple of COMPACT_EVERY versions, still under the table's lock, merges the small
+# files (every row is kept), deletes the files merged away over an hour ago (no reader keeps a file list
+# that long), and lets delta-rs drop log entries its checkpoints (one every 100 versions) already cover once they
+# are ten seconds old. Then 2,000 one-record commits stayed at 21 ms each; compaction took 50 to 80 ms.
+COMPACT_EVERY = 100
+_TARGET_FILE = 4 << 20   # files of this size are left alone: a compaction rewrites a few MB at most
+_PROPERTIES = {'delta.logRetentionDuration': 'interval 10 seconds', 'delta.deletedFileRetentionDuration': 'interval 1 day'}
+log = logging.getLogger('wildproof.store')
+
+def _maintain(self: Store, table: str, dt: DeltaTable) -> dict:
+    "Compact `table`'s small files and delete the ones compacted away over an hour ago; call under the table's lock."
+    if any(dt.metadata().configuration.get(k) != v for k, v in _PROPERTIES.items()):
+        dt.alter.set_table_properties(_PROPERTIES, raise_if_not_exists=False)
+    m = dt.optimize.compact(target_size=_TARGET_FILE, writer_properties=_writer_properties(table, _TARGET_FILE))
+    gone = dt.vacuum(retention_hours=1, enforce_retention_duration=False, dry_run=False)
+    return dict(files_added=m['numFilesAdded'], files_removed=m['numFilesRemoved'], files_deleted=len(gone))
+
+Store._maintain = _maintain
+
 def append(self: Store, table: str, rows) -> int:
-    "Append `rows` to `table` in one commit; returns the number of rows written."
+    "Append `rows` to `table` in one commit; returns the number of rows written. Every COMPACT_EVERY versions the table is compacted."
     self.table_path(table)
     data = _as_table(TABLES[table], rows, table)
     if data.num_rows:
         with self._mutex, self.lock(f'table-{table}'):
-            write_deltalake(self._delta(table), data, mode='append', writer_properties=_writer_properties(table, data.num_rows))
+            dt = self._delta(table)
+            before = dt.version()
+            write_deltalake(dt, data, mode='append', writer_properties=_writer_properties(table, data.num_rows))
+            if dt.version() // COMPACT_EVERY > before // COMPACT_EVERY:
+                try: self._maintain(table, dt)
+                except Exception as e: log.warning('compacting %s failed (its rows are written; the next crossing tries again): %s', table, e)
     return data.num_rows
 
 Store.append = append
