@@ -199,7 +199,7 @@ def _writer_properties(table: str, rows: int) -> WriterProperties | None:
 # are ten seconds old. Then 2,000 one-record commits stayed at 21 ms each; compaction took 50 to 80 ms.
 COMPACT_EVERY = 100
 _TARGET_FILE = 4 << 20   # files of this size are left alone: a compaction rewrites a few MB at most
-_PROPERTIES = {'delta.logRetentionDuration': 'interval 10 seconds', 'delta.deletedFileRetentionDuration': 'interval 1 day'}
+_PROPERTIES = {'delta.logRetentionDuration': 'interval 10 seconds', 'delta.deletedFileRetentionDuration': 'interval 2 hours'}
 log = logging.getLogger('wildproof.store')
 
 def _maintain(self: Store, table: str, dt: DeltaTable) -> dict:
