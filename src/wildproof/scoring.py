@@ -373,7 +373,6 @@ def score_snapshot(store: Store, snapshot, *, model: str | None = None, settings
                           v.rows_quarantined, routes, f, time.perf_counter() - t0)
         store.event('batch_scored', snap.snapshot_id, model=core.model, rows=out.num_rows, routes=routes, file=str(f), seconds=round(res.seconds, 2))
         return res
-        return res
     finally:
         if own: core.close()
 
