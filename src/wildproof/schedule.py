@@ -6,7 +6,7 @@ mid-run leaves no partial result and the next pass repeats that report.
 """
 from __future__ import annotations
 
-import fcntl, os, signal, time
+import fcntl, json, os, signal, time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 import pandas as pd
@@ -57,14 +57,24 @@ def due(store: Store, job: str, *, as_of=None, settings=None) -> list[dict]:
     if job == 'model_card':   # the production version of each model; a card whose evidence did not change is recognised by the runner
         a = store.sql("select model, arg_max(version, created_at) as version from aliases where alias = 'production' group by 1 order by 1")
         return [dict(model=r.model, version=r.version) for r in a.itertuples() if r.version]
-    if job == 'monitoring':
-        from .monitoring import _production_models, windows_between
+    if job == 'monitoring':   # every window since the first answer that has no report yet, or metrics computed after its last report began
+        from .monitoring import _production_models, _utc, windows_between
+        from .reports import _window_label
         g = st.monitoring.window
+        began = {}   # (model, window label) -> when its latest report of this granularity, for all versions, started
+        for r in index(store, kind='monitoring', status='ok').itertuples():
+            p = json.loads(r.parameters_json)
+            if p.get('granularity') == g and not p.get('version'): began[(r.model, r.name)] = max(began.get((r.model, r.name), _utc(r.started_at)), _utc(r.started_at))
         out = []
         for m in _production_models(store):
             first = store.sql("select min(coalesce(event_time, created_at)) as t from predictions where model = $m and route <> 'shadow'", dict(m=m)).t.iloc[0]
             if first is None or pd.isna(first): continue
-            out += [dict(model=m, window=s.isoformat(), granularity=g, as_of=as_of.isoformat()) for s, e in windows_between(first, as_of, g)]
+            c = store.sql('select window_start, max(computed_at) as t from metrics where model = $m and granularity = $g group by 1', dict(m=m, g=g))
+            computed = {_utc(w): _utc(t) for w, t in zip(c.window_start, c.t)}
+            for s, e in windows_between(first, as_of, g):
+                b = began.get((m, _window_label(s, g)))
+                if b is None or (s in computed and computed[s] > b):
+                    out.append(dict(model=m, window=s.isoformat(), granularity=g, as_of=as_of.isoformat()))
         return out
     raise ReportError(f'unknown job {job!r} (jobs: {", ".join(JOBS)})')
 
