@@ -46,8 +46,10 @@ def triggers(store: Store, model: str, *, as_of=None, settings=None) -> list[str
         v = alias_version(store, model, 'production')
         if v:
             end = _version(store, model, v).tags.get('wildproof.data_end')
-            n = store.sql("select count(*) as n from outcomes where observed_at <= $a and ($e is null or observed_at > $e)",
-                          dict(a=_utc(as_of or utcnow()), e=end)).n.iloc[0]
+            n = store.sql("""select count(*) as n from outcomes where observed_at <= $a and ($e is null or observed_at > $e)
+                             and (request_id in (select request_id from predictions where model = $m)
+                                  or entity_key in (select entity_key from predictions where model = $m and entity_key is not null))""",
+                          dict(a=_utc(as_of or utcnow()), e=end, m=model)).n.iloc[0]   # this model's outcomes only
             if n >= st.retraining.min_new_outcomes: why.append(f'{n:,} outcomes matured since the training data')
     return why
 
