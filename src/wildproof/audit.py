@@ -129,7 +129,7 @@ def append_records(store: Store, rows, groups: list[int] | None = None) -> pa.Ta
         t = t.set_column(SCHEMA.get_field_index('prev_hash'), 'prev_hash', pa.array(links[:-1], pa.string()).take(which))
         t = t.set_column(SCHEMA.get_field_index('hash'), 'hash', pa.array(links[1:], pa.string()).take(which))
         store.append('predictions', t)
-        _write_head(store, h['seq'] + t.num_rows, links[-1], store._delta('predictions').version())
+        _write_head(store, h['seq'] + t.num_rows, links[-1], store._delta('predictions', refresh=False).version())   # the version our commit made
     return t
 
 # %% ../../nbs/11_audit.ipynb #016e6a83

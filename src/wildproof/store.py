@@ -229,13 +229,13 @@ def append(self: Store, table: str, rows) -> int:
 Store.append = append
 
 # %% ../../nbs/01_store.ipynb #5d1ab997
-def _delta(self: Store, table: str, path: Path | None = None) -> DeltaTable:
-    "The cached `DeltaTable` of `table` (or of the Delta table at `path`), brought up to date."
+def _delta(self: Store, table: str, path: Path | None = None, refresh: bool = True) -> DeltaTable:
+    "The cached `DeltaTable` of `table` (or of the Delta table at `path`), brought up to date unless `refresh` is False (its writer just used it)."
     key = path or self.table_path(table)
     with self._mutex:
         dt = self._tables.get(key)
         if dt is None: dt = self._tables[key] = DeltaTable(key)
-        else: dt.update_incremental()
+        elif refresh: dt.update_incremental()
         return dt
 
 def dataset(self: Store, table: str):
