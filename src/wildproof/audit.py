@@ -97,7 +97,7 @@ def _write_head(store: Store, seq: int, h: str, version: int):
 
 def head(store: Store) -> dict:
     "The chain's head: the last record's sequence number and hash. Call under the `audit-chain` lock to write after it."
-    version = store._delta('predictions').version()
+    version = store.version('predictions')
     f = _head_file(store)
     saved = json.loads(f.read_text()) if f.exists() else None
     if saved and saved['delta_version'] == version: return saved
@@ -129,7 +129,7 @@ def append_records(store: Store, rows, groups: list[int] | None = None) -> pa.Ta
         t = t.set_column(SCHEMA.get_field_index('prev_hash'), 'prev_hash', pa.array(links[:-1], pa.string()).take(which))
         t = t.set_column(SCHEMA.get_field_index('hash'), 'hash', pa.array(links[1:], pa.string()).take(which))
         store.append('predictions', t)
-        _write_head(store, h['seq'] + t.num_rows, links[-1], store._delta('predictions', refresh=False).version())   # the version our commit made
+        _write_head(store, h['seq'] + t.num_rows, links[-1], store.last_version['predictions'])
     return t
 
 # %% ../../nbs/11_audit.ipynb #016e6a83
