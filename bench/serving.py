@@ -89,7 +89,7 @@ def verdict(ok: bool) -> str: return 'PASS' if ok else 'FAIL'
 MAIN, WRITER = 'main', 'writer'   # where a wrapped call ran: this (main) thread, or another one (the AuditWriter's)
 APPEND = 'append_records (total)'
 AUDIT_PARTS = ['  to the predictions schema (_as_table)', '  chain head (head())', '  columns to hash (_pieces)',
-               '  sha256 of each link (link_hash)', '  Delta commit (store.append -> write_deltalake)', '  head file (_write_head)']
+               '  sha256 of each link (link_hash)', '  Delta commit (store.append)', '  head file (_write_head)']
 DELTA, HASHING = AUDIT_PARTS[4], AUDIT_PARTS[2:4]
 
 
