@@ -414,6 +414,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'wildproof.store._as_table': ('store.html#_as_table', 'wildproof/store.py'),
                                  'wildproof.store._checkpointed': ('store.html#_checkpointed', 'wildproof/store.py'),
                                  'wildproof.store._delta': ('store.html#_delta', 'wildproof/store.py'),
+                                 'wildproof.store._fresh': ('store.html#_fresh', 'wildproof/store.py'),
                                  'wildproof.store._maintain': ('store.html#_maintain', 'wildproof/store.py'),
                                  'wildproof.store._open': ('store.html#_open', 'wildproof/store.py'),
                                  'wildproof.store._plain': ('store.html#_plain', 'wildproof/store.py'),

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 from deltalake import ColumnProperties, DeltaTable, Field, WriterProperties, write_deltalake
+from deltalake.exceptions import DeltaError
 
 from .settings import WildproofError, load_settings
 
@@ -138,6 +139,16 @@ def _read_meta(root: Path) -> dict:
     try: return json.loads(f.read_text())
     except json.JSONDecodeError: raise StoreError(f'{f} is corrupt: it is not JSON') from None
 
+def _fresh(path, dt: DeltaTable | None = None) -> DeltaTable:
+    "`DeltaTable(path)`, or `dt` brought up to date. A log listed while a writer adds to it can show a gap (a directory listing is not a snapshot): it is listed again, a few times."
+    for wait in (0.01, 0.03, 0.1, 0.3, None):
+        try:
+            if dt is None: return DeltaTable(path)
+            dt.update_incremental(); return dt
+        except DeltaError as e:
+            if wait is None or 'contiguous commit files' not in str(e): raise
+            time.sleep(wait)
+
 def _open(self: Store):
     meta = _read_meta(self.root)
     found = meta.get('schema_version', SCHEMA_VERSION if not meta else 0)
@@ -150,7 +161,7 @@ def _open(self: Store):
         if not (path / '_delta_log').exists():
             DeltaTable.create(path, schema, name=name)
             continue
-        dt = DeltaTable(path)
+        dt = _fresh(path)
         have = pa.schema(dt.schema().to_arrow())
         have_names = set(have.names)
         for f in have:
@@ -242,7 +253,7 @@ def version(self: Store, table: str) -> int:
         log, v = key / '_delta_log', known
         while (log / f'{v + 1:020d}.json').exists(): v += 1
         if v > known or _checkpointed(log) > known:   # another writer committed: read its commits
-            dt.update_incremental(); v = dt.version()
+            v = _fresh(key, dt).version()
         return v
 
 def _put(self: Store, table: str, data: pa.Table) -> int | None:
@@ -295,9 +306,7 @@ def _delta(self: Store, table: str, path: Path | None = None) -> DeltaTable:
     "The cached `DeltaTable` of `table` (or of the Delta table at `path`), brought up to date."
     key = path or self.table_path(table)
     with self._mutex:
-        dt = self._tables.get(key)
-        if dt is None: dt = self._tables[key] = DeltaTable(key)
-        else: dt.update_incremental()
+        dt = self._tables[key] = _fresh(key, self._tables.get(key))
         return dt
 
 def dataset(self: Store, table: str):
