@@ -33,7 +33,7 @@ class ReadOnlyStore(Store):
     def __init__(self, root):
         self.root = Path(root).expanduser().resolve()
         if not (self.root / 'store.json').is_file(): raise DashboardError(f'no wildproof store at {self.root}')
-        self._mutex, self._tables, self._db = threading.RLock(), {}, None
+        self._mutex, self._tables, self._db, self.last_version = threading.RLock(), {}, None, {}
 
     def append(self, table, rows): raise DashboardError('the dashboards are read-only')
     def event(self, *a, **k): raise DashboardError('the dashboards are read-only')
