@@ -18,7 +18,9 @@ What it does, in one run, in a temporary folder deleted at the end:
    The best of each counts. Goal: scoring time <= 1.25 x the model. Every scoring run is instrumented (wrappers
    around the functions `score_snapshot` calls, a few dozen calls per run) to show where the time goes, on this
    thread and in the AuditWriter's. For information, `predict_proba` of one 50,000-row chunk alone and while
-   another thread commits a chunk's audit records (score_snapshot overlaps the two).
+   another thread commits a chunk's audit records (score_snapshot overlaps the two); and the overhead in microseconds
+   per row with the demo's model and with a model that costs more per row (`HEAVIER`, trained on the same reference),
+   with the model cost per row at which the goal would hold.
 2. Online. `wildproof serve` in a separate process (uvicorn on 127.0.0.1, a free port, `OMP_NUM_THREADS=1`, the
    store chosen by a settings file through `WILDPROOF_SETTINGS`). One `httpx.Client` (keep-alive) POSTs single
    records to /predict, one after the other: `--warmup` untimed, then `--requests` timed. Then `--clients` clients
@@ -314,6 +316,41 @@ def batch(args, store: Store, core: ScoringCore, snap: str, warm_rows: pd.DataFr
     return data, X, ok_warm
 
 
+HEAVIER = dict(early_stopping=False, max_iter=300, max_leaf_nodes=31)   # the default pipeline, made to cost about twice as much per row
+
+def heavier(args, store: Store, settings, contract, m, snap: str, warm_rows: pd.DataFrame, figures: dict):
+    """For information: the batch overhead in seconds per row, with the demo's model and with a model that costs more per row
+    (`HEAVIER`, trained on the same reference), measured the same way (best of `--repeats`, interleaved, not instrumented).
+    Whether the overhead grows with the model's cost or stays the same per row decides what a ratio goal means."""
+    heavy = train(store, m.snapshot_id, contract, name='credit_risk', settings=settings, params=HEAVIER)
+    out = {}
+    try:
+        for label, version in (('the demo\'s model (the goal\'s)', m.version), (f'a heavier model ({", ".join(f"{k}={v}" for k, v in HEAVIER.items())})', heavy.version)):
+            _move(store, 'credit_risk', 'production', version, 'promote', 'bench')
+            core = ScoringCore(store, settings=settings, source='batch')
+            try:
+                r = core.routes['champion']
+                data = validated(store, snap, core.contract).accepted()
+                core.score_frame(warm_rows, ids=[f'warm-{i}' for i in range(len(warm_rows))])
+                score_snapshot(store, snap, core=core, progress=False)
+                model, scoring = [], []
+                for _ in range(args.repeats):
+                    t = time.perf_counter(); r.pipe.predict_proba(build_features(data, r.features, r.history)); model.append(time.perf_counter() - t)
+                    t = time.perf_counter(); score_snapshot(store, snap, core=core, progress=False); scoring.append(time.perf_counter() - t)
+            finally: core.close()
+            mb, sb, n = min(model), min(scoring), len(data)
+            out[label] = dict(version=version, trees=int(r.pipe[-1].n_iter_), model_seconds=mb, score_seconds=sb, ratio=sb / mb,
+                              model_us_per_row=1e6 * mb / n, overhead_us_per_row=1e6 * (sb - mb) / n)
+    finally: _move(store, 'credit_risk', 'production', m.version, 'promote', 'bench')   # the online measurement serves the demo's model
+    print(f'\n   for information, the overhead per row with a model that costs more (best of {args.repeats} each, not instrumented):')
+    print(f'   {"":72} {"trees":>5} {"model us/row":>12} {"x model":>8} {"overhead us/row":>15}')
+    for label, d in out.items():
+        print(f'   {label:72} {d["trees"]:5} {d["model_us_per_row"]:12.2f} {d["ratio"]:7.2f}x {d["overhead_us_per_row"]:15.2f}')
+    o = statistics.mean(d['overhead_us_per_row'] for d in out.values())
+    print(f'   at {o:.2f} us of overhead per row, the goal of {BATCH_GOAL:g}x holds for a model that costs at least {o / (BATCH_GOAL - 1):.1f} us per row')
+    figures['batch_heavier'] = dict(params=HEAVIER, runs=out, overhead_us_per_row=o, model_us_per_row_for_goal=o / (BATCH_GOAL - 1))
+
+
 # --------------------------------------------------------------------------------------------------------------
 # 2. online
 
@@ -535,6 +572,7 @@ def main(argv=None):
         core = ScoringCore(store, settings=settings, source='batch')
         load_before = os.getloadavg()[0]
         data, X, ok_batch = batch(args, store, core, snap, warm_rows, work, figures)
+        heavier(args, store, settings, contract, model, snap, warm_rows, figures)
         ok_online = online(args, settings, settings_file, work, core, data, X, figures)
         audit_log(args, work / 'audit-store', core, data, figures)
         load_after = os.getloadavg()[0]
@@ -542,6 +580,8 @@ def main(argv=None):
         print(f'\nsummary (1-minute load average {load_before:.2f} before the timings, {load_after:.2f} after; {time.perf_counter() - t_start:.0f} s in all):')
         print(f'  batch:  score_snapshot {b["ratio_warm"]:.2f}x the model with the validation reused, {b["ratio_cold"]:.2f}x on a new snapshot '
               f'(goal <= {BATCH_GOAL:g}x): {b["verdict_warm"]} / {b["verdict_cold"]}; {b["ratio_warm_predict_only"]:.2f}x / {b["ratio_cold_predict_only"]:.2f}x predict_proba alone')
+        h = figures['batch_heavier']
+        print(f'          overhead {h["overhead_us_per_row"]:.2f} us per row on average over two models (for information): ' + ', '.join(f'{d["ratio"]:.2f}x with a model of {d["model_us_per_row"]:.1f} us/row' for d in h['runs'].values()))
         print(f'  online: service p95 {o["service_ms"][1]:.1f} ms, 1 client (goal <= {o["sla_p95_ms"]:g} ms): {o["verdict"]}')
         a = figures['audit']
         print(f'  audit:  append_records {a["append_10000"]["records_per_s"]:,.0f} / {a["append_100"]["records_per_s"]:,.0f} / {a["append_1"]["records_per_s"]:,.0f} '
