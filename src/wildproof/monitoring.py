@@ -346,13 +346,38 @@ def _production_models(store: Store) -> list[str]:
     return a.model.tolist()
 
 def _due(store: Store, model: str, granularity: str, as_of) -> list[tuple]:
+    """The ended windows to compute: those never computed, and those whose outcomes were incomplete and that something
+    could have changed since: new answers, an outcome recorded since or newly observed by `as_of`, or a different `as_of`
+    for the window's end. A window whose every outcome is in is never due again (`monitor(window=...)` recomputes any)."""
     first = store.sql("select min(coalesce(event_time, created_at)) as t from predictions where model = $m and route <> 'shadow'", dict(m=model)).t.iloc[0]
     if first is None or pd.isna(first): return []
     wins = windows_between(first, as_of, granularity)
-    done = store.sql('''select window_start, max(value) filter (where metric = 'label_completeness') as c from metrics
-                        where model = $m and granularity = $g group by 1''', dict(m=model, g=granularity))
-    complete = {_utc(t) for t, c in zip(done.window_start, done.c) if c is not None and c >= 1.0}
-    return [w for w in wins if w[0] not in complete]
+    done = store.sql('''select window_start, max(value) filter (where metric = 'label_completeness') as c, min(as_of) as as_of, min(computed_at) as computed_at
+                        from metrics where model = $m and granularity = $g group by 1''', dict(m=model, g=granularity))
+    last = {_utc(t): (c, _utc(a), _utc(k)) for t, c, a, k in zip(done.window_start, done.c, done.as_of, done.computed_at)}
+    due, check = [], []
+    for s, e in wins:
+        if s not in last: due.append((s, e)); continue
+        c, a, k = last[s]
+        if c is not None and c >= 1.0: continue
+        if a < e or a > as_of: due.append((s, e))   # computed before the window ended, or for a later as_of: outcomes seen then are not seen now
+        else: check.append(dict(s=s, e=e, as_of=a, computed_at=k))
+    if check:
+        con = store.connect(['predictions', 'outcomes'])
+        try:
+            con.register('w', pd.DataFrame(check))
+            changed = con.execute('''
+                with o as (select *, observed_at <= $asof as seen from outcomes),
+                by_req as (select request_id, max(recorded_at) filter (where seen) as rec, max(observed_at) filter (where seen) as obs from o where request_id is not null group by 1),
+                by_key as (select entity_key, max(recorded_at) filter (where seen) as rec, max(observed_at) filter (where seen) as obs from o where entity_key is not null group by 1)
+                select distinct w.s from w join predictions p on coalesce(p.event_time, p.created_at) >= w.s and coalesce(p.event_time, p.created_at) < w.e
+                left join by_req r on p.request_id = r.request_id left join by_key k on p.entity_key = k.entity_key
+                where p.model = $m and p.route <> 'shadow' and (p.created_at > w.computed_at or r.rec > w.computed_at or k.rec > w.computed_at
+                                                               or r.obs > w.as_of or k.obs > w.as_of)''', dict(m=model, asof=as_of)).df()
+        finally: con.close()
+        new = {_utc(t) for t in changed.s}
+        due += [(x['s'], x['e']) for x in check if x['s'] in new]
+    return sorted(due)
 
 def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, granularity: str | None = None, settings=None,
             progress: bool = True) -> pd.DataFrame:
