@@ -6,7 +6,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from wildproof.dashboards import DashboardData, DashboardError, DriftDashboard, ModelCardDashboard, ReadOnlyStore
+from wildproof.dashboards import DashboardData, DashboardError, DriftDashboard, ModelCardDashboard
+from wildproof.store import StoreError
 
 EXE = Path(sys.executable).parent / 'wildproof'
 
@@ -75,8 +76,8 @@ def test_the_dashboards_cannot_change_the_store(demo_copy):
         d.window = w
         d.distribution(); d.heatmap()
     mc.card(); mc.reports(); mc.inventory()
-    with pytest.raises(DashboardError): data.store.append('events', [])
-    with pytest.raises(DashboardError): ReadOnlyStore(demo_copy.parent / 'nothing-here')
+    with pytest.raises(StoreError, match='read-only'): data.store.append('events', [])
+    with pytest.raises(DashboardError, match='no wildproof store'): DashboardData(demo_copy.parent / 'nothing-here')
     assert tree_hash(demo_copy) == before
 
 

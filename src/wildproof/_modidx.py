@@ -407,6 +407,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'wildproof.store': { 'wildproof.store.Store': ('store.html#store', 'wildproof/store.py'),
                                  'wildproof.store.Store.__init__': ('store.html#store.__init__', 'wildproof/store.py'),
                                  'wildproof.store.Store.__repr__': ('store.html#store.__repr__', 'wildproof/store.py'),
+                                 'wildproof.store.Store._writable': ('store.html#store._writable', 'wildproof/store.py'),
                                  'wildproof.store.Store.from_settings': ('store.html#store.from_settings', 'wildproof/store.py'),
                                  'wildproof.store.Store.lock': ('store.html#store.lock', 'wildproof/store.py'),
                                  'wildproof.store.Store.table_path': ('store.html#store.table_path', 'wildproof/store.py'),

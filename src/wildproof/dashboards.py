@@ -9,7 +9,7 @@ itself, except for one window of one feature when its distribution is asked for.
 """
 from __future__ import annotations
 
-import json, threading
+import json
 from pathlib import Path
 
 import numpy as np
@@ -19,29 +19,13 @@ import param
 from .audit import input_text, inputs_join
 from .reports import _window_label
 from .settings import WildproofError, load_settings
-from .store import Store, TABLES
+from .store import Store, StoreError
 
 BANDS = ('stable', 'watch', 'alert')
 
 
 class DashboardError(WildproofError):
     "The dashboards cannot show what was asked: no store there, or a change was attempted."
-
-
-class ReadOnlyStore(Store):
-    "A store opened for reading only: no table is created, no schema migrated, nothing appended."
-    def __init__(self, root):
-        self.root = Path(root).expanduser().resolve()
-        if not (self.root / 'store.json').is_file(): raise DashboardError(f'no wildproof store at {self.root}')
-        self._mutex, self._tables, self._db, self.last_version = threading.RLock(), {}, None, {}
-
-    def append(self, table, rows): raise DashboardError('the dashboards are read-only')
-    def event(self, *a, **k): raise DashboardError('the dashboards are read-only')
-    def lock(self, name): raise DashboardError('the dashboards are read-only')
-
-    def connect(self, tables=None):
-        "A cursor with the tables this store has (an older store may lack some) registered as views."
-        return super().connect([t for t in (TABLES if tables is None else tables) if (self.root / 'tables' / t / '_delta_log').is_dir()])
 
 
 def _label(t, granularity: str) -> str: return _window_label(pd.Timestamp(t), granularity)
@@ -51,7 +35,8 @@ class DashboardData:
     "Read-only queries the dashboards need, over the store at `root` (default: `[store] root` of settings.ini)."
     def __init__(self, root=None, settings=None):
         self.settings = settings or load_settings()
-        self.store = ReadOnlyStore(root or self.settings.store.root)
+        try: self.store = Store(root or self.settings.store.root, read_only=True)   # nothing created, migrated, locked or written
+        except StoreError as e: raise DashboardError(str(e)) from None
 
     # --- monitoring
     def models(self) -> list[str]:

@@ -101,14 +101,17 @@ def new_id() -> str:
 
 # %% ../../nbs/01_store.ipynb #d7ef4e7b
 class Store:
-    "The append-only fact tables under `root`, queried with DuckDB."
-    def __init__(self, root: str | Path):
-        self.root = Path(root).expanduser().resolve()
+    "The append-only fact tables under `root`, queried with DuckDB. `read_only`: open an existing store without creating, migrating, locking or writing anything."
+    def __init__(self, root: str | Path, read_only: bool = False):
+        self.root, self.read_only = Path(root).expanduser().resolve(), read_only
+        self._mutex, self._tables, self._db = threading.RLock(), {}, None
+        self.last_version: dict[str, int] = {}   # the Delta version of this Store's last commit to each table
+        if read_only:
+            if not (self.root / 'store.json').is_file(): raise StoreError(f'no wildproof store at {self.root}')
+            return
         try: self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e: raise StoreError(f'cannot create the store at {self.root}: {e.strerror}') from None
         if not os.access(self.root, os.W_OK): raise StoreError(f'the store at {self.root} is not writable')
-        self._mutex, self._tables, self._db = threading.RLock(), {}, None
-        self.last_version: dict[str, int] = {}   # the Delta version of this Store's last commit to each table
         with self.lock('store'): self._open()
 
     @classmethod
@@ -122,11 +125,15 @@ class Store:
     @contextmanager
     def lock(self, name: str):
         "An exclusive lock between processes on this machine, held for the `with` block."
+        self._writable()
         (self.root / 'locks').mkdir(exist_ok=True)
         with open(self.root / 'locks' / f'{name}.lock', 'w') as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try: yield
             finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _writable(self):
+        if self.read_only: raise StoreError(f'the store at {self.root} is open read-only: nothing can be written to it')
 
     def table_path(self, table: str) -> Path:
         if table not in TABLES: raise StoreError(f'unknown table {table!r} (tables: {", ".join(TABLES)})')
@@ -284,7 +291,7 @@ Store.version, Store._put = version, _put
 
 def append(self: Store, table: str, rows) -> int:
     "Append `rows` to `table` in one commit (its version goes to `last_version`); returns the number of rows written. Every COMPACT_EVERY versions the table is compacted."
-    self.table_path(table)
+    self._writable(); self.table_path(table)
     data = _as_table(TABLES[table], rows, table)
     if data.num_rows:
         with self._mutex, self.lock(f'table-{table}'):
@@ -324,8 +331,10 @@ def cursor(self: Store) -> duckdb.DuckDBPyConnection:
 
 def connect(self: Store, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
     "A new cursor with `tables` (default: all) registered as views of their latest version."
+    tables = TABLES if tables is None else tables
+    if self.read_only: tables = [t for t in tables if (self.table_path(t) / '_delta_log').is_dir()]   # an older store may lack some
     con = self.cursor()
-    for t in (TABLES if tables is None else tables): con.register(t, self.dataset(t))
+    for t in tables: con.register(t, self.dataset(t))
     return con
 
 def sql(self: Store, query: str, params: dict | None = None, tables: Iterable[str] | None = None) -> pd.DataFrame:
