@@ -421,6 +421,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'wildproof.store._plain': ('store.html#_plain', 'wildproof/store.py'),
                                  'wildproof.store._put': ('store.html#_put', 'wildproof/store.py'),
                                  'wildproof.store._read_meta': ('store.html#_read_meta', 'wildproof/store.py'),
+                                 'wildproof.store._relocate_mlflow': ('store.html#_relocate_mlflow', 'wildproof/store.py'),
                                  'wildproof.store._writer_properties': ('store.html#_writer_properties', 'wildproof/store.py'),
                                  'wildproof.store.append': ('store.html#append', 'wildproof/store.py'),
                                  'wildproof.store.connect': ('store.html#connect', 'wildproof/store.py'),

@@ -156,6 +156,31 @@ def _fresh(path, dt: DeltaTable | None = None) -> DeltaTable:
             if wait is None or 'contiguous commit files' not in str(e): raise
             time.sleep(wait)
 
+_MLFLOW_PATHS = [('experiments', 'artifact_location'), ('runs', 'artifact_uri'), ('logged_models', 'artifact_location'), ('model_versions', 'storage_location')]
+
+def _relocate_mlflow(root: Path) -> list[str]:
+    """Point the store's own MLflow database (`mlflow.db` in `root`) at the store's own artifacts (`mlartifacts/` in `root`)
+    when the store was copied or moved: each artifact location under another folder's `mlartifacts/` whose files are here
+    too is rewritten. Returns the other folders' `mlartifacts/` it pointed at. Anything else (a shared artifact store) stays."""
+    import sqlite3
+    db, here = root / 'mlflow.db', root / 'mlartifacts'
+    if not db.is_file() or not here.is_dir(): return []
+    new, changes, olds = here.as_uri(), [], set()
+    con = sqlite3.connect(db)
+    try:
+        for t, col in _MLFLOW_PATHS:
+            try: rows = con.execute(f'select distinct "{col}" from "{t}" where "{col}" like ?', ('file://%/mlartifacts%',)).fetchall()
+            except sqlite3.OperationalError: continue   # an MLflow without this table
+            for (v,) in rows:
+                at = v.rfind('/mlartifacts') + len('/mlartifacts')
+                old, rest = v[:at], v[at:]
+                if old != new and rest[:1] in ('', '/') and (here / rest.lstrip('/')).exists():
+                    changes.append((t, col, v, new + rest)); olds.add(old)
+        with con:
+            for t, col, v, w in changes: con.execute(f'update "{t}" set "{col}" = ? where "{col}" = ?', (w, v))
+    finally: con.close()
+    return sorted(olds)
+
 def _open(self: Store):
     meta = _read_meta(self.root)
     found = meta.get('schema_version', SCHEMA_VERSION if not meta else 0)
@@ -183,6 +208,8 @@ def _open(self: Store):
         (self.root / 'store.json').write_text(json.dumps({'schema_version': SCHEMA_VERSION, 'migrated_from': found,
                                                           'migrated_at': utcnow().isoformat()}, indent=1))
     self.migrated = migrated
+    self.relocated = _relocate_mlflow(self.root)   # a copied or moved store loads its own models, not those of the folder it came from
+    if self.relocated: self.event('store_relocated', str(self.root), mlflow_artifacts_were=self.relocated, now=(self.root / 'mlartifacts').as_uri())
 
 Store._open = _open
 
