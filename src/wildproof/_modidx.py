@@ -272,6 +272,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'wildproof/monitoring.py'),
                                       'wildproof.monitoring.Reference.columns': ( 'monitoring.html#reference.columns',
                                                                                   'wildproof/monitoring.py'),
+                                      'wildproof.monitoring.Reference.profiles': ( 'monitoring.html#reference.profiles',
+                                                                                   'wildproof/monitoring.py'),
                                       'wildproof.monitoring._change': ('monitoring.html#_change', 'wildproof/monitoring.py'),
                                       'wildproof.monitoring._due': ('monitoring.html#_due', 'wildproof/monitoring.py'),
                                       'wildproof.monitoring._frame': ('monitoring.html#_frame', 'wildproof/monitoring.py'),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -60,9 +61,15 @@ class Reference:
     threshold: float
     contract: object = field(repr=False, default=None)
     time_column: str | None = None
+    bins: dict = field(repr=False, default_factory=dict, compare=False)   # each column's reference bin ids, for noise_band (filled on use)
 
     @property
     def columns(self) -> dict: return {**{c: 'numeric' for c in self.numeric}, **{c: 'categorical' for c in self.categorical}}
+
+    @cached_property
+    def profiles(self) -> tuple:
+        "The drift profiles of the features and of the score (computed once, for every window compared with this reference)."
+        return _drift.profile(self.frame, self.columns), _drift.profile(self.frame, {'score': 'numeric'})
 
     def accuracy(self) -> float:
         f = self.frame.dropna(subset=['outcome'])
@@ -107,15 +114,16 @@ def estimated_performance(scores, threshold: float) -> dict:
     return dict(roc_auc=float(np.trapezoid(tpr, fpr)), accuracy=float(np.mean(np.where(p >= threshold, p, 1 - p))))
 
 # %% ../../nbs/15_monitoring.ipynb #4e51fd0c
-def noise_band(profile, ref: pd.DataFrame, n: int, *, quantile: float = 0.99, chunks: int = 50, seed: int = 0) -> dict:
-    "Per column: the `quantile` of the PSI of `chunks` reference samples of `n` rows."
+def noise_band(profile, ref: pd.DataFrame, n: int, *, quantile: float = 0.99, chunks: int = 50, seed: int = 0, bins: dict | None = None) -> dict:
+    "Per column: the `quantile` of the PSI of `chunks` reference samples of `n` rows. `bins`: a dict that keeps each column's reference bins between calls."
     rng = np.random.default_rng(seed)
-    out = {}
+    out, bins = {}, {} if bins is None else bins
     for col, kind in profile.columns.items():
         if col not in ref.columns or n < 1: continue
-        bins, shares = _drift.bin_ids(profile, col, ref[col])
+        if col not in bins: bins[col] = _drift.bin_ids(profile, col, ref[col])
+        ids, shares = bins[col]
         k = len(shares)
-        vals = [_drift.psi_from_shares(shares, np.bincount(rng.choice(bins, n), minlength=k) / n) for _ in range(chunks)]
+        vals = [_drift.psi_from_shares(shares, np.bincount(rng.choice(ids, n), minlength=k) / n) for _ in range(chunks)]
         out[col] = float(np.quantile(vals, quantile))
     return out
 
@@ -215,16 +223,15 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
         for k, v in g['broken'].items(): add('gate', 'violations', v, subject=k)
     if not len(scored): return _frame(rows, ref, start, end, granularity, as_of)
     # drift: features and score
-    profile = _drift.profile(ref.frame, ref.columns)
+    profile, sp = ref.profiles
     con = duckdb.connect()
     try:
         con.register('ref', ref.frame); con.register('cur', scored)
         d = _drift.drift(con, 'cur', profile, reference='ref')
-        sp = _drift.profile(ref.frame, {'score': 'numeric'})
         ds = _drift.drift(con, 'cur', sp, reference='ref')
     finally: con.close()
-    band = noise_band(profile, ref.frame, len(scored), quantile=mon.noise_quantile)
-    band.update(noise_band(sp, ref.frame, len(scored), quantile=mon.noise_quantile))
+    band = noise_band(profile, ref.frame, len(scored), quantile=mon.noise_quantile, bins=ref.bins)
+    band.update(noise_band(sp, ref.frame, len(scored), quantile=mon.noise_quantile, bins=ref.bins))
     for fam, res in (('data_drift', d), ('prediction_drift', ds)):
         for r in res.to_dict('records'):
             c = r['column']
