@@ -32,8 +32,14 @@ def test_drift_component_defaults_to_the_worst_drift_and_follows_its_selectors(d
     psi = m[(m.family == 'data_drift') & (m.metric == 'psi') & (m.subject == 'income')]
     psi = psi.set_index(psi.window_start.dt.strftime('%Y-%m')).value
     assert psi['2025-03'] < 0.1 < 0.2 < psi['2025-04']
-    # every view renders; the distribution shows the reference against the chosen window
+    # every view renders, and the views drawn from the metrics share one query per selection
+    queries, metrics = [], d.data.metrics
+    d.data.metrics = lambda *a, **k: queries.append(a) or metrics(*a, **k)
+    d.start = '2025-02'
     for view in (d.heatmap, d.distribution, d.service, d.business, d.performance, d.alerts): assert view() is not None
+    assert len(queries) == 1 and sorted(d._metrics().window_start.dt.strftime('%Y-%m').unique()) == ['2025-02', '2025-03', '2025-04', '2025-05']
+    d.data.metrics = metrics
+    # the distribution shows the reference against the chosen window
     dist = d.data.distribution('credit_risk', 'income', pd.Timestamp('2025-05-01', tz='UTC'), pd.Timestamp('2025-06-01', tz='UTC'))
     assert abs(dist.reference.sum() - 1) < 1e-9 and abs(dist.current.sum() - 1) < 1e-9
     assert dist.current.iloc[:3].sum() > dist.reference.iloc[:3].sum() + 0.1   # incomes fell: more mass in the low bins

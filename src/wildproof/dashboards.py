@@ -215,7 +215,7 @@ class DriftDashboard(param.Parameterized):
     window = param.Selector(check_on_set=True, objects=[], doc='window whose distribution is shown')
 
     def __init__(self, data: DashboardData | None = None, **params):
-        self.data = data or DashboardData()
+        self.data, self._last = data or DashboardData(), (None, None)   # _last: the last selection's metrics
         super().__init__(**params)
         models = self.data.models()
         self.param.model.objects = models
@@ -245,9 +245,13 @@ class DriftDashboard(param.Parameterized):
         return pd.Timestamp(label + ('-01' if self.granularity == 'month' else ''), tz='UTC')
 
     def _metrics(self) -> pd.DataFrame:
+        "The metrics of the chosen model, version and windows: one query per selection, shared by the views it redraws (not modified by them)."
         if self.model is None or not self.start: return pd.DataFrame(columns=['window_start', 'version', 'family', 'metric', 'subject', 'value', 'status'])
-        return self.data.metrics(self.model, self.granularity, version=None if self.version == 'all' else self.version,
-                                 start=self._ts(self.start), end=self._ts(self.end))
+        key = (self.model, self.granularity, self.version, self.start, self.end)
+        if self._last[0] != key:
+            self._last = (key, self.data.metrics(self.model, self.granularity, version=None if self.version == 'all' else self.version,
+                                                 start=self._ts(self.start), end=self._ts(self.end)))
+        return self._last[1]
 
     def _series(self, m, fam, metric, subject=None):
         x = m[(m.family == fam) & (m.metric == metric) & ((m.subject == subject) if subject else True)]
