@@ -412,6 +412,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'wildproof.store.Store._writable': ('store.html#store._writable', 'wildproof/store.py'),
                                  'wildproof.store.Store.from_settings': ('store.html#store.from_settings', 'wildproof/store.py'),
                                  'wildproof.store.Store.lock': ('store.html#store.lock', 'wildproof/store.py'),
+                                 'wildproof.store.Store.mlflow_artifacts': ('store.html#store.mlflow_artifacts', 'wildproof/store.py'),
+                                 'wildproof.store.Store.mlflow_db': ('store.html#store.mlflow_db', 'wildproof/store.py'),
                                  'wildproof.store.Store.table_path': ('store.html#store.table_path', 'wildproof/store.py'),
                                  'wildproof.store.StoreError': ('store.html#storeerror', 'wildproof/store.py'),
                                  'wildproof.store._as_table': ('store.html#_as_table', 'wildproof/store.py'),

@@ -505,6 +505,7 @@ def run_demo(settings=None, rows: int | None = None, seed: int | None = None, st
     if model.get('monitoring'):
         out(f'  dashboards  wildproof --store {root} dashboards --no-auth  (then http://127.0.0.1:{settings.dashboard.port}/drift and /model_card; '
             f'for stakeholders, a login: users in {settings.dashboard.users_file}, [dashboard] in settings.ini)')
-    out(f'  MLflow UI   mlflow ui --backend-store-uri sqlite:///{root / "mlflow.db"}  (then open http://127.0.0.1:5000)')
+    from wildproof.training import tracking_uri
+    out(f'  MLflow UI   mlflow ui --backend-store-uri {tracking_uri(store, settings)}  (then open http://127.0.0.1:5000)')
     if not caught: raise DemoError(f'the data gate missed the scripted incident {inc["name"]}: see {root / "demo" / "gate_by_week.csv"}')
     return res

@@ -108,6 +108,7 @@ class Store:
         self.last_version: dict[str, int] = {}   # the Delta version of this Store's last commit to each table
         if read_only:
             if not (self.root / 'store.json').is_file(): raise StoreError(f'no wildproof store at {self.root}')
+            self.migrated, self.relocated = [], []
             return
         try: self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e: raise StoreError(f'cannot create the store at {self.root}: {e.strerror}') from None
@@ -135,6 +136,12 @@ class Store:
     def _writable(self):
         if self.read_only: raise StoreError(f'the store at {self.root} is open read-only: nothing can be written to it')
 
+    @property
+    def mlflow_db(self) -> Path: return self.root / 'mlflow.db'   # MLflow's tracking and registry database, unless [mlflow] tracking_uri says otherwise
+
+    @property
+    def mlflow_artifacts(self) -> Path: return self.root / 'mlartifacts'   # MLflow's artifacts, unless [mlflow] artifact_location says otherwise
+
     def table_path(self, table: str) -> Path:
         if table not in TABLES: raise StoreError(f'unknown table {table!r} (tables: {", ".join(TABLES)})')
         return self.root / 'tables' / table
@@ -158,21 +165,20 @@ def _fresh(path, dt: DeltaTable | None = None) -> DeltaTable:
 
 _MLFLOW_PATHS = [('experiments', 'artifact_location'), ('runs', 'artifact_uri'), ('logged_models', 'artifact_location'), ('model_versions', 'storage_location')]
 
-def _relocate_mlflow(root: Path) -> list[str]:
-    """Point the store's own MLflow database (`mlflow.db` in `root`) at the store's own artifacts (`mlartifacts/` in `root`)
-    when the store was copied or moved: each artifact location under another folder's `mlartifacts/` whose files are here
-    too is rewritten. Returns the other folders' `mlartifacts/` it pointed at. Anything else (a shared artifact store) stays."""
+def _relocate_mlflow(db: Path, here: Path) -> list[str]:
+    """Point the store's own MLflow database `db` at the store's own artifacts folder `here` when the store was copied or
+    moved: each artifact location under another folder of that name whose files are here too is rewritten. Returns the
+    other folders it pointed at. Anything else (a shared artifact store) stays."""
     import sqlite3
-    db, here = root / 'mlflow.db', root / 'mlartifacts'
     if not db.is_file() or not here.is_dir(): return []
-    new, changes, olds = here.as_uri(), [], set()
+    new, name, changes, olds = here.as_uri(), f'/{here.name}', [], set()
     con = sqlite3.connect(db)
     try:
         for t, col in _MLFLOW_PATHS:
-            try: rows = con.execute(f'select distinct "{col}" from "{t}" where "{col}" like ?', ('file://%/mlartifacts%',)).fetchall()
+            try: rows = con.execute(f'select distinct "{col}" from "{t}" where "{col}" like ?', (f'file://%{name}%',)).fetchall()
             except sqlite3.OperationalError: continue   # an MLflow without this table
             for (v,) in rows:
-                at = v.rfind('/mlartifacts') + len('/mlartifacts')
+                at = v.rfind(name) + len(name)
                 old, rest = v[:at], v[at:]
                 if old != new and rest[:1] in ('', '/') and (here / rest.lstrip('/')).exists():
                     changes.append((t, col, v, new + rest)); olds.add(old)
@@ -208,8 +214,8 @@ def _open(self: Store):
         (self.root / 'store.json').write_text(json.dumps({'schema_version': SCHEMA_VERSION, 'migrated_from': found,
                                                           'migrated_at': utcnow().isoformat()}, indent=1))
     self.migrated = migrated
-    self.relocated = _relocate_mlflow(self.root)   # a copied or moved store loads its own models, not those of the folder it came from
-    if self.relocated: self.event('store_relocated', str(self.root), mlflow_artifacts_were=self.relocated, now=(self.root / 'mlartifacts').as_uri())
+    self.relocated = _relocate_mlflow(self.mlflow_db, self.mlflow_artifacts)   # a copied or moved store loads its own models, not those of the folder it came from
+    if self.relocated: self.event('store_relocated', str(self.root), mlflow_artifacts_were=self.relocated, now=self.mlflow_artifacts.as_uri())
 
 Store._open = _open
 

@@ -40,7 +40,7 @@ TRUSTED_TYPES = ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredict
 def tracking_uri(store: Store, settings=None) -> str:
     "The MLflow tracking URI: `[mlflow] tracking_uri`, or the SQLite database in the store root."
     settings = settings or load_settings()
-    return settings.mlflow.tracking_uri or f'sqlite:///{store.root / "mlflow.db"}'
+    return settings.mlflow.tracking_uri or f'sqlite:///{store.mlflow_db}'
 
 def mlflow_setup(store: Store, settings=None) -> str:
     "Point MLflow at the store's tracking database and return the id of the experiment (created with its artifact location)."
@@ -52,7 +52,7 @@ def mlflow_setup(store: Store, settings=None) -> str:
     if (uri, name) not in cache:
         exp = mlflow.get_experiment_by_name(name)
         if exp is None:
-            loc = Path(settings.mlflow.artifact_location or store.root / 'mlartifacts')
+            loc = Path(settings.mlflow.artifact_location or store.mlflow_artifacts)
             loc.mkdir(parents=True, exist_ok=True)
             cache[(uri, name)] = mlflow.create_experiment(name, artifact_location=loc.as_uri())
         else: cache[(uri, name)] = exp.experiment_id
