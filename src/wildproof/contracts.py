@@ -273,6 +273,7 @@ class Validation:
     problems: list[str]
     seconds: float
     store: Store | None = field(default=None, repr=False)
+    snapshot: Snapshot | None = field(default=None, repr=False, compare=False)   # the Snapshot, once looked up: reading its rows needs no second look-up
 
     @property
     def ok(self) -> bool: return self.status == 'accepted'
@@ -299,7 +300,7 @@ class Validation:
 
     def accepted(self, as_arrow: bool = False, rows: np.ndarray | None = None):
         "The accepted rows of the batch, exactly as ingested (none for a rejected batch); `rows`: their numbers, when `accepted_rows()` was already asked."
-        t = read_snapshot(self.store, self.snapshot_id, as_arrow=True)
+        t = read_snapshot(self.store, self.snapshot or self.snapshot_id, as_arrow=True)
         rows = self.accepted_rows() if rows is None else rows
         if len(rows) < t.num_rows: t = t.take(pa.array(rows))
         return t if as_arrow else t.to_pandas()
@@ -458,7 +459,7 @@ def validate(store: Store, snapshot, contract: Contract, *, settings=None, now: 
     status = 'rejected' if broken else 'accepted'
     accepted = 0 if broken else snap.rows - q_rows
     res = Validation(vid, snap.snapshot_id, snap.dataset, contract.name, contract.version, status, snap.rows, accepted, q_rows,
-                     snap.rows - accepted - q_rows, rules_out, problems, time.perf_counter() - t0, store)
+                     snap.rows - accepted - q_rows, rules_out, problems, time.perf_counter() - t0, store, snap)
     store.append('validations', [dict(validation_id=vid, snapshot_id=snap.snapshot_id, dataset=snap.dataset, contract=contract.name,
                                       contract_version=contract.version, status=status, rows_in=res.rows_in, rows_accepted=res.rows_accepted,
                                       rows_quarantined=res.rows_quarantined, rules_json=json.dumps(rules_out, default=str),
@@ -476,7 +477,7 @@ def latest_validation(store: Store, snapshot, contract: Contract) -> Validation 
     x = r.iloc[0]
     return Validation(x.validation_id, x.snapshot_id, x.dataset, x.contract, int(x.contract_version), x.status, int(x.rows_in),
                       int(x.rows_accepted), int(x.rows_quarantined), int(x.rows_in - x.rows_accepted - x.rows_quarantined),
-                      json.loads(x.rules_json), json.loads(x.problems_json), float(x.seconds), store)
+                      json.loads(x.rules_json), json.loads(x.problems_json), float(x.seconds), store, snap)
 
 def validated(store: Store, snapshot, contract: Contract, settings=None) -> Validation:
     "The recorded validation of `snapshot` against `contract` if there is one, else a new one."

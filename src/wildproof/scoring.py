@@ -202,7 +202,7 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
     features; other rows keep their inputs and features as JSON. `served=False` skips the DataFrame of answers (batch scoring reads the records)."""
     t0 = t0 or time.perf_counter()
     n, con = len(rows), self._con()
-    rows = rows.reset_index(drop=True)
+    if not rows.index.equals(pd.RangeIndex(n)): rows = rows.set_axis(pd.RangeIndex(n), copy=False)   # positions as labels, without copying the rows
     champ, chal = self.routes['champion'], self.routes['challenger']
     contract = champ.contract or chal.contract
     key = contract.key if contract and contract.key in rows.columns else None
