@@ -270,18 +270,11 @@ def _frame(rows, ref, start, end, granularity, as_of) -> pd.DataFrame:
 
 # %% ../../nbs/15_monitoring.ipynb #a055d6a2
 def store_window(store: Store, metrics: pd.DataFrame) -> int:
-    "Write one window's metrics, replacing any earlier computation of the same window."
-    from deltalake import write_deltalake
+    "Append one computation of one window's metrics (it supersedes the earlier ones in `metrics`; all stay in `metrics_history`)."
     if not len(metrics): return 0
-    keys = metrics[['model', 'granularity', 'window_start']].drop_duplicates()
-    if len(keys) != 1: raise MonitoringError('store_window takes one window at a time')
-    k = keys.iloc[0]
-    t = _as_table(TABLES['metrics'], metrics, 'metrics')
-    pred = (f"model = '{k.model.replace(chr(39), chr(39) * 2)}' AND granularity = '{k.granularity}' AND "
-            f"window_start = '{k.window_start.strftime('%Y-%m-%d %H:%M:%S')}'")
-    with store._mutex, store.lock('table-metrics'):
-        write_deltalake(store._delta('metrics'), t, mode='overwrite', predicate=pred)
-    return t.num_rows
+    if len(metrics[['model', 'granularity', 'window_start', 'computed_at']].drop_duplicates()) != 1:
+        raise MonitoringError('store_window takes one computation of one window at a time')
+    return store.append('metrics', _as_table(TABLES['metrics'], metrics, 'metrics'))
 
 # %% ../../nbs/15_monitoring.ipynb #47d2659d
 SEVERE = ('alert', 'investigate')
@@ -427,11 +420,12 @@ def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, 
     return pd.DataFrame(out).sort_values(['model', 'window_start']).reset_index(drop=True) if out else pd.DataFrame(out)
 
 def metrics(store: Store, model: str, *, family: str | None = None, metric: str | None = None, subject: str | None = None,
-            granularity: str | None = None) -> pd.DataFrame:
-    "The stored metric time series of `model`, by window."
-    return store.sql('''select window_start, window_end, version, family, metric, subject, value, status, detail_json, as_of from metrics
+            granularity: str | None = None, history: bool = False) -> pd.DataFrame:
+    "The stored metric time series of `model`, by window: each window's latest computation, or (`history`) every computation of it."
+    return store.sql(f'''select window_start, window_end, version, family, metric, subject, value, status, detail_json, as_of, computed_at
+                        from {'metrics_history' if history else 'metrics'}
                         where model = $m and ($f is null or family = $f) and ($k is null or metric = $k) and ($s is null or subject = $s)
-                          and ($g is null or granularity = $g) order by window_start, family, metric, subject''',
+                          and ($g is null or granularity = $g) order by window_start, family, metric, subject, computed_at''',
                      dict(m=model, f=family, k=metric, s=subject, g=granularity))
 
 # %% ../../nbs/15_monitoring.ipynb #fb06cf0c

@@ -21,8 +21,8 @@ from deltalake.exceptions import DeltaError
 from .settings import WildproofError, load_settings
 
 # %% auto #0
-__all__ = ['SCHEMA_VERSION', 'TABLES', 'COMPACT_EVERY', 'StoreError', 'utcnow', 'new_id', 'Store', 'version', 'append', 'dataset',
-           'cursor', 'connect', 'sql', 'event']
+__all__ = ['SCHEMA_VERSION', 'TABLES', 'LATEST', 'COMPACT_EVERY', 'StoreError', 'utcnow', 'new_id', 'Store', 'version', 'append',
+           'dataset', 'cursor', 'connect', 'sql', 'event']
 
 # %% ../../nbs/01_store.ipynb #18902329
 SCHEMA_VERSION = 5  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports;
@@ -69,7 +69,7 @@ TABLES: dict[str, pa.Schema] = {
     'outcomes': pa.schema([  # outcomes (labels) that arrive later, keyed by request id or entity key, with when they were observed
         ('request_id', pa.string()), ('entity_key', pa.string()), ('outcome', pa.float64()), ('observed_at', _ts),
         ('recorded_at', _ts), ('source', pa.string())]),
-    'metrics': pa.schema([  # monitoring results per model and window; recomputing a window replaces its rows (they are derived, not facts)
+    'metrics': pa.schema([  # monitoring results per model and window, one set per computation (see LATEST)
         ('model', pa.string()), ('version', pa.string()), ('granularity', pa.string()), ('window_start', _ts), ('window_end', _ts),
         ('family', pa.string()), ('metric', pa.string()), ('subject', pa.string()), ('value', pa.float64()), ('status', pa.string()),
         ('detail_json', pa.string()), ('as_of', _ts), ('computed_at', _ts)]),
@@ -86,6 +86,10 @@ TABLES: dict[str, pa.Schema] = {
         ('event_id', pa.string()), ('time', _ts), ('kind', pa.string()), ('subject', pa.string()),
         ('actor', pa.string()), ('detail_json', pa.string())]),
 }
+
+# Tables whose rows are computations, not one fact each: every computation is kept, and a query sees, under the table's name,
+# only the latest computation (by computed_at) of each key; all of them as <table>_history.
+LATEST = {'metrics': ('model', 'granularity', 'window_start')}
 
 # %% ../../nbs/01_store.ipynb #2a19dc38
 class StoreError(WildproofError):
@@ -363,16 +367,19 @@ def cursor(self: Store) -> duckdb.DuckDBPyConnection:
         return self._db.cursor()
 
 def connect(self: Store, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
-    "A new cursor with `tables` (default: all) registered as views of their latest version."
+    "A new cursor with `tables` (default: all) registered as views of their latest version (a `LATEST` table also as `<table>_history`)."
     tables = TABLES if tables is None else tables
     if self.read_only: tables = [t for t in tables if (self.table_path(t) / '_delta_log').is_dir()]   # an older store may lack some
     con = self.cursor()
-    for t in tables: con.register(t, self.dataset(t))
+    for t in tables:
+        if t not in LATEST: con.register(t, self.dataset(t)); continue
+        con.register(f'{t}_history', self.dataset(t))
+        con.execute(f'CREATE TEMP VIEW {t} AS SELECT * FROM {t}_history QUALIFY computed_at = max(computed_at) OVER (PARTITION BY {", ".join(LATEST[t])})')
     return con
 
 def sql(self: Store, query: str, params: dict | None = None, tables: Iterable[str] | None = None) -> pd.DataFrame:
     "Run `query` over the store's tables (those it names, or just `tables`) and return a DataFrame."
-    if tables is None: tables = [t for t in TABLES if re.search(rf'\b{t}\b', query)]
+    if tables is None: tables = [t for t in TABLES if re.search(rf'\b{t}(_history)?\b', query)]
     con = self.connect(tables)
     try: return con.execute(query, params or {}).df()
     finally: con.close()
