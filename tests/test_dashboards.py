@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from wildproof.dashboards import DashboardData, DashboardError, DriftDashboard, ModelCardDashboard
+from wildproof.logins import set_user
 from wildproof.store import StoreError
 
 EXE = Path(sys.executable).parent / 'wildproof'
@@ -93,7 +94,7 @@ def served(demo_copy, tmp_path):
     import socket
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
     users = tmp_path / 'users.json'
-    users.write_text(json.dumps({'ana': 'correct horse battery'}))
+    set_user(users, 'ana', 'correct horse battery')
     env = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
     env.update(WILDPROOF_DASHBOARD_USERS_FILE=str(users), WILDPROOF_DASHBOARD_COOKIE_SECRET='test-secret-' + 'x' * 20)
 
@@ -124,7 +125,7 @@ def test_served_without_login_only_on_request(served):
     assert r.status_code == 200 and 'Monitoring report' in r.text
 
 
-def test_with_basic_auth_nothing_but_the_login_page_is_served(served):
+def test_with_basic_auth_nothing_but_the_login_page_is_served(served, tmp_path):
     url, _ = served()
     for path in ('/drift', '/model_card', '/reports/monitoring/credit_risk/v1/2025-04/monitoring.html'):
         r = httpx.get(url + path, timeout=30, follow_redirects=False)
@@ -141,6 +142,16 @@ def test_with_basic_auth_nothing_but_the_login_page_is_served(served):
         c.get('/login')
         ok = c.post('/login', data={'username': 'ana', 'password': 'correct horse battery'})
         assert ok.status_code == 200
+        assert '<title>wildproof: drift</title>' in c.get('/drift').text
+    # a user added while the dashboards run logs in at once; the users file holds a hash, not the password
+    users = tmp_path / 'users.json'
+    r = subprocess.run([str(EXE), 'dashboard-user', 'ben', '--password-stdin'], input='a second long passphrase\n', text=True, capture_output=True,
+                       env={**os.environ, 'WILDPROOF_DASHBOARD_USERS_FILE': str(users)})
+    assert r.returncode == 0 and 'added ben' in r.stdout, r.stderr
+    assert 'a second long passphrase' not in users.read_text() and 'correct horse' not in users.read_text()
+    with httpx.Client(base_url=url, timeout=60, follow_redirects=True) as c:
+        c.get('/login')
+        c.post('/login', data={'username': 'ben', 'password': 'a second long passphrase'})
         assert '<title>wildproof: drift</title>' in c.get('/drift').text
 
 

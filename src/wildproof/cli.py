@@ -349,16 +349,18 @@ def dashboards_command(store_root, settings, *, host: str, port: int, auth: str 
            '--warm', '--num-procs', '1']
     rep = Path(settings.reports.root) if settings.reports.root else root / 'reports'
     if rep.is_dir(): cmd += ['--static-dirs', f'reports={rep}']
-    if (auth or settings.dashboard.auth) == 'basic':
-        users = Path(settings.dashboard.users_file)
-        if not users.is_file():
-            raise WildproofError(f'[dashboard] auth = basic needs a users file at {users}: JSON such as {{"ana": "a long passphrase"}} '
-                                 f'(or set [dashboard] users_file; auth = none serves without a login, for local use only)')
-        try: ok = isinstance(json.loads(users.read_text()), dict)
-        except json.JSONDecodeError: ok = False
-        if not ok: raise WildproofError(f'{users} must be a JSON object of user names and passwords')
-        cmd += ['--basic-auth', str(users), '--cookie-secret', settings.dashboard.cookie_secret or secrets.token_hex(32)]
     env = dict(os.environ, WILDPROOF_STORE_ROOT=str(root), MLFLOW_DISABLE_TELEMETRY='true')
+    if (auth or settings.dashboard.auth) == 'basic':
+        from wildproof import logins
+        users = Path(settings.dashboard.users_file).resolve()
+        try:
+            if not logins.read_users(users): raise logins.LoginError(f'{users} has no users: add one with `wildproof dashboard-user NAME`')
+        except logins.LoginError as e:
+            raise WildproofError(f'[dashboard] auth = basic: {e} (or set [dashboard] users_file; auth = none serves without a login, for local use only)') from None
+        if logins.loose_permissions(users): print(f'warning: others than its owner may read {users}: chmod 600 it', file=sys.stderr)
+        cmd += ['--auth-module', str(Path(logins.__file__).with_name('dashboard_auth.py')),
+                '--cookie-secret', settings.dashboard.cookie_secret or secrets.token_hex(32)]
+        env['WILDPROOF_DASHBOARD_USERS_FILE'] = str(users)
     return cmd, env
 
 
@@ -368,8 +370,25 @@ def cmd_dashboards(args):
     port = args.port or st.dashboard.port
     cmd, env = dashboards_command(args.store, st, host=args.host, port=port, auth='none' if args.no_auth else None)
     print(f'dashboards on http://{args.host}:{port}/drift and http://{args.host}:{port}/model_card '
-          f'({"login required" if "--basic-auth" in cmd else "no login"}; Ctrl-C stops)', flush=True)
+          f'({"login required" if "--auth-module" in cmd else "no login"}; Ctrl-C stops)', flush=True)
     return subprocess.run(cmd, env=env).returncode
+
+
+def cmd_dashboard_user(args):
+    import getpass
+    from wildproof.logins import set_user
+    users = Path(args.settings.dashboard.users_file)
+    if args.remove:
+        set_user(users, args.name, None)
+        print(f'removed {args.name} from {users}')
+        return 0
+    if args.password_stdin: password = sys.stdin.readline().rstrip('\n')
+    else:
+        password = getpass.getpass(f'password for {args.name}: ')
+        if getpass.getpass('again: ') != password: raise WildproofError('the two passwords differ: nothing changed')
+    existed = set_user(users, args.name, password)
+    print(f'{"changed the password of" if existed else "added"} {args.name} in {users} (scrypt hash; the file is readable by its owner only)')
+    return 0
 
 
 def cmd_demo(args):
@@ -509,6 +528,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--host', default='127.0.0.1', help='address to listen on (default 127.0.0.1)')
     s.add_argument('--port', type=int, help='port (default: [dashboard] port)')
     s.add_argument('--no-auth', action='store_true', help='serve without a login whatever [dashboard] auth says (local use only)')
+    s = add('dashboard-user', cmd_dashboard_user, 'Add a dashboard user or change their password (asked twice; kept as a scrypt hash), or remove them')
+    s.add_argument('name')
+    s.add_argument('--remove', action='store_true', help='remove the user')
+    s.add_argument('--password-stdin', action='store_true', help='read the password from the first line of standard input (for scripts)')
     return p
 
 

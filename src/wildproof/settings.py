@@ -126,7 +126,7 @@ SPEC: list[Key] = [
     Key('reports', 'log_to_mlflow', _bool, 'true', 'Also log each report folder as artifacts of the MLflow run of the model version it concerns.'),
     Key('reports', 'cell_timeout_seconds', _positive(int), '600', 'A template cell running longer than this fails the report.'),
     Key('dashboard', 'auth', _choice('none', 'basic'), 'basic', 'Dashboard access: basic = login form backed by users_file; none = open (local use only).'),
-    Key('dashboard', 'users_file', _str, '.wildproof/dashboard_users.json', 'JSON file of dashboard users and passwords.', path=True),
+    Key('dashboard', 'users_file', _str, '.wildproof/dashboard_users.json', 'JSON file of dashboard users and their scrypt password hashes (written by `wildproof dashboard-user NAME`).', path=True),
     Key('dashboard', 'port', _positive(int), '5006', 'Port of `wildproof dashboards` (on 127.0.0.1 unless --host says otherwise).'),
     Key('dashboard', 'cookie_secret', _str, '', 'Secret signing the login cookies; empty: a new random one at each start (logins end with a restart).'),
     Key('demo', 'rows', _positive(int), '200000', 'Loan applications in the demo world (10 thousand to 10 million).'),
