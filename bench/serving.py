@@ -14,7 +14,9 @@ What it does, in one run, in a temporary folder deleted at the end:
    `--repeats` rounds (default 5; the recorded validation is reused), each timing once, interleaved: the model as
    wildproof loads it, `pipe.predict_proba(build_features(rows, fs, history))` on the same accepted rows in memory
    (the baseline of the goal: a model version is its feature set and its pipeline, docs/decisions/0008);
-   `pipe.predict_proba(X)` with X built beforehand (a stricter baseline, for information); and `score_snapshot`.
+   `pipe.predict_proba(X)` with X built beforehand (a stricter baseline, for information); for information too, a
+   batch job without any audit log on the same snapshot (read its accepted rows, the model, write key and score:
+   what reading and writing cost before any of wildproof's work); and `score_snapshot`.
    The best of each counts. Goal: scoring time <= 1.25 x the model. Every scoring run is instrumented (wrappers
    around the functions `score_snapshot` calls, a few dozen calls per run) to show where the time goes, on this
    thread and in the AuditWriter's. For information, `predict_proba` of one 50,000-row chunk alone and while
@@ -49,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 import wildproof
 from wildproof import world
@@ -57,7 +60,7 @@ import wildproof.contracts as contracts_mod
 import wildproof.scoring as scoring_mod
 from wildproof.audit import AuditWriter, verify
 from wildproof.contracts import infer_contract, validated
-from wildproof.datasets import ingest
+from wildproof.datasets import ingest, read_snapshot
 from wildproof.features import build_features
 from wildproof.registry import _move
 from wildproof.scoring import ScoringCore, score_snapshot
@@ -261,9 +264,16 @@ def batch(args, store: Store, core: ScoringCore, snap: str, warm_rows: pd.DataFr
 
     core.score_frame(warm_rows, ids=[f'warm-{i}' for i in range(len(warm_rows))])   # first calls (imports, caches) out of the timings; nothing is written
     cold_s, res, cold_parts = run()   # the snapshot is new: score_snapshot validates it first
-    data = validated(store, snap, core.contract).accepted()
+    v = validated(store, snap, core.contract)
+    data, numbers, key = v.accepted(), v.accepted_rows(), core.contract.key
+
+    def no_audit_job():
+        "For information, what a batch job without an audit log does with the same snapshot: read its accepted rows, run the model, write key and score."
+        rows = read_snapshot(store, snap, as_arrow=True).take(pa.array(numbers)).to_pandas()
+        p = pipe.predict_proba(build_features(rows, fs, hist))[:, 1]
+        pq.write_table(pa.table({key: pa.array(rows[key]), 'score': p}), work / 'no-audit-scores.parquet')
     t = time.perf_counter(); X = build_features(data, fs, hist); feat_s = time.perf_counter() - t
-    raw, model, warm, feats = [], [], [], [feat_s]
+    raw, model, warm, feats, job = [], [], [], [feat_s], []
     best = None
     for _ in range(args.repeats):   # one of each per round, interleaved: the same number of tries for the baselines and for score_snapshot
         c, t = time.process_time(), time.perf_counter(); p = pipe.predict_proba(X)[:, 1]
@@ -271,9 +281,10 @@ def batch(args, store: Store, core: ScoringCore, snap: str, warm_rows: pd.DataFr
         c, t = time.process_time(), time.perf_counter(); pipe.predict_proba(build_features(data, fs, hist))
         model.append(time.perf_counter() - t); cpu.setdefault('model', []).append(time.process_time() - c)
         t = time.perf_counter(); build_features(data, fs, hist); feats.append(time.perf_counter() - t)
+        t = time.perf_counter(); no_audit_job(); job.append(time.perf_counter() - t)
         dt, r, parts = run(); warm.append(dt)
         if best is None or dt < best[0]: best = (dt, r, parts)
-    raw_s, model_s, warm_s, feat_s = min(raw), min(model), min(warm), min(feats)
+    raw_s, model_s, warm_s, feat_s, job_s = min(raw), min(model), min(warm), min(feats), min(job)
     contention = overlap_check(args, core, data, X, work)
     scored = pd.read_parquet(best[1].scores_file)
     same = len(scored) == len(p) and np.allclose(scored.score.to_numpy(), p, rtol=0, atol=1e-12)
@@ -285,6 +296,7 @@ def batch(args, store: Store, core: ScoringCore, snap: str, warm_rows: pd.DataFr
     for name, s in (('the model: pipe.predict_proba(build_features(rows)) (best)', model_s),
                     ('predict_proba alone: pipe.predict_proba(X), X built (best)', raw_s),
                     ('build_features alone (best, for information)', feat_s),
+                    ('a job without audit log: read rows, the model, write scores (best)', job_s),
                     ('score_snapshot, new snapshot (its validation included)', cold_s),
                     (f'score_snapshot, validation reused (best of {args.repeats})', warm_s)):
         print(f'   {name:66} {s:8.2f} {n / s:11,.0f} {s / model_s:7.2f}x {s / raw_s:9.2f}x')
@@ -309,7 +321,7 @@ def batch(args, store: Store, core: ScoringCore, snap: str, warm_rows: pd.DataFr
     print(f'   batch overhead, new snapshot:      {cold_s / model_s:.2f}x the model (goal <= {BATCH_GOAL:g}x): {verdict(ok_cold)}; '
           f'{cold_s / raw_s:.2f}x predict_proba alone')
     figures['batch'] = dict(rows_in=res.rows_in, rows_scored=n, rows_quarantined=res.rows_quarantined, raw_seconds=raw, model_seconds=model, features_seconds=feats,
-                            cold_seconds=cold_s, warm_seconds=warm, ratio_warm=warm_s / model_s, ratio_cold=cold_s / model_s,
+                            cold_seconds=cold_s, warm_seconds=warm, no_audit_job_seconds=job, ratio_no_audit_job=job_s / model_s, ratio_warm=warm_s / model_s, ratio_cold=cold_s / model_s,
                             ratio_warm_predict_only=warm_s / raw_s, ratio_cold_predict_only=cold_s / raw_s, goal=BATCH_GOAL,
                             scores_identical=bool(same), raw_cpu_seconds=cpu['raw'], score_cpu_seconds=cpu['score'], verdict_warm=verdict(ok_warm), verdict_cold=verdict(ok_cold),
                             breakdown_warm=dict(breakdown(best[2], best[0], VALIDATION[0])), breakdown_cold=dict(breakdown(cold_parts, cold_s, VALIDATION[1])))
@@ -581,6 +593,7 @@ def main(argv=None):
         print(f'  batch:  score_snapshot {b["ratio_warm"]:.2f}x the model with the validation reused, {b["ratio_cold"]:.2f}x on a new snapshot '
               f'(goal <= {BATCH_GOAL:g}x): {b["verdict_warm"]} / {b["verdict_cold"]}; {b["ratio_warm_predict_only"]:.2f}x / {b["ratio_cold_predict_only"]:.2f}x predict_proba alone')
         h = figures['batch_heavier']
+        print(f'          a batch job without an audit log (read the rows, the model, write the scores) {b["ratio_no_audit_job"]:.2f}x the model (for information)')
         print(f'          overhead {h["overhead_us_per_row"]:.2f} us per row on average over two models (for information): ' + ', '.join(f'{d["ratio"]:.2f}x with a model of {d["model_us_per_row"]:.1f} us/row' for d in h['runs'].values()))
         print(f'  online: service p95 {o["service_ms"][1]:.1f} ms, 1 client (goal <= {o["sla_p95_ms"]:g} ms): {o["verdict"]}')
         a = figures['audit']
