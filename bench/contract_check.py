@@ -41,6 +41,8 @@ import argparse, gc, json, os, platform, resource, shutil, statistics, subproces
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _common import git_commit
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -299,13 +301,6 @@ def operator_profile(store: Store, setup, sql: str, params, workdir: Path):
     finally: con.close()
 
 
-def _git() -> str:
-    "The commit measured, and whether src/ differs from it."
-    try:
-        run = lambda *a: subprocess.run(['git', *a], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
-        head = run('rev-parse', '--short', 'HEAD')
-        return head + (' with uncommitted changes in src/' if run('status', '--porcelain', '--', str(HERE.parent / 'src')) else '') if head else 'unknown'
-    except (OSError, subprocess.SubprocessError): return 'unknown'
 
 
 def _fmt_s(xs): return f'{min(xs):7.2f} / {statistics.median(xs):7.2f}'
@@ -352,7 +347,7 @@ def main(argv=None):
     rows, ref_rows = args.rows, min(args.ref_rows, args.rows)
 
     print(f'wildproof {wildproof.__version__} · duckdb {duckdb.__version__} · pyarrow {pa.__version__} · numpy {np.__version__} · '
-          f'python {platform.python_version()} · {os.cpu_count()} CPUs · load average {", ".join(f"{x:.2f}" for x in os.getloadavg())} · commit {_git()}')
+          f'python {platform.python_version()} · {os.cpu_count()} CPUs · load average {", ".join(f"{x:.2f}" for x in os.getloadavg())} · commit {git_commit()}')
     tmp = None
     if args.store is None: tmp = Path(tempfile.mkdtemp(prefix='wildproof-bench-')); root = tmp / 'store'
     else: root = args.store
@@ -362,7 +357,7 @@ def main(argv=None):
     store = Store(root)
     print(f'store: {store.root}')
     figures = dict(rows=rows, columns=20, ref_rows=ref_rows, seed=args.seed, repeats=args.repeats, cpus=os.cpu_count(),
-                   date=datetime.now(timezone.utc).isoformat(timespec='seconds'), commit=_git(), duckdb=duckdb.__version__, pyarrow=pa.__version__)
+                   date=datetime.now(timezone.utc).isoformat(timespec='seconds'), commit=git_commit(), duckdb=duckdb.__version__, pyarrow=pa.__version__)
     try:
         # ---- data, ingest, contract
         note_ref, note_batch = f'synthetic reference rows={ref_rows} of {rows} seed={args.seed}', f'synthetic batch rows={rows} seed={args.seed}'

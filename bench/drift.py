@@ -42,6 +42,8 @@ import argparse, json, os, platform, resource, shutil, statistics, subprocess, s
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _common import git_commit, verdict
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -55,12 +57,6 @@ CHUNK = 500_000
 GOALS = dict(speedup=50.0, memory_share=0.25, scan_ratio=10.0, peak_mb=2048.0)
 
 
-def _git() -> str:
-    try:
-        run = lambda *a: subprocess.run(['git', *a], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
-        head = run('rev-parse', '--short', 'HEAD')
-        return head + (' with uncommitted changes in src/' if run('status', '--porcelain', '--', str(HERE.parent / 'src')) else '') if head else 'unknown'
-    except (OSError, subprocess.SubprocessError): return 'unknown'
 
 
 # ---- data
@@ -219,7 +215,6 @@ def run_child(kind: str, files: dict, repeats: int = 1, profile_json: str | None
 
 
 def _fmt(xs) -> str: return f'{min(xs):8.2f} / {statistics.median(xs):8.2f}' if xs else 'n/a'
-def verdict(ok: bool) -> str: return 'PASS' if ok else 'FAIL'
 
 
 def main(argv=None):
@@ -243,9 +238,9 @@ def main(argv=None):
         import evidently; ev_version = evidently.__version__
     except ImportError: ev_version = None
     print(f'wildproof {wildproof.__version__} · duckdb {duckdb.__version__} · evidently {ev_version} · pyarrow {pa.__version__} · numpy {np.__version__} · '
-          f'python {platform.python_version()} · {os.cpu_count()} CPUs · load average {", ".join(f"{x:.2f}" for x in os.getloadavg())} · commit {_git()}')
+          f'python {platform.python_version()} · {os.cpu_count()} CPUs · load average {", ".join(f"{x:.2f}" for x in os.getloadavg())} · commit {git_commit()}')
     sizes = [int(s) for s in args.sizes.split(',') if s.strip()]
-    figures = dict(date=datetime.now(timezone.utc).isoformat(timespec='seconds'), commit=_git(), cpus=os.cpu_count(), seed=args.seed,
+    figures = dict(date=datetime.now(timezone.utc).isoformat(timespec='seconds'), commit=git_commit(), cpus=os.cpu_count(), seed=args.seed,
                    repeats=args.repeats, duckdb=duckdb.__version__, evidently=ev_version, sizes={})
     work = Path(tempfile.mkdtemp(prefix='wildproof-bench-drift-'))
     summary = []

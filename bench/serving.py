@@ -48,6 +48,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from _common import git_commit, verdict
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -72,20 +74,12 @@ BATCH_GOAL = 1.25   # score_snapshot time / the model's time (build_features + p
 HERE = Path(__file__).resolve().parent
 
 
-def _git() -> str:
-    "The commit measured, and whether src/ differs from it."
-    try:
-        run = lambda *a: subprocess.run(['git', *a], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
-        head = run('rev-parse', '--short', 'HEAD')
-        return head + (' with uncommitted changes in src/' if run('status', '--porcelain', '--', str(HERE.parent / 'src')) else '') if head else 'unknown'
-    except (OSError, subprocess.SubprocessError): return 'unknown'
 
 
 def pct(xs, qs=(50, 95, 99)) -> list[float]:
     return [float(v) for v in np.percentile(np.asarray(xs, float), qs)]
 
 
-def verdict(ok: bool) -> str: return 'PASS' if ok else 'FAIL'
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -570,13 +564,13 @@ def main(argv=None):
     t_start = time.perf_counter()
     print(f'wildproof {wildproof.__version__} · scikit-learn {sklearn.__version__} · deltalake {deltalake.__version__} · duckdb {duckdb.__version__} · '
           f'pyarrow {pa.__version__} · python {platform.python_version()} · {os.cpu_count()} CPUs · '
-          f'load average {", ".join(f"{x:.2f}" for x in os.getloadavg())} · commit {_git()}')
+          f'load average {", ".join(f"{x:.2f}" for x in os.getloadavg())} · commit {git_commit()}')
     work = Path(tempfile.mkdtemp(prefix='wildproof-bench-serving-'))
     settings_file = work / 'settings.ini'
     settings_file.write_text(f'[store]\nroot = {work / "store"}\n')   # the defaults otherwise, whatever settings.ini or WILDPROOF_* is around
     settings = load_settings(settings_file, env={})
     store = Store(settings.store.root)
-    figures = dict(args={k: str(v) for k, v in vars(args).items()}, cpus=os.cpu_count(), commit=_git(),
+    figures = dict(args={k: str(v) for k, v in vars(args).items()}, cpus=os.cpu_count(), commit=git_commit(),
                    date=datetime.now(timezone.utc).isoformat(timespec='seconds'))
     core = None
     try:
