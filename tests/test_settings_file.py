@@ -123,6 +123,7 @@ OVERRIDES = {
     **{(f'policy_{t}', 'min_baseline_margin'): ('0.05', 0.05) for t in ('low', 'medium', 'high')},
     **{(f'policy_{t}', 'max_equalized_odds_gap'): ('0.3', 0.3) for t in ('low', 'medium', 'high')},
     **{(f'policy_{t}', 'max_slice_drop'): ('0.1', 0.1) for t in ('low', 'medium', 'high')},
+    **{(f'policy_{t}', 'max_brier_increase'): ('0.2', 0.2) for t in ('low', 'medium', 'high')},
 }
 
 

@@ -637,7 +637,7 @@ Evaluation._repr_html_, Evaluation.plot = _repr_html_, _plot
 def compare(champion, challenger, data: pd.DataFrame, *, target: str, features: list[str] | None = None, slices_from=None,
             sensitive: list[str] = (), time_column: str | None = None, settings=None, seed: int = 0,
             measure_cost: bool = True, latency_calls: int = 100) -> dict:
-    "Champion against challenger on the same rows of `data`: paired bootstrap of the ROC AUC difference (challenger − champion), overall and per slice; latency of each."
+    "Champion against challenger on the same rows of `data`: paired bootstraps of the ROC AUC difference (challenger − champion), overall and per slice, and of the Brier score difference; how many decisions change at the threshold; latency of each."
     st, cfg, boot, conf, min_support, seed, data, y, sensitive = _setup(settings, seed, data, target, sensitive)
     if time_column is not None: _columns(data, time_column, 'time column')
     fa, fb = _features(champion, data, target, features), _features(challenger, data, target, features)
@@ -646,6 +646,13 @@ def compare(champion, challenger, data: pd.DataFrame, *, target: str, features: 
     ra, rb = _Ranked(y, sa), _Ranked(y, sb)
     auc_a, auc_b = float(ra.auc(np.ones((1, len(y)), np.int64))[0]), float(rb.auc(np.ones((1, len(y)), np.int64))[0])
     diff = _resample(len(y), boot, _rng(seed, 4), lambda C: rb.auc(C) - ra.auc(C))
+    qa_, qb_ = _losses(y, sa)[1], _losses(y, sb)[1]   # squared errors: the Brier score is their mean
+    bdiff = _resample(len(y), boot, _rng(seed, 6), lambda C: _wmean(C, qb_) - _wmean(C, qa_))
+    calibration = dict(champion_brier=float(qa_.mean()), challenger_brier=float(qb_.mean()), brier_difference=float(qb_.mean() - qa_.mean()),
+                       brier_difference_ci=_ci(bdiff, conf))
+    thr = cfg.decision_threshold
+    decisions = dict(threshold=thr, champion_decline_rate=float((sa >= thr).mean()), challenger_decline_rate=float((sb >= thr).mean()),
+                     changed_share=float(((sa >= thr) != (sb >= thr)).mean()))
 
     if slices_from is None:
         cols = [c for c in dict.fromkeys(fa + fb + sensitive) if _kind(data[c]) == 'categorical']
@@ -687,4 +694,4 @@ def compare(champion, challenger, data: pd.DataFrame, *, target: str, features: 
         difference=auc_b - auc_a, difference_mean=float(np.nanmean(diff)), difference_ci=_ci(diff, conf),
         challenger_win_share=float(np.mean(diff > 0)), p_value=float(np.mean(~(diff > 0))),
         slices=slices, worst_slice=None if worst is None else {k: worst[k] for k in ('name', 'support', 'champion_roc_auc', 'challenger_roc_auc', 'difference', 'difference_ci')},
-        latency=latency))
+        calibration=calibration, decisions=decisions, latency=latency))

@@ -181,7 +181,7 @@ def gate(store: Store, model: str, version, evaluation, *, policy: Policy | None
     return _record(store, v)
 
 def champion_challenger(store: Store, model: str, challenger_version, comparison: dict, *, settings=None) -> Verdict:
-    "Judge a paired champion-challenger `comparison` (from `evaluation.compare`): the challenger must not be worse overall, nor on any supported slice by more than the tier allows, and must keep the latency budget."
+    "Judge a paired champion-challenger `comparison` (from `evaluation.compare`): the challenger must not rank worse overall, nor on any supported slice by more than the tier allows, must not be worse calibrated by more than the tier allows, and must keep the latency budget."
     st = settings or load_settings()
     _version(store, model, challenger_version, st)
     tier = model_info(store, model)['risk_tier']
@@ -192,12 +192,21 @@ def champion_challenger(store: Store, model: str, challenger_version, comparison
                f'challenger better in {comparison["challenger_win_share"]:.0%} of resamples (needs ≥ 0 and a lower bound ≥ −{drop:g})')]
     ws = comparison.get('worst_slice')
     if ws: checks.append((ws['difference'] >= -drop, f'worst supported slice {ws["name"]}: {ws["difference"]:+.4f} (at least −{drop:g} allowed)'))
+    cal = comparison.get('calibration')
+    if cal and cal.get('brier_difference_ci'):
+        most, (blo, bhi) = st[f'policy_{tier}'].max_brier_increase, cal['brier_difference_ci']
+        checks.append((bhi <= most, f'Brier score difference (challenger − champion) {cal["brier_difference"]:+.4f}, interval [{blo:+.4f}, {bhi:+.4f}] '
+                                    f'(champion {cal["champion_brier"]:.4f}, challenger {cal["challenger_brier"]:.4f}; at most +{most:g} allowed)'))
+    dec = comparison.get('decisions')
+    if dec: checks.append((True, f'decisions at the threshold {dec["threshold"]:g}: {dec["changed_share"]:.1%} would change; decline rate '
+                                 f'{dec["champion_decline_rate"]:.1%} (champion) → {dec["challenger_decline_rate"]:.1%} (challenger)'))
     lat = comparison.get('latency') or {}
     if lat.get('challenger_within_budget') is not None:
         checks.append((bool(lat['challenger_within_budget']), f'challenger p95 latency {lat["challenger_p95_ms"]:.1f} ms against the budget of {lat["budget_p95_ms"]:g} ms'))
     passed = all(ok for ok, _ in checks)
     v = Verdict(new_id(), model, str(challenger_version), 'champion_challenger', passed, tier, [('✔ ' if ok else '✘ ') + r for ok, r in checks],
-                {k: comparison.get(k) for k in ('difference', 'difference_ci', 'challenger_win_share', 'p_value', 'worst_slice', 'latency', 'rows', 'champion', 'challenger')})
+                {k: comparison.get(k) for k in ('difference', 'difference_ci', 'challenger_win_share', 'p_value', 'worst_slice', 'calibration', 'decisions', 'latency', 'rows',
+                                                'champion', 'challenger')})
     return _record(store, v)
 
 # %% ../../nbs/09_registry.ipynb #6b379295

@@ -133,15 +133,17 @@ SPEC: list[Key] = [
     Key('demo', 'seed', int, '7', 'Seed of the demo world; the same seed gives the same world.'),
     Key('demo', 'reference_months', _positive(int), '6', 'Months of demo data used as the reference for contracts (and later, training).'),
 ]
-def _policy(tier: str, min_auc: str, margin: str, gap: str, drop: str) -> list[Key]:
+def _policy(tier: str, min_auc: str, margin: str, gap: str, drop: str, brier: str) -> list[Key]:
     "The gate policy keys of one risk tier (section policy_<tier>)."
     g = f'Gate for {tier}-risk models: '
     return [Key(f'policy_{tier}', 'min_roc_auc', _share, min_auc, g + 'the least ROC AUC on the evaluation data.'),
             Key(f'policy_{tier}', 'min_baseline_margin', _nonneg_float, margin, g + 'ROC AUC must beat the best simple baseline by this much.'),
             Key(f'policy_{tier}', 'max_equalized_odds_gap', _share, gap, g + 'the largest equalized-odds difference over sensitive attributes.'),
-            Key(f'policy_{tier}', 'max_slice_drop', _share, drop, g + 'a challenger may lose at most this much ROC AUC on any supported slice.')]
+            Key(f'policy_{tier}', 'max_slice_drop', _share, drop, g + 'a challenger may lose at most this much ROC AUC on any supported slice.'),
+            Key(f'policy_{tier}', 'max_brier_increase', _share, brier, g + "a challenger's Brier score may exceed the champion's by at most this much (the interval's upper bound).")]
 
-SPEC += _policy('low', '0.65', '0.0', '0.45', '0.05') + _policy('medium', '0.70', '0.01', '0.15', '0.03') + _policy('high', '0.75', '0.02', '0.10', '0.02')
+SPEC += (_policy('low', '0.65', '0.0', '0.45', '0.05', '0.01') + _policy('medium', '0.70', '0.01', '0.15', '0.03', '0.005')
+         + _policy('high', '0.75', '0.02', '0.10', '0.02', '0.0025'))
 _SPEC = {(k.section, k.name): k for k in SPEC}
 
 # %% ../../nbs/00_settings.ipynb #1c46f955
