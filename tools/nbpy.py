@@ -4,13 +4,14 @@
     python tools/nbpy.py to-py nbs/01_store.ipynb     # prints the notebook as percent-format text
 
 Cells start with `# %%` (code) or `# %% [markdown]`; markdown lines are written with a leading `# `.
-A code cell whose first line is `# %% tags=["parameters"]` keeps that tag. The notebook is the source of truth:
-commit the .ipynb, not the .py.
+A code cell whose first line is `# %% tags=["parameters"]` keeps that tag; `id=…` on a header keeps the cell's id
+(to-py writes it), so a round trip changes only what was edited. The notebook is the source of truth: commit the
+.ipynb, not the .py.
 """
 import json, re, secrets, sys
 from pathlib import Path
 
-_hdr = re.compile(r'^# %%(?: \[(markdown)\])?(?: tags=(\[.*\]))?\s*$')
+_hdr = re.compile(r'^# %%(?: \[(markdown)\])?(?: tags=(\[.*?\]))?(?: id=(\w+))?\s*$')
 
 
 def to_nb(src: Path) -> Path:
@@ -18,7 +19,7 @@ def to_nb(src: Path) -> Path:
     for line in src.read_text().splitlines():
         m = _hdr.match(line)
         if m:
-            cur = dict(kind='markdown' if m.group(1) else 'code', tags=json.loads(m.group(2)) if m.group(2) else [], lines=[])
+            cur = dict(kind='markdown' if m.group(1) else 'code', tags=json.loads(m.group(2)) if m.group(2) else [], id=m.group(3), lines=[])
             cells.append(cur)
         elif cur is not None: cur['lines'].append(line)
     out = []
@@ -28,7 +29,7 @@ def to_nb(src: Path) -> Path:
         while lines and not lines[0].strip(): lines.pop(0)
         if c['kind'] == 'markdown': lines = [l[2:] if l.startswith('# ') else l.lstrip('#') for l in lines]
         text = '\n'.join(lines)
-        cell = dict(cell_type=c['kind'], id=secrets.token_hex(4), metadata={'tags': c['tags']} if c['tags'] else {}, source=text.splitlines(True))
+        cell = dict(cell_type=c['kind'], id=c['id'] or secrets.token_hex(4), metadata={'tags': c['tags']} if c['tags'] else {}, source=text.splitlines(True))
         if c['kind'] == 'code': cell.update(execution_count=None, outputs=[])
         out.append(cell)
     nb = dict(cells=out, metadata=dict(kernelspec=dict(display_name='python3', language='python', name='python3')),
@@ -44,7 +45,7 @@ def to_py(src: Path) -> str:
     for c in nb['cells']:
         text = ''.join(c['source'])
         tags = c.get('metadata', {}).get('tags')
-        hdr = '# %%' + (' [markdown]' if c['cell_type'] == 'markdown' else '') + (f' tags={json.dumps(tags)}' if tags else '')
+        hdr = '# %%' + (' [markdown]' if c['cell_type'] == 'markdown' else '') + (f' tags={json.dumps(tags)}' if tags else '') + (f' id={c["id"]}' if c.get('id') else '')
         if c['cell_type'] == 'markdown': text = '\n'.join(('# ' + l) if l else '#' for l in text.splitlines())
         parts.append(hdr + '\n' + text + '\n')
     return '\n'.join(parts)

@@ -25,8 +25,8 @@ __all__ = ['SCHEMA_VERSION', 'TABLES', 'LATEST', 'COMPACT_EVERY', 'StoreError', 
            'dataset', 'cursor', 'connect', 'sql', 'event']
 
 # %% ../../nbs/01_store.ipynb #18902329
-SCHEMA_VERSION = 5  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports;
-                    # 5: predictions reference a batch's snapshot rows (input_snapshot, input_row) and hold its derived feature values
+SCHEMA_VERSION = 6  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports;
+                    # 5: predictions reference a batch's snapshot rows (input_snapshot, input_row) and hold its derived feature values; 6: specs
 _ts = pa.timestamp('us', tz='UTC')
 
 TABLES: dict[str, pa.Schema] = {
@@ -37,6 +37,9 @@ TABLES: dict[str, pa.Schema] = {
     'contracts': pa.schema([  # one row per version of a data contract
         ('contract', pa.string()), ('version', pa.int32()), ('content_hash', pa.string()),
         ('dataset', pa.string()), ('reference_snapshot', pa.string()), ('body', pa.string()), ('created_at', _ts)]),
+    'specs': pa.schema([  # one row per version of a model spec (see wildproof.spec)
+        ('model', pa.string()), ('version', pa.int32()), ('content_hash', pa.string()), ('task', pa.string()),
+        ('contract', pa.string()), ('external', pa.bool_()), ('body', pa.string()), ('created_at', _ts)]),
     'validations': pa.schema([  # one row per batch validated against a contract
         ('validation_id', pa.string()), ('snapshot_id', pa.string()), ('dataset', pa.string()),
         ('contract', pa.string()), ('contract_version', pa.int32()), ('status', pa.string()),
