@@ -10,29 +10,14 @@ import numpy as np
 import pandas as pd
 
 from .settings import WildproofError
+from .spec import ModelSpec, PointInTime, feature_function
 
 # %% auto #0
-__all__ = ['ROW_FEATURES', 'FeatureError', 'monthly_payment', 'OutcomeHistory', 'regional_default_rate', 'FeatureSet',
-           'loan_features', 'build_features']
+__all__ = ['FeatureError', 'OutcomeHistory', 'point_in_time', 'FeatureSet', 'feature_set', 'build_features']
 
 # %% ../../nbs/06_features.ipynb #2220aa50
 class FeatureError(WildproofError):
     "The data lacks what a feature needs."
-
-# %% ../../nbs/06_features.ipynb #5fc63ccf
-def monthly_payment(amount, annual_rate, months):
-    "The annuity payment of a loan: `amount` at `annual_rate` (a fraction) over `months`."
-    r = np.asarray(annual_rate, float) / 12
-    n = np.asarray(months, float)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        pay = np.where(r > 0, np.asarray(amount, float) * r / (1 - (1 + r) ** -n), np.asarray(amount, float) / n)
-    return pay
-
-ROW_FEATURES = {
-    'loan_to_income': (lambda d: d['loan_amount'] / d['income'].where(d['income'] > 0), 'loan amount / annual income'),
-    'payment_to_income': (lambda d: 12 * monthly_payment(d['loan_amount'], d['interest_rate'], d['loan_term_months']) / d['income'].where(d['income'] > 0),
-                          'yearly annuity payment / annual income'),
-}
 
 # %% ../../nbs/06_features.ipynb #a51b1dda
 def _ns(s) -> np.ndarray:
@@ -44,11 +29,12 @@ def _ns(s) -> np.ndarray:
 
 class OutcomeHistory:
     "Outcomes known over time, per group, ready for point-in-time look-ups."
-    def __init__(self, history: pd.DataFrame, *, group: str = 'region', known_at: str = 'outcome_known_at', outcome: str = 'defaulted'):
+    def __init__(self, history: pd.DataFrame, *, group: str, known_at: str, outcome: str):
         for c in (group, known_at, outcome):
             if c not in history.columns: raise FeatureError(f'the outcome history lacks column {c!r}')
         h = history[[group, known_at, outcome]].dropna()
         self.group, self.rows = group, len(h)
+        self.mean = float(h[outcome].astype(float).mean()) if len(h) else None
         g, k, y = h[group].astype(str).to_numpy(), _ns(h[known_at]), h[outcome].astype(float).to_numpy()
         order = np.lexsort((k, g))
         g, k, y = g[order], k[order], y[order]
@@ -57,71 +43,114 @@ class OutcomeHistory:
         self._by = {g[s]: (k[s:e], np.r_[0.0, np.cumsum(y[s:e])]) for s, e in zip(starts, ends)}
 
     def known_before(self, groups, times) -> tuple[np.ndarray, np.ndarray]:
-        "For each (group, time): the outcomes known strictly before the time, and how many of them were positive."
+        "For each (group, time): how many outcomes were known strictly before the time, and their sum."
         g = np.asarray(pd.Series(groups).astype(str).to_numpy())
         t = _ns(times)
-        known, positive = np.zeros(len(g), 'int64'), np.zeros(len(g))
+        known, total = np.zeros(len(g), 'int64'), np.zeros(len(g))
         for grp in np.unique(g):
             if grp not in self._by: continue
             k, cum = self._by[grp]
             sel = np.flatnonzero(g == grp)
             n = np.searchsorted(k, t[sel], side='left')  # entries with known_at < t
-            known[sel], positive[sel] = n, cum[n]
-        return known, positive
+            known[sel], total[sel] = n, cum[n]
+        return known, total
 
-def regional_default_rate(apps: pd.DataFrame, history, *, group: str = 'region', time: str = 'applied_at',
-                          known_at: str = 'outcome_known_at', outcome: str = 'defaulted', prior: float = 0.1, weight: float = 20.0) -> pd.DataFrame:
-    "For each row of `apps`: outcomes in its `group` known strictly before its `time`, and their smoothed default rate. `history` is a DataFrame or an `OutcomeHistory`."
-    for c in (group, time):
-        if c not in apps.columns: raise FeatureError(f'the data lacks column {c!r}, which the point-in-time feature needs')
-    if not isinstance(history, OutcomeHistory): history = OutcomeHistory(history, group=group, known_at=known_at, outcome=outcome)
-    known, defaults = history.known_before(apps[group], apps[time])
-    rate = (defaults + prior * weight) / (known + weight)
-    return pd.DataFrame({f'{group}_outcomes_known': known, f'{group}_default_rate': rate}, index=apps.index)
+def point_in_time(rows: pd.DataFrame, pit: PointInTime, history: OutcomeHistory, *, time: str) -> pd.DataFrame:
+    "For each row: the outcomes of its `pit.group` known strictly before its `time` (`<name>_known`), and their smoothed mean (`<name>_rate`)."
+    for c in (pit.group, time):
+        if c not in rows.columns: raise FeatureError(f'the data lacks column {c!r}, which the point-in-time feature {pit.name} needs')
+    known, total = history.known_before(rows[pit.group], rows[time])
+    prior = pit.prior if pit.prior is not None else (history.mean if history.mean is not None else 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"): rate = (total + prior * pit.weight) / (known + pit.weight)
+    return pd.DataFrame({pit.columns[0]: known, pit.columns[1]: rate}, index=rows.index)
 
 # %% ../../nbs/06_features.ipynb #638aa623
 @dataclass
 class FeatureSet:
-    "Which features a model uses; `build_features` computes them the same way for training and scoring."
+    "Which features a model version uses; `build_features` computes them the same way for training and scoring."
     numeric: list[str]
     categorical: list[str]
-    row: list[str] = field(default_factory=lambda: list(ROW_FEATURES))
-    point_in_time: bool = True
+    code: str | None = None                  # 'module:function' of the user's row features
+    row: list[str] = field(default_factory=list)   # the columns that function returns (fixed at training)
+    point_in_time: list[dict] = field(default_factory=list)   # PointInTime dicts, prior fixed
+    time_column: str | None = None
+    outcome_time: str | None = None
+    target: str | None = None
+
+    @property
+    def pits(self) -> list[PointInTime]: return [PointInTime(**p) for p in self.point_in_time]
 
     @property
     def columns(self) -> list[str]:
         "The model's input columns, in order."
-        return self.numeric + self.categorical + self.row + (['region_outcomes_known', 'region_default_rate'] if self.point_in_time else [])
+        return self.numeric + self.categorical + self.row + [c for p in self.pits for c in p.columns]
 
     @property
     def raw_columns(self) -> list[str]: return self.numeric + self.categorical
+
+    @property
+    def needs(self) -> list[str]:
+        "The columns of the data `build_features` reads: the raw inputs, and the groups and time of point-in-time features."
+        extra = [p.group for p in self.pits] + ([self.time_column] if self.pits and self.time_column else [])
+        return list(dict.fromkeys(self.raw_columns + extra))
 
     @property
     def derived(self) -> list[str]:
         "The features computed from the inputs (row and point-in-time ones), in model order: what a batch audit record keeps."
         return [c for c in self.columns if c not in self.raw_columns]
 
-    def to_dict(self) -> dict: return dict(numeric=self.numeric, categorical=self.categorical, row=self.row, point_in_time=self.point_in_time)
+    def to_dict(self) -> dict:
+        return dict(numeric=self.numeric, categorical=self.categorical, code=self.code, row=self.row, point_in_time=self.point_in_time,
+                    time_column=self.time_column, outcome_time=self.outcome_time, target=self.target)
 
     @classmethod
     def from_dict(cls, d: dict) -> 'FeatureSet': return cls(**d)
 
-def loan_features() -> FeatureSet:
-    "The feature set of the demo world's credit model. Sensitive attributes (sex, age band) are not features."
-    return FeatureSet(numeric=['income', 'loan_amount', 'loan_term_months', 'interest_rate', 'debt_to_income', 'credit_history_years',
-                               'num_open_accounts', 'previous_defaults', 'age'],
-                      categorical=['employment_type', 'home_ownership', 'purpose', 'region'])
+    def histories(self, frame: pd.DataFrame) -> dict:
+        "One `OutcomeHistory` per point-in-time feature from `frame`, which holds each group column, the outcome and when it became known."
+        return {p.name: OutcomeHistory(frame, group=p.group, known_at=self.outcome_time, outcome=p.outcome or self.target) for p in self.pits}
 
-def build_features(data: pd.DataFrame, fs: FeatureSet, history: 'pd.DataFrame | OutcomeHistory | None' = None) -> pd.DataFrame:
-    "The model inputs for `data` (one row per application, same index): raw, row and point-in-time features."
-    missing = [c for c in fs.raw_columns if c not in data.columns]
+def feature_set(spec: ModelSpec, contract, training: pd.DataFrame | None = None) -> FeatureSet:
+    "The feature set of `spec` on `contract`; with the `training` frame, its row-feature columns and point-in-time priors are fixed."
+    kind = {c: r.kind for c, r in contract.columns.items()}
+    num = [c for c in spec.inputs if kind.get(c) in ('integer', 'float')]
+    cat = [c for c in spec.inputs if kind.get(c) not in ('integer', 'float')]
+    fs = FeatureSet(num, cat, code=spec.features, time_column=spec.time_column, outcome_time=spec.outcome_time, target=spec.target,
+                    point_in_time=[p.to_dict() for p in spec.point_in_time])
+    if training is not None:
+        if fs.code: fs.row = list(_row_features(training, fs).columns)
+        pits = []
+        for p in spec.point_in_time:
+            col = p.outcome or spec.target
+            if col not in training.columns: raise FeatureError(f'the point-in-time feature {p.name} needs the outcome column {col!r} in the training data')
+            pits.append({**p.to_dict(), 'prior': p.prior if p.prior is not None else float(training[col].astype(float).mean())})
+        fs.point_in_time = pits
+    return fs
+
+def _row_features(data: pd.DataFrame, fs: FeatureSet) -> pd.DataFrame:
+    f = feature_function(fs.code)
+    try: out = f(data)
+    except Exception as e: raise FeatureError(f'the feature function {fs.code} failed: {type(e).__name__}: {e}') from None
+    if not isinstance(out, pd.DataFrame) or len(out) != len(data):
+        raise FeatureError(f'the feature function {fs.code} must return a DataFrame with one row per input row')
+    clash = [c for c in out.columns if c in fs.raw_columns]
+    if clash: raise FeatureError(f'the feature function {fs.code} returns columns that are inputs already: {", ".join(map(str, clash))}')
+    return out.set_axis(data.index)
+
+def build_features(data: pd.DataFrame, fs: FeatureSet, history: 'pd.DataFrame | dict | None' = None) -> pd.DataFrame:
+    """The model inputs for `data` (same index): raw inputs, the user's row features, point-in-time features.
+    `history`: a frame of past outcomes (training: the training data itself), or the `OutcomeHistory` of each
+    point-in-time feature by name (serving)."""
+    missing = [c for c in fs.needs if c not in data.columns]
     if missing: raise FeatureError(f'the data lacks column{"s" if len(missing) > 1 else ""} {", ".join(missing)} that the features need')
     out = data[fs.raw_columns].copy()
     for c in fs.categorical: out[c] = out[c].astype(object).where(out[c].notna(), None)
-    for name in fs.row:
-        if name not in ROW_FEATURES: raise FeatureError(f'unknown row feature {name!r} (known: {", ".join(ROW_FEATURES)})')
-        out[name] = np.asarray(ROW_FEATURES[name][0](data), float)
+    if fs.code:
+        rf = _row_features(data, fs)
+        if list(rf.columns) != fs.row: raise FeatureError(f'the feature function {fs.code} returned {list(rf.columns)}, not the columns the model was trained with {fs.row}')
+        for c in fs.row: out[c] = np.asarray(rf[c], float) if pd.api.types.is_numeric_dtype(rf[c]) else rf[c]
     if fs.point_in_time:
         if history is None: raise FeatureError('the point-in-time features need the outcome history (history=)')
-        out = out.join(regional_default_rate(data, history))
+        hs = history if isinstance(history, dict) else fs.histories(history)
+        for p in fs.pits: out = out.join(point_in_time(data, p, hs[p.name], time=fs.time_column))
     return out[fs.columns]

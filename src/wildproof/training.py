@@ -14,8 +14,8 @@ os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')  # one li
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, mean_squared_error, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
@@ -23,19 +23,25 @@ import wildproof
 from .settings import WildproofError, load_settings
 from .store import Store
 from .datasets import get_snapshot
-from .contracts import Contract, validated
-from .features import FeatureSet, build_features, loan_features
+from .contracts import Contract, get_contract, validated
+from .spec import ModelSpec, SpecError, check_spec, get_spec, module_path
+from .features import FeatureSet, build_features, feature_set
 
 # %% auto #0
-__all__ = ['TRUSTED_TYPES', 'DEFAULT_PARAMS', 'TrainingError', 'tracking_uri', 'mlflow_setup', 'mlflow_release', 'code_version',
-           'pinned_requirements', 'make_pipeline', 'accepted_rows', 'TrainResult', 'train', 'load_model']
+__all__ = ['TRUSTED_TYPES', 'TRUSTED_MODULES', 'DEFAULT_PARAMS', 'TrainingError', 'tracking_uri', 'mlflow_setup',
+           'mlflow_release', 'code_version', 'pinned_requirements', 'make_pipeline', 'labels', 'positive_column',
+           'scores', 'train_metrics', 'accepted_rows', 'TrainResult', 'train', 'register_model', 'load_model',
+           'ModelVersion', 'model_version']
 
 # %% ../../nbs/07_training.ipynb #e6bdc682
 class TrainingError(WildproofError):
     "Training was refused or could not run."
 
 # %% ../../nbs/07_training.ipynb #28bdc218
-TRUSTED_TYPES = ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor']  # skops refuses HistGradientBoosting models without it
+# skops refuses to load any type not on its own list unless told; types of these libraries are trusted, any other
+# (a custom transformer of the user's) only when the user who registers the model says so (`trusted_types=`)
+TRUSTED_TYPES = ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor']
+TRUSTED_MODULES = ('sklearn.', 'numpy.', 'scipy.', 'xgboost.', 'lightgbm.', 'builtins.', 'collections.', 'wildproof.')
 
 def tracking_uri(store: Store, settings=None) -> str:
     "The MLflow tracking URI: `[mlflow] tracking_uri`, or the SQLite database in the store root."
@@ -88,10 +94,10 @@ def code_version(path: str | Path | None = None) -> dict:
     except (OSError, subprocess.TimeoutExpired): commit, dirty = None, None
     return dict(commit=commit or 'unknown (not a git checkout)', dirty=dirty, wildproof=wildproof.__version__)
 
-def pinned_requirements() -> list[str]:
-    "Exact versions of what the logged pipeline needs to load and predict."
+def pinned_requirements(extra: tuple = ()) -> list[str]:
+    "Exact versions of what the logged pipeline needs to load and predict (`extra`: more packages it uses, such as xgboost)."
     out = []
-    for p in ('scikit-learn', 'numpy', 'pandas', 'scipy', 'skops'):
+    for p in ('scikit-learn', 'numpy', 'pandas', 'scipy', 'skops', *extra):
         try: out.append(f'{p}=={_pkg_version(p)}')
         except PackageNotFoundError: pass
     return out
@@ -101,13 +107,60 @@ def pinned_requirements() -> list[str]:
 # (training 0.871, early stopping after 63 rounds); scikit-learn's defaults overfit: 0.998 in training, 0.749 held out.
 DEFAULT_PARAMS = dict(max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=80, l2_regularization=1.0, early_stopping=True)
 
-def make_pipeline(fs: FeatureSet, params: dict | None = None, seed: int = 0) -> Pipeline:
-    "Preprocessing plus model: one-hot encoded categories (unknown ones ignored), numbers as they are, gradient boosting."
-    unknown = set(params or {}) - set(HistGradientBoostingClassifier().get_params())
+def make_pipeline(fs: FeatureSet, params: dict | None = None, seed: int = 0, task: str = 'binary') -> Pipeline:
+    "Preprocessing plus model: one-hot encoded categories (unknown ones ignored), numbers as they are, gradient boosting for the task."
+    est = HistGradientBoostingRegressor if task == 'regression' else HistGradientBoostingClassifier
+    unknown = set(params or {}) - set(est().get_params())
     if unknown: raise TrainingError(f'unknown model parameter{"s" if len(unknown) > 1 else ""} {", ".join(sorted(unknown))}')
     pre = ColumnTransformer([('cat', OneHotEncoder(handle_unknown='ignore', min_frequency=20, sparse_output=False), fs.categorical)],
                             remainder='passthrough', verbose_feature_names_out=False)
-    return Pipeline([('features', pre), ('model', HistGradientBoostingClassifier(random_state=seed, **{**DEFAULT_PARAMS, **(params or {})}))])
+    return Pipeline([('features', pre), ('model', est(random_state=seed, **{**DEFAULT_PARAMS, **(params or {})}))])
+
+# %% ../../nbs/07_training.ipynb #7a1b2c3d
+def labels(spec: ModelSpec, y: pd.Series) -> np.ndarray:
+    "The training labels of `y` for the spec's task."
+    if spec.task == 'regression':
+        v = pd.to_numeric(y, errors='coerce')
+        if v.isna().any(): raise TrainingError(f'the regression target {spec.target!r} holds values that are not numbers, e.g. {y[v.isna()].iloc[0]!r}')
+        return v.to_numpy(float)
+    if spec.task == 'binary': return _is_positive(y, spec.positive).astype(int)
+    return y.to_numpy()
+
+def _is_positive(y, positive) -> np.ndarray:
+    y = pd.Series(y)
+    if pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        try: return (y.astype(float) == float(positive)).to_numpy()
+        except (TypeError, ValueError): pass
+    return (y.astype(str) == str(positive)).to_numpy()
+
+def positive_column(model, positive) -> int:
+    "Which column of `predict_proba` is the positive label's (a model trained by wildproof learns 1 for it)."
+    classes = list(getattr(model, 'classes_', [0, 1]))
+    if len(classes) != 2: raise TrainingError(f'a binary model must know two classes, this one knows {len(classes)}: {classes}')
+    hit = np.flatnonzero(_is_positive(pd.Series(classes, dtype=object), positive))
+    if len(hit) == 1: return int(hit[0])
+    try:
+        if [float(c) for c in classes] == [0.0, 1.0]: return 1   # learned as 0/1 with 1 for the positive label
+    except (TypeError, ValueError): pass
+    raise TrainingError(f'the positive label {positive!r} is not one of the classes the model knows ({classes})')
+
+def scores(model, X: pd.DataFrame, spec: ModelSpec) -> np.ndarray:
+    "The model's answers to `X`: P(positive) for binary, one probability per class (n x k) for multiclass, the value for regression."
+    if spec.task == 'regression': return np.asarray(model.predict(X), float)
+    p = np.asarray(model.predict_proba(X), float)
+    return p[:, positive_column(model, spec.positive)] if spec.task == 'binary' else p
+
+def train_metrics(spec: ModelSpec, y, s, model=None) -> dict:
+    "A few training-set figures of the task (the evaluation module measures the rest on held-out data)."
+    out = dict(train_rows=float(len(y)))
+    if spec.task == 'binary':
+        out.update(train_roc_auc=float(roc_auc_score(y, s)), train_log_loss=float(log_loss(y, s, labels=[0, 1])), train_positive_share=float(np.mean(y)))
+    elif spec.task == 'multiclass':
+        classes = list(getattr(model, 'classes_', sorted(set(y))))
+        out.update(train_log_loss=float(log_loss(y, s, labels=classes)), train_accuracy=float(accuracy_score(y, np.asarray(classes, dtype=object)[s.argmax(1)])))
+    else:
+        out.update(train_rmse=float(np.sqrt(mean_squared_error(y, s))), train_mae=float(mean_absolute_error(y, s)))
+    return out
 
 # %% ../../nbs/07_training.ipynb #4ac8452f
 def accepted_rows(store: Store, snapshot, contract: Contract, settings=None) -> tuple[pd.DataFrame, dict]:
@@ -122,7 +175,7 @@ def accepted_rows(store: Store, snapshot, contract: Contract, settings=None) -> 
 # %% ../../nbs/07_training.ipynb #b3d6f136
 @dataclass
 class TrainResult:
-    "A trained, logged and registered model version."
+    "A trained (or brought), logged and registered model version."
     name: str
     version: str | None
     run_id: str
@@ -134,6 +187,7 @@ class TrainResult:
     lineage: dict
     seconds: float
     model: Pipeline = field(repr=False, default=None)
+    spec: ModelSpec | None = field(repr=False, default=None)
 
     def _repr_html_(self):
         m = ', '.join(f'{k} {v:.4g}' for k, v in self.metrics.items())
@@ -141,52 +195,117 @@ class TrainResult:
         return (f'<b>{self.name} version {self.version}</b> <small>({self.model_uri}, run {self.run_id[:8]}, {self.seconds:.1f} s)</small>'
                 f'<br>trained on <code>{self.snapshot_id}</code> under contract <code>{self.contract}</code><br>{m}<ul>{lin}</ul>')
 
-def train(store: Store, snapshot, contract: Contract, *, name: str = 'credit_risk', features: FeatureSet | None = None,
-          target: str = 'defaulted', history: pd.DataFrame | None = None, params: dict | None = None, seed: int = 0,
+def _spec(store: Store, spec) -> ModelSpec:
+    "A registered spec: looked up by model name, or registered now (its version is what the model records)."
+    if isinstance(spec, str): return get_spec(store, spec)
+    if not isinstance(spec, ModelSpec): raise TrainingError(f'expected a ModelSpec or a model name, not {type(spec).__name__}')
+    if spec.external: raise TrainingError(f'{spec.model} is an external model (it runs elsewhere): it has no versions to train; import its predictions instead')
+    return spec.register(store)
+
+def _training_data(store: Store, snapshot, spec: ModelSpec, settings):
+    snap = get_snapshot(store, snapshot)
+    contract = get_contract(store, spec.contract)
+    check_spec(spec, contract)
+    data, vsum = accepted_rows(store, snap, contract, settings)
+    if spec.target not in data.columns: raise TrainingError(f'snapshot {snap.snapshot_id} has no target column {spec.target!r}')
+    data = data[data[spec.target].notna()]
+    if not len(data): raise TrainingError(f'snapshot {snap.snapshot_id} has no row with a known {spec.target!r}')
+    return snap, contract, data, vsum
+
+def train(store: Store, snapshot, spec: ModelSpec | str, *, history: pd.DataFrame | None = None, params: dict | None = None, seed: int = 0,
           settings=None, register: bool = True, code_path=None) -> TrainResult:
-    "Fit a pipeline on the accepted rows of `snapshot`, log it with its lineage to MLflow, and register it as a version of `name`."
-    import mlflow, mlflow.sklearn
-    from mlflow.models import infer_signature
+    "Fit the spec's default pipeline on the accepted rows of `snapshot`, log it with its lineage to MLflow, and register it as a version of the spec's model."
     t0 = time.perf_counter()
     settings = settings or load_settings()
-    fs = features or loan_features()
-    snap = get_snapshot(store, snapshot)
-    data, vsum = accepted_rows(store, snap, contract, settings)
-    if target not in data.columns: raise TrainingError(f'snapshot {snap.snapshot_id} has no target column {target!r}')
-    data = data[data[target].notna()]
-    y = data[target].astype(int).to_numpy()
-    if len(np.unique(y)) < 2: raise TrainingError(f'the target {target!r} of {snap.snapshot_id} has a single class: nothing to learn')
+    spec = _spec(store, spec)
+    snap, contract, data, vsum = _training_data(store, snapshot, spec, settings)
+    y = labels(spec, data[spec.target])
+    if spec.task != 'regression' and len(np.unique(y)) < 2: raise TrainingError(f'the target {spec.target!r} of {snap.snapshot_id} has a single class: nothing to learn')
+    fs = feature_set(spec, contract, data)
     X = build_features(data, fs, history=data if history is None else history)
-    pipe = make_pipeline(fs, params, seed).fit(X, y)
-    p = pipe.predict_proba(X)[:, 1]
-    metrics = dict(train_roc_auc=float(roc_auc_score(y, p)), train_log_loss=float(log_loss(y, p)), train_rows=float(len(y)), train_positive_share=float(y.mean()))
+    params = {**spec.params, **(params or {})}
+    pipe = make_pipeline(fs, params, seed, spec.task).fit(X, y)
+    return _log(store, pipe, X, y, spec=spec, fs=fs, contract=contract, snap=snap, vsum=vsum, settings=settings, register=register, code_path=code_path,
+                params={**DEFAULT_PARAMS, **params, 'seed': seed}, t0=t0)
+
+def _log(store, model, X, y, *, spec, fs, contract, snap, vsum, settings, register, code_path, params, t0, trusted_types=(), how='trained') -> TrainResult:
+    "Log `model` with its lineage to MLflow and register it: the one path for trained and brought models."
+    import mlflow, mlflow.sklearn
+    from mlflow.models import infer_signature
+    s = scores(model, X, spec)
+    metrics = train_metrics(spec, y, s, model)
     lineage = {'wildproof.snapshot': snap.snapshot_id, 'wildproof.content_hash': snap.content_hash,
-               'wildproof.contract': f'{contract.name} v{contract.version}', 'wildproof.validation': vsum['validation_id'],
+               'wildproof.contract': f'{contract.name} v{contract.version}', 'wildproof.spec': f'{spec.model} v{spec.version}',
+               'wildproof.task': spec.task, 'wildproof.validation': vsum['validation_id'], 'wildproof.how': how,
                **{f'wildproof.code.{k}': str(v) for k, v in code_version(code_path).items()}}
+    trusted, libs = _trusted(model, trusted_types)
+    code = [str(module_path(fs.code))] if fs.code and not fs.code.startswith('wildproof.') else None
     exp = mlflow_setup(store, settings)
-    with mlflow.start_run(experiment_id=exp, run_name=f'{name} on {snap.snapshot_id}') as run:
-        mlflow.log_params({**DEFAULT_PARAMS, **(params or {}), 'seed': seed, 'target': target, 'model': 'HistGradientBoostingClassifier'})
+    with mlflow.start_run(experiment_id=exp, run_name=f'{spec.model} on {snap.snapshot_id}') as run:
+        mlflow.log_params({**{k: v for k, v in params.items()}, 'target': spec.target, 'task': spec.task, 'model': type(_final(model)).__name__})
         mlflow.log_metrics(metrics)
         mlflow.set_tags(lineage)
         mlflow.log_dict(fs.to_dict(), 'features.json')
+        mlflow.log_dict(spec.to_dict(), 'spec.json')
         mlflow.log_dict(vsum, 'validation.json')
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
-            info = mlflow.sklearn.log_model(pipe, name='model', pip_requirements=pinned_requirements(),
-                                            signature=infer_signature(X.head(200), p[:200]), input_example=X.head(3),
-                                            skops_trusted_types=TRUSTED_TYPES, registered_model_name=name if register else None)
+            out = s[:200] if s.ndim == 1 else s[:200, :]
+            info = mlflow.sklearn.log_model(model, name='model', pip_requirements=pinned_requirements(libs), code_paths=code,
+                                            signature=infer_signature(X.head(200), out), input_example=X.head(3),
+                                            skops_trusted_types=trusted, registered_model_name=spec.model if register else None)
     version = str(info.registered_model_version) if register and info.registered_model_version is not None else None
     if version:
         client = mlflow.MlflowClient()
         for k, v in {**lineage, 'wildproof.run_id': run.info.run_id, 'wildproof.features': json.dumps(fs.to_dict())}.items():
-            client.set_model_version_tag(name, version, k, v)
-    uri = f'models:/{name}/{version}' if version else info.model_uri
-    return TrainResult(name, version, run.info.run_id, uri, snap.snapshot_id, f'{contract.name} v{contract.version}', fs, metrics,
-                       lineage, time.perf_counter() - t0, pipe)
+            client.set_model_version_tag(spec.model, version, k, v)
+    uri = f'models:/{spec.model}/{version}' if version else info.model_uri
+    return TrainResult(spec.model, version, run.info.run_id, uri, snap.snapshot_id, f'{contract.name} v{contract.version}', fs, metrics,
+                       lineage, time.perf_counter() - t0, model, spec)
+
+def _final(model):
+    "The last step of a pipeline (the estimator itself otherwise)."
+    return model.steps[-1][1] if hasattr(model, 'steps') else model
+
+def _trusted(model, extra=()) -> tuple[list[str], tuple]:
+    "The types skops must be told to trust to load `model` back, and the extra packages it needs; refuses types nobody vouched for."
+    import skops.io as sio
+    try: untrusted = sio.get_untrusted_types(data=sio.dumps(model))
+    except Exception as e: raise TrainingError(f'the model cannot be saved safely (skops): {type(e).__name__}: {e}') from None
+    unknown = [t for t in untrusted if not t.startswith(TRUSTED_MODULES) and t not in extra]
+    if unknown:
+        raise TrainingError(f'the model holds types that are not from scikit-learn, numpy, scipy, xgboost or lightgbm: {", ".join(unknown)}; '
+                            'if they are your own code and you trust it, name them in trusted_types=[...] (they are loaded with the model)')
+    libs = tuple(sorted({t.split('.')[0] for t in untrusted} & {'xgboost', 'lightgbm'}))
+    return sorted(set(untrusted) | set(TRUSTED_TYPES)), libs
+
+# %% ../../nbs/07_training.ipynb #172b4191
+def register_model(store: Store, fitted, *, model: str | None = None, snapshot, spec: ModelSpec | str | None = None, contract=None,
+                   trusted_types: list[str] = (), history: pd.DataFrame | None = None, settings=None, code_path=None) -> TrainResult:
+    "Register an estimator fitted elsewhere as a new version of `model`, with the lineage of the `snapshot` it was fitted on."
+    t0 = time.perf_counter()
+    settings = settings or load_settings()
+    spec = _spec(store, spec if spec is not None else model)
+    if model is not None and model != spec.model: raise TrainingError(f'the spec is of model {spec.model!r}, not {model!r}')
+    if contract is not None and getattr(contract, 'name', contract) != spec.contract:
+        raise TrainingError(f'the spec of {spec.model} expects contract {spec.contract!r}, not {getattr(contract, "name", contract)!r}')
+    if not hasattr(fitted, 'predict'): raise TrainingError(f'{type(fitted).__name__} has no predict method: not an estimator')
+    if spec.task != 'regression' and not hasattr(fitted, 'predict_proba'):
+        raise TrainingError(f'a {spec.task} model must have predict_proba; {type(fitted).__name__} has not')
+    snap, contract, data, vsum = _training_data(store, snapshot, spec, settings)
+    fs = feature_set(spec, contract, data)
+    X = build_features(data, fs, history=data if history is None else history)
+    y = labels(spec, data[spec.target])
+    try: scores(fitted, X.head(5), spec)
+    except TrainingError: raise
+    except Exception as e: raise TrainingError(f'{type(fitted).__name__} cannot score the features of the spec ({", ".join(fs.columns)}): {type(e).__name__}: {e}') from None
+    params = {k: v for k, v in _final(fitted).get_params().items() if isinstance(v, (int, float, str, bool)) or v is None} if hasattr(_final(fitted), 'get_params') else {}
+    return _log(store, fitted, X, y, spec=spec, fs=fs, contract=contract, snap=snap, vsum=vsum, settings=settings, register=True,
+                code_path=code_path, params=params, t0=t0, trusted_types=tuple(trusted_types), how='registered')
 
 # %% ../../nbs/07_training.ipynb #e32f0d58
 def load_model(store: Store, uri: str, settings=None) -> tuple[Pipeline, FeatureSet]:
-    "The pipeline and feature set behind a `models:/` URI."
+    "The fitted model and feature set behind a `models:/` URI."
     import mlflow, mlflow.sklearn
     from mlflow.exceptions import MlflowException
     mlflow_setup(store, settings)
@@ -206,3 +325,57 @@ def _run_of(uri: str) -> str:
         else: name, ver = ref.split('/', 1); mv = c.get_model_version(name, ver)
     except (MlflowException, ValueError) as e: raise TrainingError(f'no model {uri}: {str(e).splitlines()[0]}') from None
     return mv.run_id
+
+# %% ../../nbs/07_training.ipynb #a19453c0
+@dataclass
+class ModelVersion:
+    "What wildproof knows of one version of a model."
+    model: str
+    version: str
+    spec: ModelSpec
+    contract: Contract
+    snapshot: str                 # the training snapshot (an external model: its contract's reference snapshot)
+    features: FeatureSet
+    run_id: str | None = None
+    tags: dict = field(default_factory=dict, repr=False)
+    store: Store | None = field(default=None, repr=False)
+    _fitted: object = field(default=None, repr=False)
+
+    @property
+    def external(self) -> bool: return self.spec.external
+
+    @property
+    def uri(self) -> str: return f'models:/{self.model}/{self.version}'
+
+    def fitted(self, settings=None):
+        "The fitted model (loaded on first use)."
+        if self.external: raise TrainingError(f'{self.model} runs elsewhere: wildproof has its logged answers, not the model')
+        if self._fitted is None: self._fitted, _ = load_model(self.store, self.uri, settings)
+        return self._fitted
+
+    def scores(self, X: pd.DataFrame, settings=None) -> np.ndarray:
+        "The version's answers to a feature frame (see `scores`)."
+        return scores(self.fitted(settings), X, self.spec)
+
+def _mlflow_version(store: Store, model: str, version, settings=None):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    mlflow_setup(store, settings)
+    try: return mlflow.MlflowClient().get_model_version(model, str(version))
+    except MlflowException: return None
+
+def model_version(store: Store, model: str, version, settings=None) -> ModelVersion:
+    "The spec, contract, training snapshot and features of `model` `version` (the fitted model on demand)."
+    mv = _mlflow_version(store, model, version, settings)
+    if mv is None:
+        try: spec = get_spec(store, model, int(version))
+        except (SpecError, ValueError): spec = None
+        if spec is None or not spec.external: raise TrainingError(f'no version {version} of model {model!r} in the registry')
+        contract = get_contract(store, spec.contract)
+        return ModelVersion(model, str(version), spec, contract, contract.reference_snapshot, feature_set(spec, contract), store=store)
+    t = mv.tags
+    if 'wildproof.spec' not in t: raise TrainingError(f'{model} v{version} was not registered by this wildproof (it has no model spec): register it again')
+    sname, sver = t['wildproof.spec'].rsplit(' v', 1)
+    cname, cver = t['wildproof.contract'].rsplit(' v', 1)
+    return ModelVersion(model, str(version), get_spec(store, sname, int(sver)), get_contract(store, cname, int(cver)), t['wildproof.snapshot'],
+                        FeatureSet.from_dict(json.loads(t['wildproof.features'])), mv.run_id, dict(t), store)
