@@ -18,6 +18,14 @@ def _store(args):
     return Store(args.store) if args.store else Store.from_settings(args.settings)
 
 
+def _when(text: str) -> str:
+    "A date or time argument, checked as it is parsed: a typo is a usage error, not a traceback from deep inside."
+    try: ok = pd.Timestamp(text) is not pd.NaT
+    except (ValueError, TypeError, OverflowError): ok = False
+    if not ok: raise argparse.ArgumentTypeError(f'{text!r} is not a date or time (for example 2025-04-09 or 2025-04-09T12:00)')
+    return text
+
+
 def _table(df: pd.DataFrame) -> str:
     if not len(df): return '(none)'
     with pd.option_context('display.max_rows', 200, 'display.max_columns', 30, 'display.width', 200, 'display.max_colwidth', 60):
@@ -107,15 +115,52 @@ def cmd_quarantine(args):
 
 
 def cmd_train(args):
-    from wildproof.contracts import get_contract, load
     from wildproof.registry import mark_candidate
     from wildproof.training import train
     store = _store(args)
-    contract = load(args.contract) if Path(args.contract).suffix in ('.yaml', '.yml') else get_contract(store, args.contract)
-    r = train(store, args.snapshot, contract, name=args.name, target=args.target, seed=args.seed, settings=args.settings)
+    r = train(store, args.snapshot, args.model, seed=args.seed, settings=args.settings)
     mark_candidate(store, r.name, r.version)
-    print(f'{r.name} version {r.version} trained on {r.snapshot_id} under {r.contract} (train ROC AUC {r.metrics["train_roc_auc"]:.3f}); '
+    m = ', '.join(f'{k.removeprefix("train_").replace("_", " ")} {v:.4g}' for k, v in r.metrics.items() if k != 'train_rows')
+    print(f'{r.name} version {r.version} trained on {r.snapshot_id} under {r.contract} and spec v{r.spec.version} ({r.spec.task}; training {m}); '
           f'run {r.run_id}; alias candidate -> v{r.version}')
+
+
+def _spec_kw(args) -> dict:
+    kw = dict(positive=args.positive, threshold=args.threshold, decisions=args.decisions, sensitive=args.sensitive, slices=args.slices,
+              inputs=args.inputs, features=args.features, outcome_time=args.outcome_time, key=args.key, time_column=args.time_column,
+              primary_metric=args.primary_metric, prediction=args.prediction, score=args.score, external=args.external or None)
+    if kw['positive'] is not None:
+        try: kw['positive'] = int(kw['positive'])
+        except ValueError: pass
+    return kw
+
+
+def cmd_model_init(args):
+    from wildproof.spec import init_spec
+    store = _store(args)
+    s = init_spec(store, args.model, contract=args.contract, target=args.target, task=args.task, **_spec_kw(args)).register(store)
+    out = Path(args.output or f'{s.model}.spec.yaml')
+    s.save(out)
+    print(f'model spec {s.model} v{s.version} ({s.task}, target {s.target}, {len(s.inputs)} inputs'
+          + (', external' if s.external else '') + f'); written to {out} (edit it, then `wildproof model register {out}`)')
+
+
+def cmd_model_register(args):
+    from wildproof.spec import load
+    s = load(args.file).register(_store(args))
+    print(f'model spec {s.model} is at version {s.version}')
+
+
+def cmd_model_show(args):
+    from wildproof.spec import get_spec
+    s = get_spec(_store(args), args.model, args.version)
+    print(f'# version {s.version}')
+    print(s.to_yaml())
+
+
+def cmd_model_list(args):
+    from wildproof.spec import list_specs
+    print(_table(list_specs(_store(args))))
 
 
 def cmd_evaluate(args):
@@ -426,7 +471,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('snapshot', help='reference snapshot id (dataset@hash or dataset@latest)')
     s.add_argument('--name', help='contract name (default: the dataset name)')
     s.add_argument('--key', help='column whose values must be unique')
-    s.add_argument('--time-column', help='column of event times (may not lie in the future)')
+    s.add_argument('--time-column', help='column of event times (may not lie in the future): a timestamp or date column; convert an integer year or text first')
     s.add_argument('--exclude', nargs='*', help='columns the contract leaves out (labels, for example)')
     s.add_argument('-o', '--output', help='YAML file to write (default: NAME.contract.yaml)')
     s = cadd('register', cmd_contract_register, 'Register an edited contract file as a new version')
@@ -444,11 +489,37 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--validation', help='only this validation id'); s.add_argument('--dataset', help='only this dataset')
     s.add_argument('--snapshot', help='only this snapshot'); s.add_argument('--rule', help='only this rule (range, category, ...)')
     s.add_argument('--limit', type=int, default=50, help='at most this many rows (default 50)')
-    s = add('train', cmd_train, 'Train a model on a snapshot that passes its contract, log it to MLflow with its lineage and register it as the candidate')
+    m = add('model', None, 'Create, register, show and list model specs: what a model is for, how it decides, what it reads')
+    msub = m.add_subparsers(dest='action', metavar='ACTION', required=True)
+    def madd(name, func, help):
+        s = msub.add_parser(name, help=help, description=help); s.set_defaults(func=func); return s
+    s = madd('init', cmd_model_init, 'Start a model spec from a registered contract, register it and write it as YAML')
+    s.add_argument('model', help='model name')
+    s.add_argument('--contract', required=True, help='the contract the model expects')
+    s.add_argument('--target', required=True, help='the outcome column')
+    s.add_argument('--task', required=True, choices=['binary', 'multiclass', 'regression'])
+    s.add_argument('--positive', help='the positive label of a binary target (default 1)')
+    s.add_argument('--threshold', type=float, help='a binary score at or above this takes the second decision (default 0.5)')
+    s.add_argument('--decisions', nargs=2, metavar=('BELOW', 'AT_OR_ABOVE'), help='decision labels of a binary model (default negative positive)')
+    s.add_argument('--sensitive', nargs='*', help='sensitive attributes fairness is measured over (default: none)')
+    s.add_argument('--slices', nargs='*', help='columns evaluation reports per group')
+    s.add_argument('--inputs', nargs='*', help='input columns (default: the contract\'s, without key, time, target and logged answers)')
+    s.add_argument('--features', help="your feature function, as module:function (default: none)")
+    s.add_argument('--outcome-time', help='column saying when each outcome became known')
+    s.add_argument('--key', help="entity key (default: the contract's)"); s.add_argument('--time-column', help="time column (default: the contract's)")
+    s.add_argument('--primary-metric', help='the metric champion-challenger judges by (default: the task\'s first)')
+    s.add_argument('--external', action='store_true', help='a model that runs elsewhere: monitored from its imported predictions')
+    s.add_argument('--prediction', help='external: the column of its predicted label or value')
+    s.add_argument('--score', help='external: the column of its score (a binary model: the probability of the positive label)')
+    s.add_argument('-o', '--output', help='YAML file to write (default: MODEL.spec.yaml)')
+    s = madd('register', cmd_model_register, 'Register an edited spec file as a new version')
+    s.add_argument('file', help='model spec YAML file')
+    s = madd('show', cmd_model_show, 'Print a registered model spec as YAML')
+    s.add_argument('model'); s.add_argument('--version', type=int, help='version (default: latest)')
+    madd('list', cmd_model_list, 'List model specs and their latest versions')
+    s = add('train', cmd_train, "Train the spec's default pipeline on a snapshot that passes its contract, log it to MLflow with its lineage and register it as the candidate")
     s.add_argument('snapshot', help='training snapshot (dataset@hash or dataset@latest), with the outcome column')
-    s.add_argument('--contract', required=True, help='contract name in the store, or a contract YAML file')
-    s.add_argument('--name', default='credit_risk', help='registered model name (default credit_risk)')
-    s.add_argument('--target', default='defaulted', help='outcome column (default defaulted)')
+    s.add_argument('--model', required=True, help='the model (its registered spec says target, task, inputs and features)')
     s.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
     s = add('evaluate', cmd_evaluate, 'Evaluate a model version on a snapshot with outcomes: metrics, slices, fairness, baselines, leakage, cost')
     s.add_argument('model'); s.add_argument('version'); s.add_argument('snapshot', help='evaluation snapshot with outcomes')
@@ -496,8 +567,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--start', help='from this event time (e.g. 2024-07-01)'); s.add_argument('--end', help='before this event time')
     s = add('monitor', cmd_monitor, 'Compute the monitoring windows that are due (or one window) for one model or every production model, and judge alerts')
     s.add_argument('--model', help='one model (default: every model with a production version)')
-    s.add_argument('--window', help='compute only the window holding this date (e.g. 2025-04-09)')
-    s.add_argument('--as-of', help='outcomes observed by this time count; windows ending by it are due (default: now)')
+    s.add_argument('--window', type=_when, help='compute only the window holding this date (e.g. 2025-04-09)')
+    s.add_argument('--as-of', type=_when, help='outcomes observed by this time count; windows ending by it are due (default: now)')
     s.add_argument('--every', choices=['day', 'week', 'month'], help='window size (default: [monitoring] window)')
     s = add('alerts', cmd_alerts, 'List alerts, or acknowledge, resolve or show the history of one')
     s.add_argument('action', nargs='?', default='list', choices=['list', 'ack', 'resolve', 'history'])
@@ -505,8 +576,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--by', help='your name (ack, resolve)'); s.add_argument('--note')
     s.add_argument('--state', choices=['open', 'acknowledged', 'resolved']); s.add_argument('--model')
     s = add('drill-down', cmd_drilldown, 'Write an Evidently report (data drift, classification quality) of one monitoring window')
-    s.add_argument('model'); s.add_argument('window', help='a date inside the window (e.g. 2025-04-09)')
-    s.add_argument('--as-of', help='outcomes observed by this time count (default: now)')
+    s.add_argument('model'); s.add_argument('window', type=_when, help='a date inside the window (e.g. 2025-04-09)')
+    s.add_argument('--as-of', type=_when, help='outcomes observed by this time count (default: now)')
     s.add_argument('--every', choices=['day', 'week', 'month'], help='window size (default: [monitoring] window)')
     s = add('retrain', cmd_retrain, 'If a retraining trigger fired (or with --force), train a challenger on matured served data, gate and challenge it, and stage it for the canary')
     s.add_argument('--model', help='registered model (default: [serving] model)')
