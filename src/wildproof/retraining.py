@@ -30,7 +30,8 @@ def _matured(store: Store, model: str, as_of, completeness: float, granularity: 
 
 def triggers(store: Store, model: str, *, as_of=None, settings=None) -> list[str]:
     "Why `model` should be retrained now (empty: it should not)."
-    from wildproof.registry import _version, alias_version
+    from wildproof.registry import alias_version
+    from wildproof.training import model_version
     st = settings or load_settings()
     on = {t.strip() for t in st.retraining.triggers.split(',') if t.strip()}
     why = []
@@ -45,7 +46,7 @@ def triggers(store: Store, model: str, *, as_of=None, settings=None) -> list[str
     if 'outcomes' in on:
         v = alias_version(store, model, 'production')
         if v:
-            end = _version(store, model, v).tags.get('wildproof.data_end')
+            end = model_version(store, model, v, st).tags.get('wildproof.data_end')
             n = store.sql("""select count(*) as n from outcomes where observed_at <= $a and ($e is null or observed_at > $e)
                              and (request_id in (select request_id from predictions where model = $m)
                                   or entity_key in (select entity_key from predictions where model = $m and entity_key is not null))""",
@@ -60,8 +61,16 @@ def request_retraining(store: Store, model: str, reasons: list[str], *, actor: s
     store.event('retraining_requested', model, actor, request=rid, reasons=reasons)
     return rid
 
-def _training_frame(store: Store, model: str, start, end, as_of, contract, target: str, known_at: str) -> pd.DataFrame:
-    "Served requests of [start, end) as the client sent them, with their outcome as known at `as_of` and when it became known."
+def _label(spec, y: np.ndarray) -> np.ndarray:
+    "Outcomes as recorded (a binary one: 1 for the positive label) back in the target's own labels."
+    if spec.task == 'regression': return y
+    if spec.task == 'multiclass': raise RetrainingError(f'retraining {spec.model} from served outcomes needs multiclass outcomes (issue 19)')
+    pos = spec.positive
+    other = (0 if pos == 1 else 1) if isinstance(pos, (int, float, bool)) else f'not {pos}'
+    return np.where(y >= 0.5, pos, other)
+
+def _training_frame(store: Store, model: str, start, end, as_of, contract, spec) -> pd.DataFrame:
+    "Served requests of [start, end) as the client sent them, with their outcome (in the target's labels) as known at `as_of` and when it became known."
     where = '''p.model = $m and p.route in ('champion', 'canary', 'fallback') and coalesce(p.event_time, p.created_at) >= $s
                and coalesce(p.event_time, p.created_at) < $e'''
     args, cols = dict(a=as_of, m=model, s=start, e=end), list(contract.columns)
@@ -81,7 +90,8 @@ def _training_frame(store: Store, model: str, start, end, as_of, contract, targe
     typed, why = check_records(contract, [json.loads(x) for x in r.inputs_json], now=pd.Timestamp('2262-01-01').to_pydatetime())
     keep = np.array([not w for w in why])
     typed = typed[keep].reset_index(drop=True)
-    typed[target] = r.y.to_numpy()[keep].astype(int)
+    typed[spec.target] = _label(spec, r.y.to_numpy()[keep].astype(float))
+    known_at = spec.outcome_time or '_outcome_known_at'
     typed[known_at] = pd.to_datetime(r.t.to_numpy()[keep]).tz_localize(None) if pd.to_datetime(r.t).dt.tz is None else pd.to_datetime(r.t[keep]).dt.tz_convert('UTC').dt.tz_localize(None).to_numpy()
     return typed
 
@@ -104,20 +114,19 @@ class Retraining:
                 f'gate {"passed" if self.gate_passed else "FAILED"}' + (f', champion-challenger {"passed" if self.challenge_passed else "FAILED"}'
                 if self.challenge_passed is not None else '') + ('; on staging: the canary' if self.staged else '; stays a candidate'))
 
-def retrain(store: Store, model: str, request: str, *, as_of=None, settings=None, target: str = 'defaulted',
-            known_at: str = 'outcome_known_at', actor: str = 'retraining') -> Retraining:
-    "Answer a retraining request: train a challenger on matured served data, gate and challenge it, and stage it for the canary if it passes."
+def retrain(store: Store, model: str, request: str, *, as_of=None, settings=None, actor: str = 'retraining') -> Retraining:
+    """Answer a retraining request: train a challenger on matured served data, gate and challenge it, and stage it for the canary if it passes.
+    The challenger keeps the champion's spec, features and parameters: a version wildproof trained is trained again with its parameters;
+    a model brought from a notebook is cloned (same estimator, same hyper-parameters) and fitted again."""
     from wildproof.datasets import ingest
-    from wildproof.registry import (_version, alias_version, champion_challenger, compare_versions, evaluate_version, gate, mark_candidate, promote)
-    from wildproof.contracts import get_contract
-    from wildproof.training import train
+    from wildproof.registry import alias_version, champion_challenger, compare_versions, evaluate_version, gate, mark_candidate, promote
+    from wildproof.training import model_version, tag_version
     st = settings or load_settings()
     as_of = _utc(as_of or utcnow())
     champ = alias_version(store, model, 'production')
     if champ is None: raise RetrainingError(f'{model} has no production version to challenge')
-    mv = _version(store, model, champ, st)
-    cname, cver = mv.tags['wildproof.contract'].rsplit(' v', 1)
-    contract = get_contract(store, cname, int(cver))
+    mv = model_version(store, model, champ, st)
+    spec, contract, target = mv.spec, mv.contract, mv.spec.target
     wins = _matured(store, model, as_of, st.monitoring.min_label_completeness, 'month')
     if len(wins) < 2:
         wins = _matured(store, model, as_of, st.monitoring.min_label_completeness, st.monitoring.window)
@@ -127,23 +136,21 @@ def retrain(store: Store, model: str, request: str, *, as_of=None, settings=None
     months = st.retraining.training_months
     hold_start, hold_end = _utc(wins.window_start.iloc[-1]), _utc(wins.window_end.iloc[-1])
     train_start = hold_start - pd.DateOffset(months=months)
-    tr = _training_frame(store, model, train_start, hold_start, as_of, contract, target, known_at)
+    tr = _training_frame(store, model, train_start, hold_start, as_of, contract, spec)
     # the champion's own training data, within the same span, comes along: the challenger learns from more, never from less
     from wildproof.contracts import validated
-    old = validated(store, mv.tags['wildproof.snapshot'], contract, st).accepted()
+    old = validated(store, mv.snapshot, contract, st).accepted()
     if contract.time_column in old.columns and target in old.columns:
         t_old = pd.to_datetime(old[contract.time_column])
         old = old[(t_old >= (hold_start - pd.DateOffset(months=months)).tz_convert(None)) & (t_old < hold_start.tz_convert(None))]
         cols = [c for c in tr.columns if c in old.columns]
         tr = pd.concat([old[cols], tr[cols]], ignore_index=True)
         if contract.key in tr.columns: tr = tr.drop_duplicates(subset=[contract.key], keep='last')
-    ho = _training_frame(store, model, hold_start, hold_end, as_of, contract, target, known_at)
+    ho = _training_frame(store, model, hold_start, hold_end, as_of, contract, spec)
     tsnap = ingest(store, f'{model}_retraining', tr, note=f'request {request}: served {train_start:%Y-%m-%d} to {hold_start:%Y-%m-%d}, outcomes as of {as_of:%Y-%m-%d}')
     hsnap = ingest(store, f'{model}_holdout', ho, note=f'request {request}: served {hold_start:%Y-%m-%d} to {hold_end:%Y-%m-%d}')
-    t = train(store, tsnap, contract, name=model, settings=st)
-    from wildproof.registry import _client
-    _client(store).set_model_version_tag(model, t.version, 'wildproof.data_end', as_of.isoformat())
-    _client(store).set_model_version_tag(model, t.version, 'wildproof.retraining_request', request)
+    t = _again(store, mv, tsnap, st)
+    tag_version(store, model, t.version, {'wildproof.data_end': as_of.isoformat(), 'wildproof.retraining_request': request})
     mark_candidate(store, model, t.version, actor=actor)
     store.event('retraining_trained', model, actor, request=request, version=t.version, snapshot=tsnap.snapshot_id, rows=len(tr))
     ev = evaluate_version(store, model, t.version, hsnap, settings=st)
@@ -159,14 +166,35 @@ def retrain(store: Store, model: str, request: str, *, as_of=None, settings=None
     return Retraining(request, model, t.version, tsnap.snapshot_id, hsnap.snapshot_id, g.passed, None if cc is None else cc.passed, staged,
                       [r for r in g.reasons + ([] if cc is None else cc.reasons) if r.startswith('✘')])
 
+# %% ../../nbs/16_retraining.ipynb #df6c4075
+def _again(store: Store, mv, snapshot, settings):
+    "Fit the champion `mv` again on `snapshot`: the same spec, features and parameters."
+    from sklearn.base import clone
+    from wildproof.training import register_model, train
+    if mv.tags.get('wildproof.how') == 'registered':   # brought from a notebook: the same estimator, fitted again
+        from wildproof.contracts import validated
+        from wildproof.features import build_features
+        from wildproof.training import labels
+        data = validated(store, snapshot, mv.contract, settings).accepted()
+        data = data[data[mv.spec.target].notna()]
+        est = clone(mv.fitted(settings)).fit(build_features(data, mv.features, history=data), labels(mv.spec, data[mv.spec.target]))
+        return register_model(store, est, snapshot=snapshot, spec=mv.spec, settings=settings,
+                              trusted_types=json.loads(mv.tags.get('wildproof.trusted_types', '[]')))
+    params = json.loads(mv.tags.get('wildproof.params', '{}'))
+    seed = int(params.pop('seed', 0))
+    return train(store, snapshot, mv.spec, params={k: v for k, v in params.items() if k not in mv.spec.params}, seed=seed, settings=settings)
+
 # %% ../../nbs/16_retraining.ipynb #59d2fa63
 def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, settings=None, min_answers: int = 200, actor: str = 'retraining') -> dict:
     "Compare the canary's answers with the champion's over a window: realized accuracy where outcomes are known, else estimated; a worse canary leaves staging."
-    from wildproof.registry import _move, alias_version
+    from wildproof.registry import alias_version, withdraw
+    from wildproof.training import model_version
     st = settings or load_settings()
     as_of = _utc(as_of or utcnow())
     staged = alias_version(store, model, st.serving.challenger_alias)
     if staged is None: raise RetrainingError(f'{model} has no version on {st.serving.challenger_alias}')
+    spec = model_version(store, model, staged, st).spec
+    if spec.task != 'binary': raise RetrainingError(f'judging a canary of a {spec.task} model comes with issue 19')
     a = store.sql('''with o as (select * from outcomes where observed_at <= $a),
                      by_req as (select request_id, arg_max(outcome, observed_at) as y from o where request_id is not null group by 1),
                      by_key as (select entity_key, arg_max(outcome, observed_at) as y from o where entity_key is not null group by 1)
@@ -175,7 +203,7 @@ def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, 
                      where p.model = $m and p.route in ('champion', 'canary') and ($s is null or coalesce(p.event_time, p.created_at) >= $s)
                        and ($e is null or coalesce(p.event_time, p.created_at) < $e)''',
                   dict(a=as_of, m=model, s=None if start is None else _utc(start), e=None if end is None else _utc(end)))
-    thr = st.evaluation.decision_threshold
+    thr = spec.threshold
     res = dict(model=model, canary=staged)
     for route in ('champion', 'canary'):
         x = a[(a.route == route) & ((a.version == staged) if route == 'canary' else True)]
@@ -190,10 +218,7 @@ def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, 
         worse = res['canary'][use] < res['champion'][use] - st.monitoring.max_accuracy_drop
         res['verdict'] = 'withdrawn' if worse else 'keep'
         res['reason'] = f'{use} accuracy: canary {res["canary"][use]:.4f}, champion {res["champion"][use]:.4f}'
-        if worse:
-            _move(store, model, 'candidate', staged, 'withdraw', actor, f'canary worse than the champion ({res["reason"]})')
-            from wildproof.registry import _client
-            _client(store).delete_registered_model_alias(model, st.serving.challenger_alias)
+        if worse: withdraw(store, model, staged, st.serving.challenger_alias, actor=actor, reason=f'canary worse than the champion ({res["reason"]})')
     store.event('retraining_canary', model, actor, **res)
     return res
 

@@ -20,6 +20,8 @@ from .store import Store, new_id, utcnow
 from .contracts import Contract, check_records, get_contract, validated
 from .datasets import get_snapshot
 from .features import FeatureSet, OutcomeHistory, build_features
+from .spec import ModelSpec
+from .training import ModelVersion, model_version, labels as _labels_of
 from .audit import SCHEMA as AUDIT_SCHEMA, AuditWriter, input_text, inputs_as_json, inputs_join
 
 log = logging.getLogger('wildproof.scoring')
@@ -41,10 +43,12 @@ class Route:
     pipe: object = field(default=None, repr=False)
     features: FeatureSet | None = field(default=None, repr=False)
     contract: Contract | None = field(default=None, repr=False)
-    history: OutcomeHistory | None = field(default=None, repr=False)
+    history: dict | None = field(default=None, repr=False)
     snapshot: str | None = None
     error: str | None = None
     loaded_at: datetime = field(default_factory=utcnow)
+    spec: ModelSpec | None = field(default=None, repr=False)
+    mv: ModelVersion | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool: return self.pipe is not None and self.error is None
@@ -53,36 +57,43 @@ class Route:
         return dict(alias=self.alias, version=self.version, available=self.ok, error=self.error, loaded_at=self.loaded_at.isoformat(),
                     trained_on=self.snapshot)
 
-def outcome_history(store: Store, snapshot: str, contract: Contract) -> OutcomeHistory:
-    "The outcomes a model may look back on: its training snapshot's, plus every outcome recorded since for a served prediction."
-    train = validated(store, snapshot, contract).accepted()
-    cols = ['region', 'outcome_known_at', 'defaulted']
+def outcome_history(store: Store, mv: ModelVersion) -> dict | None:
+    """The outcomes each point-in-time feature of `mv` may look back on: its training snapshot's, plus every outcome recorded
+    since for an answer of the model (joined by request id, else by entity key). None when the version has no such feature."""
+    fs = mv.features
+    if not fs.point_in_time: return None
+    train = validated(store, mv.snapshot, mv.contract).accepted()
+    groups = list(dict.fromkeys(p.group for p in fs.pits))
     con = store.connect(['predictions', 'outcomes'])
     try:
-        served = "p.route in ('champion', 'canary', 'fallback')"
+        served = "p.model = $m and p.route in ('champion', 'canary', 'fallback')"
+        g = ', '.join(f'{input_text(c)} as g{i}' for i, c in enumerate(groups))
         live = con.execute(f'''
-            with served as (select p.request_id, p.entity_key, {input_text('region')} as g from predictions p
-                            {inputs_join(store, con, ['region'], where=served)} where {served}),
-                 by_key as (select entity_key, any_value(g) as g from served where entity_key is not null group by 1)
-            select coalesce(r.g, k.g) as region, o.observed_at as outcome_known_at, o.outcome as defaulted
-            from outcomes o left join served r on o.request_id = r.request_id left join by_key k on o.entity_key = k.entity_key''').df()
+            with served as (select p.request_id, p.entity_key, {g} from predictions p
+                            {inputs_join(store, con, groups, where=served, params=dict(m=mv.model))} where {served}),
+                 by_key as (select entity_key, {', '.join(f'any_value(g{i}) as g{i}' for i in range(len(groups)))} from served
+                            where entity_key is not null group by 1)
+            select {', '.join(f'coalesce(r.g{i}, k.g{i}) as g{i}' for i in range(len(groups)))}, o.observed_at as known, o.outcome as y
+            from outcomes o left join served r on o.request_id = r.request_id left join by_key k on o.entity_key = k.entity_key''', dict(m=mv.model)).df()
     finally: con.close()
-    live['outcome_known_at'] = pd.to_datetime(live.outcome_known_at).dt.tz_convert('UTC').dt.tz_localize(None)
-    return OutcomeHistory(pd.concat([train[cols], live.dropna()], ignore_index=True) if len(live) else train[cols])
+    live['known'] = pd.to_datetime(live.known).dt.tz_convert('UTC').dt.tz_localize(None)
+    out = {}
+    for p in fs.pits:
+        col = p.outcome or fs.target
+        y = _labels_of(mv.spec, train[col]) if col == mv.spec.target and mv.spec.task == 'binary' else train[col]
+        past = pd.DataFrame({'g': train[p.group].to_numpy(), 'known': train[fs.outcome_time].to_numpy(), 'y': np.asarray(y, float)})
+        if col == mv.spec.target and len(live):   # outcomes recorded since are of the model's target
+            past = pd.concat([past, live[[f'g{groups.index(p.group)}', 'known', 'y']].set_axis(['g', 'known', 'y'], axis=1).dropna()], ignore_index=True)
+        out[p.name] = OutcomeHistory(past, group='g', known_at='known', outcome='y')
+    return out
 
 def load_version(store: Store, model: str, version: str | None, *, alias: str | None = None, settings=None) -> Route:
     "Load `model` `version` for scoring, or an unavailable `Route` saying why."
-    from wildproof.registry import _version
-    from wildproof.training import load_model
     if version is None: return Route(model, alias, None, error=f'no version of {model} holds the alias {alias!r}')
     try:
-        mv = _version(store, model, version, settings)
-        pipe, fs = load_model(store, f'models:/{model}/{version}', settings)
-        cname, cver = mv.tags['wildproof.contract'].rsplit(' v', 1)
-        contract = get_contract(store, cname, int(cver))
-        snap = mv.tags['wildproof.snapshot']
-        hist = outcome_history(store, snap, contract) if fs.point_in_time else None
-        return Route(model, alias, str(version), pipe, fs, contract, hist, snap)
+        mv = model_version(store, model, version, settings)
+        pipe = mv.fitted(settings)
+        return Route(model, alias, str(version), pipe, mv.features, mv.contract, outcome_history(store, mv), mv.snapshot, spec=mv.spec, mv=mv)
     except Exception as e:   # a missing artifact, a corrupt file, a deleted contract: the route is unavailable and says why
         return Route(model, alias, str(version), error=f'{model} v{version} cannot be loaded: {type(e).__name__}: {e}')
 
@@ -97,8 +108,9 @@ class ScoringCore:
                  writer: AuditWriter | None = None, watch: bool = False):
         self.settings = st = settings or load_settings()
         self.store, self.model, self.source = store, model or st.serving.model, source
+        if not self.model: raise ScoringError('no model to score with: name one (--model NAME) or set [serving] model in settings.ini')
         sv = st.serving
-        self.threshold, self.canary_share, self.shadow = st.evaluation.decision_threshold, sv.canary_share, sv.shadow
+        self.canary_share, self.shadow = sv.canary_share, sv.shadow
         self.band, self.fallback_decision, self.challenger_alias = sv.unsure_band, sv.fallback_decision, sv.challenger_alias
         self.routes: dict[str, Route] = {}
         self.writer = writer or AuditWriter(store)
@@ -127,7 +139,7 @@ class ScoringCore:
                 cur = self.routes.get(role)
                 if cur is not None and cur.version == v and cur.error is None and not fresh_history: continue
                 if cur is not None and cur.version == v and cur.ok and fresh_history:
-                    new = Route(**{**cur.__dict__, 'history': outcome_history(self.store, cur.snapshot, cur.contract), 'loaded_at': utcnow()})
+                    new = Route(**{**cur.__dict__, 'history': outcome_history(self.store, cur.mv), 'loaded_at': utcnow()})
                 else: new = load_version(self.store, self.model, v, alias=alias, settings=self.settings)
                 self.routes[role] = new   # one assignment: a request sees the old route or the new one, never half of each
                 if cur is None or cur.version != new.version or cur.ok != new.ok:
@@ -154,15 +166,34 @@ class ScoringCore:
         return self._local.con
 
 # %% ../../nbs/12_scoring.ipynb #637238b1
-def _predict(route: Route, rows: pd.DataFrame) -> tuple[np.ndarray | None, pd.DataFrame | None, str | None]:
-    if not route.ok: return None, None, route.error
+def _predict(route: Route, rows: pd.DataFrame) -> tuple[np.ndarray | None, pd.DataFrame | None, str | None, np.ndarray | None]:
+    """The route's answers to `rows`: (score, features, error, class). The score is P(positive) for a binary model, the value for a
+    regression, the probability of the most likely class for a multiclass model, whose class (an index into its classes) comes fourth."""
+    if not route.ok: return None, None, route.error, None
     try:
         X = build_features(rows, route.features, route.history)
-        p = np.asarray(route.pipe.predict_proba(X)[:, 1], float)
+        from wildproof.training import scores
+        p = scores(route.pipe, X, route.spec)
+        cls = None
+        if p.ndim == 2: cls = p.argmax(1); p = p[np.arange(len(p)), cls]
+        p = np.asarray(p, float)
         if len(p) != len(rows): raise ValueError(f'{len(p)} scores for {len(rows)} rows')
-        return p, X, None
+        return p, X, None, cls
     except Exception as e:
-        return None, None, f'{route.model} v{route.version} failed: {type(e).__name__}: {e}'
+        return None, None, f'{route.model} v{route.version} failed: {type(e).__name__}: {e}', None
+
+def _decision_labels(route: Route) -> list[str]:
+    "The labels a route's decisions take: a binary spec's two decisions, a multiclass model's classes, none for a regression."
+    if route.spec is None: return []
+    if route.spec.task == 'binary': return list(route.spec.decisions)
+    if route.spec.task == 'multiclass': return [str(c) for c in getattr(route.pipe, 'classes_', route.spec.classes or [])]
+    return []
+
+def _decision_codes(route: Route, score: np.ndarray, cls: np.ndarray | None) -> np.ndarray:
+    "Each answer's decision as an index into `_decision_labels(route)` (-1: none)."
+    if route.spec is not None and route.spec.task == 'binary': return (score >= route.spec.threshold).astype(np.int16)
+    if cls is not None: return cls.astype(np.int16)
+    return np.full(len(score), -1, np.int16)
 
 def _json_column(con, df: pd.DataFrame) -> pa.ChunkedArray:
     "Each row of `df` as a JSON object: by pandas for a few rows, by DuckDB for a batch (several times faster there)."
@@ -220,25 +251,30 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
 
     ROUTE = ['champion', 'canary', 'fallback']
     score, route, vcode = np.full(n, np.nan), np.zeros(n, np.int8), np.zeros(n, np.int8)   # vcode: 0 the champion's version, 1 the challenger's
+    names = _decision_labels(champ) + _decision_labels(chal) + [self.fallback_decision]   # decisions as codes into these labels
+    dcode = np.full(n, -1, np.int16)
     reasons: dict[int, list[str]] = {}   # only the rows that have any
     featured = []
     for r, mask, code in ((champ, ~canary, 0), (chal, canary, 1)):
         if not mask.any(): continue
         idx = np.flatnonzero(mask)
-        p, X, err = _predict(r, rows if len(idx) == n else rows.iloc[idx])
+        p, X, err, cls = _predict(r, rows if len(idx) == n else rows.iloc[idx])
         route[idx] = vcode[idx] = code
         if err:
             for i in idx: reasons.setdefault(i, []).append(f'model unavailable: {err}' if not r.ok else f'model error: {err}')
-        else: score[idx] = p; featured.append((idx, X, r))
+        else:
+            score[idx] = p; featured.append((idx, X, r))
+            dc = _decision_codes(r, p, cls)
+            dcode[idx] = np.where(dc < 0, -1, dc + (len(_decision_labels(champ)) if code else 0))
     bad = ~np.isfinite(score)
     for i in np.flatnonzero(bad):
         if i not in reasons: reasons[i] = [f'model error: the model returned {score[i]} (not a score)']
-    unsure = np.zeros(n, bool) if self.band is None else (score >= self.band[0]) & (score <= self.band[1])
+    unsure = np.zeros(n, bool) if self.band is None or _regression(champ, chal) else (score >= self.band[0]) & (score <= self.band[1])
     for i in np.flatnonzero(unsure): reasons.setdefault(i, []).append(f'score {score[i]:.3f} in the unsure band [{self.band[0]:g}, {self.band[1]:g}]')
     fb = bad | unsure
     route[fb] = 2
     score[bad] = np.nan
-    dcode = np.where(fb, 2, (score >= self.threshold).astype(np.int8))   # approve, decline, the fallback decision
+    dcode[fb] = len(names) - 1   # the fallback decision
     ms = (time.perf_counter() - t0) * 1000
     now = pa.array(np.full(n, np.datetime64(utcnow().replace(tzinfo=None), 'us')), pa.timestamp('us')).cast(pa.timestamp('us', tz='UTC'))
     why = np.full(n, None, object)
@@ -257,7 +293,7 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
                       'model': const(self.model), 'version': _labels([champ.version, chal.version], vcode), 'route': _labels(ROUTE, route),
                       'entity_key': keys if key else pa.nulls(n, pa.string()), 'event_time': event_time,
                       'score': pa.array(score, pa.float64(), mask=np.isnan(score)),
-                      'decision': _labels(['approve', 'decline', self.fallback_decision], dcode), 'review': pa.array(fb),
+                      'decision': _labels(names, dcode), 'review': pa.array(fb),
                       'reasons': pa.array([None if w is None else json.dumps(w) for w in why], pa.string()) if reasons else pa.nulls(n, pa.string()),
                       'inputs_json': pa.nulls(n, pa.string()) if by_ref else inputs_json if isinstance(inputs_json, pa.ChunkedArray) else pa.array(inputs_json, pa.string()),
                       'features_json': feats, 'latency_ms': const(ms, pa.float64()), 'batch_size': const(n, pa.int32()),
@@ -267,12 +303,12 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
     if self.shadow and chal.ok:
         idx = np.flatnonzero(~canary)
         if len(idx):
-            p, Xs, err = _predict(chal, rows.iloc[idx])
+            p, Xs, err, cls = _predict(chal, rows.iloc[idx])
             sh = audit.take(pa.array(idx))
             m = len(idx)
             sh = _set(sh, 'route', ['shadow'] * m); sh = _set(sh, 'version', [chal.version] * m); sh = _set(sh, 'review', np.zeros(m, bool))
             sh = _set(sh, 'score', pa.array(p, pa.float64()) if p is not None else pa.nulls(m, pa.float64()))
-            sh = _set(sh, 'decision', np.where(p >= self.threshold, 'decline', 'approve').astype(object) if p is not None else [None] * m)
+            sh = _set(sh, 'decision', _labels(_decision_labels(chal), _decision_codes(chal, p, cls)) if p is not None else [None] * m)
             if by_ref: sh = _set(sh, 'feature_values', _feature_values([(np.arange(m), Xs, chal)] if Xs is not None else [], m))
             else: sh = _set(sh, 'features_json', _json_column(con, Xs) if Xs is not None else pa.nulls(m, pa.string()))
             sh = _set(sh, 'reasons', [json.dumps([f'model error: {err}'])] * m if err else [None] * m)
@@ -286,6 +322,8 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
     return answers, pa.concat_tables(parts)
 
 ScoringCore.score_frame = score_frame
+
+def _regression(*routes) -> bool: return any(r.spec is not None and r.spec.task == 'regression' for r in routes)
 
 # %% ../../nbs/12_scoring.ipynb #1f8ccf51
 def score(self: ScoringCore, records: list, *, request_id: str | None = None, source: str | None = None) -> dict:
@@ -397,11 +435,11 @@ def replay(store: Store, version, *, model: str | None = None, start=None, end=N
     if not len(logged): raise ScoringError(f'no served requests of {model} in that window to replay')
     typed, why = check_records(r.contract, [json.loads(x) for x in logged.inputs_json], now=datetime(9999, 1, 1, tzinfo=timezone.utc))  # logged requests were checked when they came; only the future rule would differ
     ok = np.array([not w for w in why])
-    p, _, err = _predict(r, typed[ok])
+    if r.spec.task != 'binary': raise ScoringError(f'replay compares binary models; {model} is a {r.spec.task} model')
+    p, _, err, _ = _predict(r, typed[ok])
     if err: raise ScoringError(err)
     logged = logged[ok].assign(challenger=p)
-    thr = st.evaluation.decision_threshold
-    logged['challenger_decision'] = np.where(logged.challenger >= thr, 'decline', 'approve')
+    logged['challenger_decision'] = r.spec.decide(logged.challenger)
     out = dict(model=model, challenger=str(version), champions=sorted(logged.version.unique().tolist()), requests=int(len(logged)),
                not_replayable=int((~ok).sum()), disagreement=float((logged.decision != logged.challenger_decision).mean()),
                mean_score_difference=float((logged.challenger - logged.score).mean()))

@@ -31,7 +31,7 @@ from .features import FeatureSet, build_features, feature_set
 __all__ = ['TRUSTED_TYPES', 'TRUSTED_MODULES', 'DEFAULT_PARAMS', 'TrainingError', 'tracking_uri', 'mlflow_setup',
            'mlflow_release', 'code_version', 'pinned_requirements', 'make_pipeline', 'labels', 'positive_column',
            'scores', 'train_metrics', 'accepted_rows', 'TrainResult', 'train', 'register_model', 'load_model',
-           'ModelVersion', 'model_version']
+           'ModelVersion', 'tag_version', 'model_version']
 
 # %% ../../nbs/07_training.ipynb #e6bdc682
 class TrainingError(WildproofError):
@@ -256,9 +256,8 @@ def _log(store, model, X, y, *, spec, fs, contract, snap, vsum, settings, regist
                                             skops_trusted_types=trusted, registered_model_name=spec.model if register else None)
     version = str(info.registered_model_version) if register and info.registered_model_version is not None else None
     if version:
-        client = mlflow.MlflowClient()
-        for k, v in {**lineage, 'wildproof.run_id': run.info.run_id, 'wildproof.features': json.dumps(fs.to_dict())}.items():
-            client.set_model_version_tag(spec.model, version, k, v)
+        tag_version(store, spec.model, version, {**lineage, 'wildproof.run_id': run.info.run_id, 'wildproof.features': json.dumps(fs.to_dict()),
+                                                 'wildproof.params': json.dumps(params, default=str), 'wildproof.trusted_types': json.dumps(list(trusted_types))})
     uri = f'models:/{spec.model}/{version}' if version else info.model_uri
     return TrainResult(spec.model, version, run.info.run_id, uri, snap.snapshot_id, f'{contract.name} v{contract.version}', fs, metrics,
                        lineage, time.perf_counter() - t0, model, spec)
@@ -356,6 +355,13 @@ class ModelVersion:
     def scores(self, X: pd.DataFrame, settings=None) -> np.ndarray:
         "The version's answers to a feature frame (see `scores`)."
         return scores(self.fitted(settings), X, self.spec)
+
+def tag_version(store: Store, model: str, version, tags: dict, settings=None) -> None:
+    "Set tags on a registered version (lineage and the like, written once)."
+    import mlflow
+    mlflow_setup(store, settings)
+    c = mlflow.MlflowClient()
+    for k, v in tags.items(): c.set_model_version_tag(model, str(version), k, str(v))
 
 def _mlflow_version(store: Store, model: str, version, settings=None):
     import mlflow
