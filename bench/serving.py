@@ -6,7 +6,7 @@
 
 What it does, in one run, in a temporary folder deleted at the end:
 
-0. Setup. A demo world (`wildproof.world.generate_world`, seed `--seed`) big enough that the months after the
+0. Setup. A demo world (`wildproof.examples.credit.world.generate_world`, seed `--seed`) big enough that the months after the
    6-month reference hold at least `--rows` rows. The reference is ingested, its contract inferred and registered, a model
    trained on it (`wildproof.training.train`, the default parameters) and the `production` alias pointed at it.
    The first `--rows` later applications (without the target) are ingested as the batch snapshot.
@@ -56,7 +56,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import wildproof
-from wildproof import world
+from wildproof.examples.credit import world
 import wildproof.audit as audit_mod
 import wildproof.contracts as contracts_mod
 import wildproof.scoring as scoring_mod

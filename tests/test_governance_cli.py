@@ -4,7 +4,7 @@ import json
 import pytest
 
 from tests.test_cli import run
-from wildproof import world
+from wildproof.examples.credit import world
 from wildproof.contracts import infer_contract
 from wildproof.datasets import ingest
 from wildproof.store import Store

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.test_cli import run
-from wildproof import world
+from wildproof.examples.credit import world
 from wildproof.contracts import check_records, get_contract, infer_contract
 from wildproof.datasets import ingest
 from wildproof.features import build_features

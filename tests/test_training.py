@@ -4,7 +4,7 @@ import json, subprocess, sys, textwrap
 import numpy as np
 import pytest
 
-from wildproof import world
+from wildproof.examples.credit import world
 from wildproof.contracts import infer_contract
 from wildproof.datasets import ingest
 from wildproof.features import build_features

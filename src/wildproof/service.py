@@ -54,8 +54,10 @@ def create_app(core: ScoringCore):
         yield
         core.close()
 
+    spec = next((s for s in (getattr(r, 'spec', None) for r in core.routes.values()) if s is not None), None)   # what the model is for, in its spec's words
+    about = f'{spec.description.rstrip(".")}. ' if spec is not None and spec.description else ''
     app = FastAPI(title=f'wildproof scoring service: {core.model}', version=__version__, lifespan=lifespan,
-                  description='Scores loan applications with the registered model behind the `production` alias (champion) and, '
+                  description=f'{about}Scores records with the version of {core.model} behind the `production` alias (champion) and, '
                               'per the traffic policy, its challenger. Every answer is in the audit log before it is returned.')
     err = lambda code, detail, **kw: JSONResponse(status_code=code, content=dict(detail=detail, **kw))
 
