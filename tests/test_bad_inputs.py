@@ -366,3 +366,99 @@ def test_awkward_column_names(store, col):
     v = validate(store, ingest(store, 'awkward', b), c)
     q = check(store, v)
     assert q[['row', 'rule', 'column', 'value']].values.tolist() == [[7, 'range', col, '50.0']]
+
+
+# --- time columns that are not times ---------------------------------------------------------------------------------------
+
+def wildproof(*args, cwd):
+    "The command line in a real process, with the store of the test's settings; (return code, stdout, stderr)."
+    import subprocess, sys
+    from pathlib import Path
+    exe = Path(sys.executable).parent / 'wildproof'
+    r = subprocess.run([str(exe), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return r.returncode, r.stdout, r.stderr
+
+
+def one_line_error(rc, err, *parts):
+    assert rc == 1 and 'Traceback' not in err, err
+    assert err.startswith('wildproof: error: ') and len(err.strip().splitlines()) == 1, err
+    for p in parts: assert p in err, err
+
+
+def test_integer_year_is_refused_as_time_column(tmp_path):
+    f = to_csv(pd.DataFrame({'id': range(50), 'year': np.repeat(np.arange(2014, 2024), 5), 'x': np.linspace(0, 1, 50)}), tmp_path / 'yearly.csv')
+    rc, out, err = wildproof('ingest', 'yearly', f, cwd=tmp_path)
+    assert rc == 0 and 'ingested as yearly@' in out, err
+    rc, out, err = wildproof('contract', 'infer', 'yearly@latest', '--key', 'id', '--time-column', 'year', cwd=tmp_path)
+    one_line_error(rc, err, "the time column 'year' is of type integer (values 2014 to 2023), not a timestamp or date",
+                   "pd.to_datetime(df['year'].astype(int).astype(str), format='%Y')")
+    assert not (tmp_path / 'yearly.contract.yaml').exists()
+    # without a time column the contract is inferred; a hand edit that makes the year the time column is refused on register
+    rc, out, err = wildproof('contract', 'infer', 'yearly@latest', '--key', 'id', cwd=tmp_path)
+    assert rc == 0, err
+    y = tmp_path / 'yearly.contract.yaml'
+    y.write_text(y.read_text().replace('key: id\n', 'key: id\ntime_column: year\n'))
+    rc, out, err = wildproof('contract', 'register', y, cwd=tmp_path)
+    one_line_error(rc, err, "the time column 'year' is of type integer: a time column must be of type timestamp or date")
+
+
+def test_text_time_column_that_does_not_parse_is_refused(tmp_path):
+    when = pd.date_range('2024-01-01', periods=50, freq='D').strftime('%d/%m/%Y')
+    f = to_csv(pd.DataFrame({'id': range(50), 'when': when, 'x': np.linspace(0, 1, 50)}), tmp_path / 'ref.csv')
+    rc, out, err = wildproof('ingest', 'dmy', f, cwd=tmp_path)
+    assert rc == 0, err
+    rc, out, err = wildproof('contract', 'infer', 'dmy@latest', '--key', 'id', '--time-column', 'when', cwd=tmp_path)
+    one_line_error(rc, err, "the time column 'when' is text, and 50 of 50 values do not read as a time (for example '01/01/2024')",
+                   "with the format it is written in, for example df['when'] = pd.to_datetime(df['when'], format='%d/%m/%Y')")
+
+
+def test_csv_of_iso_times_is_a_time_column(store, tmp_path):
+    "`ingest` reads a CSV column of ISO 8601 times (with a T or a space, with or without fractions and offset) as times."
+    f = to_csv(make_batch(4).assign(applied_at=['2024-06-01', '2024-06-01 10:00:00', '2024-06-01T10:00:00.123', '2024-06-02 00:00']), tmp_path / 'b.csv')
+    snap = ingest(store, 'iso', f)
+    assert str(snap.schema.field('applied_at').type) == 'timestamp[ns]'   # stored in microseconds
+    assert infer_contract(store, snap, key='id', time_column='applied_at').columns['applied_at'].kind == 'timestamp'
+    f = to_csv(make_batch(2).assign(applied_at=['2024-06-01T10:00:00+02:00', '2024-06-01T10:00:00Z']), tmp_path / 'b.csv')
+    t = read_snapshot(store, ingest(store, 'iso', f)).applied_at
+    assert str(t.dtype) == 'datetime64[s, UTC]' and t.tolist() == [pd.Timestamp('2024-06-01 08:00', tz='UTC'), pd.Timestamp('2024-06-01 10:00', tz='UTC')]
+
+
+def test_batch_time_column_that_does_not_parse(store, contract, tmp_path):
+    "A batch's time column as text: a time that does not parse is quarantined with its value; mostly unparsable, the batch is rejected."
+    b = make_batch(50).assign(applied_at=lambda x: x.applied_at.astype(str))
+    b.loc[7, 'applied_at'] = '31/06/2024 12:00'
+    c = tmp_path / 'c.yaml'; contract.save(c)
+    rc, out, err = wildproof('validate', to_csv(b, tmp_path / 'batch.csv'), '--contract', c, cwd=tmp_path)
+    assert rc == 0 and out.startswith('accepted:') and '1 quarantined' in out and 'Traceback' not in err, out + err
+    rc, out, err = wildproof('quarantine', '--rule', 'type', cwd=tmp_path)
+    assert 'applied_at = 31/06/2024 12:00: expected a timestamp' in out, out + err
+    v, q = run(store, contract, tmp_path / 'batch.csv')
+    assert q[['row', 'rule', 'column', 'value']].values.tolist() == [[7, 'type', 'applied_at', '31/06/2024 12:00']]
+    b['applied_at'] = 'soon'
+    rc, out, err = wildproof('validate', to_csv(b, tmp_path / 'batch2.csv'), '--contract', c, cwd=tmp_path)
+    assert rc == 1 and out.startswith('rejected:') and 'Traceback' not in err, out + err
+    assert 'column applied_at is text and 100% of its values are not timestamp values: the contract expects timestamp' in out
+
+
+def test_gate_by_day_of_batches_whose_time_is_not_a_time(store, contract, tmp_path):
+    "Monitoring counts the gate's rows by day of the time column; a time that is not a time puts its row in no day, and nothing raises."
+    from wildproof.monitoring import _gate_days
+    text = make_batch(48).assign(applied_at=lambda x: x.applied_at.astype(str))
+    text.loc[0, 'applied_at'] = 'not a time'
+    cases = {'text, one bad': text, 'integer': make_batch(48).assign(applied_at=2024), 'missing': make_batch(48).drop(columns='applied_at'),
+             'all text': make_batch(48).assign(applied_at='soon')}
+    for name, b in cases.items():
+        v, q = run(store, contract, to_csv(b, tmp_path / 'batch.csv'))
+        days = _gate_days(store, v.validation_id, v.snapshot_id, v.status, 'applied_at')
+        assert days.n.sum() == 48, name
+        placed = days[days.day.notna()]
+        if name == 'text, one bad':
+            assert v.status == 'accepted' and placed.n.sum() == 47 and days.quarantined.sum() == 1
+            assert sorted(pd.to_datetime(placed.day).dt.strftime('%Y-%m-%d')) == ['2024-06-01', '2024-06-02']
+        else: assert v.status == 'rejected' and len(placed) == 0 and days.rejected.sum() == 48, name
+
+
+@pytest.mark.parametrize('args', [['monitor', '--as-of', 'tomorrow-ish'], ['monitor', '--window', '2025-13-45'], ['drill-down', 'm', '31/02/2025']])
+def test_bad_dates_on_the_command_line(tmp_path, args):
+    rc, out, err = wildproof(*args, cwd=tmp_path)
+    assert rc == 2 and 'Traceback' not in err and 'is not a date or time (for example 2025-04-09' in err, err

@@ -73,6 +73,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'wildproof.contracts._q': ('contracts.html#_q', 'wildproof/contracts.py'),
                                      'wildproof.contracts._rules': ('contracts.html#_rules', 'wildproof/contracts.py'),
                                      'wildproof.contracts._text': ('contracts.html#_text', 'wildproof/contracts.py'),
+                                     'wildproof.contracts._time_column_problem': ( 'contracts.html#_time_column_problem',
+                                                                                   'wildproof/contracts.py'),
                                      'wildproof.contracts._typed': ('contracts.html#_typed', 'wildproof/contracts.py'),
                                      'wildproof.contracts._value_expr': ('contracts.html#_value_expr', 'wildproof/contracts.py'),
                                      'wildproof.contracts.check_records': ('contracts.html#check_records', 'wildproof/contracts.py'),

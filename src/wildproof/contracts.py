@@ -121,6 +121,10 @@ def from_dict(d: dict, where: str = 'contract') -> Contract:
                                    bool(r.get('allow_nonfinite', False)), r.get('categories'), r.get('max_length'))
     for k in ('key', 'time_column'):
         if d.get(k) is not None and d[k] not in rules: _fail(where, f'{k} {d[k]!r} is not one of the columns')
+    t = d.get('time_column')
+    if t is not None and rules[t].kind not in ('timestamp', 'date'):
+        _fail(where, f'the time column {t!r} is of type {rules[t].kind}: a time column must be of type timestamp or date '
+                     '(convert the data before ingesting it, then infer the contract again; see `wildproof contract infer --help`)')
     if d.get('extra_columns', 'warn') not in ('warn', 'reject'): _fail(where, 'extra_columns must be warn or reject')
     mqs = d.get('max_quarantine_share')
     if mqs is not None and not (isinstance(mqs, (int, float)) and 0 <= mqs <= 1): _fail(where, 'max_quarantine_share must be between 0 and 1')
@@ -150,6 +154,28 @@ Contract.from_dict, Contract.from_yaml, Contract.load = staticmethod(from_dict),
 # %% ../../nbs/03_contracts.ipynb #7ec6bde6
 def _q(name: str) -> str: return '"' + name.replace('"', '""') + '"'
 
+def _time_column_problem(con, col: str, kind: str | None) -> str | None:
+    "Why `col` (of contract `kind`, in the table `ref` of `con`) cannot be the time column, with the fix; None when it can."
+    if kind in ('timestamp', 'date'): return None
+    c, then = _q(col), 'then ingest it and infer the contract again'
+    if kind in ('integer', 'float'):
+        lo, hi = con.execute(f'SELECT min({c}), max({c}) FROM ref').fetchall()[0]
+        seen = f' (values {lo:g} to {hi:g})' if lo is not None else ''
+        if lo is not None and 1000 <= lo and hi <= 9999: fix = f"df[{col!r}] = pd.to_datetime(df[{col!r}].astype(int).astype(str), format='%Y') for a year"
+        elif lo is not None and 1e8 <= abs(lo) and abs(hi) < 1e11: fix = f"df[{col!r}] = pd.to_datetime(df[{col!r}], unit='s') for Unix seconds"
+        elif lo is not None and 1e11 <= abs(lo) and abs(hi) < 1e14: fix = f"df[{col!r}] = pd.to_datetime(df[{col!r}], unit='ms') for Unix milliseconds"
+        else: fix = f"df[{col!r}] = pd.to_datetime(df[{col!r}], unit='s') for Unix seconds, or format='%Y' on the text of a year"
+        return f'the time column {col!r} is of type {kind}{seen}, not a timestamp or date: convert it before ingesting, for example {fix}, {then}'
+    if kind == 'string':
+        nn, bad, ex = con.execute(f'SELECT count({c}), count(*) FILTER ({c} IS NOT NULL AND TRY_CAST({c} AS TIMESTAMP) IS NULL), '
+                                  f'any_value({c}) FILTER ({c} IS NOT NULL AND TRY_CAST({c} AS TIMESTAMP) IS NULL) FROM ref').fetchall()[0]
+        iso = '(in a CSV, ISO 8601 times such as 2024-01-31 or 2024-01-31 12:00:00 are read as times)'
+        if bad:
+            return (f'the time column {col!r} is text, and {bad:,} of {nn:,} values do not read as a time (for example {ex!r}): convert it before ingesting '
+                    f"with the format it is written in, for example df[{col!r}] = pd.to_datetime(df[{col!r}], format='%d/%m/%Y'), {then} {iso}")
+        return f'the time column {col!r} is text, not a timestamp or date: convert it before ingesting, for example df[{col!r}] = pd.to_datetime(df[{col!r}]), {then} {iso}'
+    return f'the time column {col!r} is {f"of type {kind}" if kind else "empty (nulls only)"}, not a timestamp or date: give the contract a column of times'
+
 def infer_contract(store: Store, snapshot, *, name: str | None = None, key: str | None = None,
                    time_column: str | None = None, exclude: list[str] | tuple = (), settings=None) -> Contract:
     "A contract inferred from the reference `snapshot`; `key` must be unique, `time_column` may not lie in the future."
@@ -170,6 +196,9 @@ def infer_contract(store: Store, snapshot, *, name: str | None = None, key: str 
         if k in ('timestamp', 'date'): aggs += [f'min({c}) AS lo{i}', f'max({c}) AS hi{i}']
     con = store.connect([])
     con.register('ref', snapshot_dataset(store, snap))
+    if time_column is not None:
+        why = _time_column_problem(con, time_column, kind_of(snap.schema.field(time_column).type))
+        if why: con.close(); raise ContractError(why)
     total = snap.rows
     row = con.execute(f'SELECT {", ".join(aggs)} FROM ref').df().iloc[0]
     rules = {}
@@ -199,6 +228,7 @@ def infer_contract(store: Store, snapshot, *, name: str | None = None, key: str 
 # %% ../../nbs/03_contracts.ipynb #f85fe735
 def register(self: Contract, store: Store) -> Contract:
     "Version this contract in `store` (idempotent); returns it with `.version` set."
+    from_dict(self.to_dict(), f'contract {self.name}')   # the checks of a file apply to a contract built in Python too
     h = self.content_hash()
     with store.lock(f'contract-{self.name}'):
         have = store.sql('select version, content_hash from contracts where contract = $c order by version', {'c': self.name}, tables=['contracts'])

@@ -149,17 +149,22 @@ def _served(store: Store, model: str, start, end, ref: Reference, as_of) -> pd.D
 _GATE_CACHE: dict = {}
 
 def _gate_days(store: Store, validation_id: str, snapshot_id: str, status: str, time_column: str) -> pd.DataFrame:
-    "One validated batch by day of its time column: rows, quarantined rows, rows rejected with the batch, and broken rules (cached)."
+    """One validated batch by day of its time column: rows, quarantined rows, rows rejected with the batch, and broken rules (cached).
+    Days are UTC days; a row whose time is missing or is not a time (text that does not parse, a rejected batch whose column is of
+    another type or missing) is in no day."""
     key = (str(store.root), validation_id)
     if key not in _GATE_CACHE:
         from wildproof.datasets import get_snapshot, snapshot_dataset
         from wildproof.datasets import ROW
-        t = _q(time_column)
+        from wildproof.contracts import kind_of
+        snap = get_snapshot(store, snapshot_id)
+        kind = kind_of(snap.schema.field(time_column).type) if time_column in snap.schema.names else None
+        t = f'TRY_CAST(s.{_q(time_column)} AS TIMESTAMP)' if kind in ('timestamp', 'date', 'string') else 'CAST(NULL AS TIMESTAMP)'
         con = store.connect(['quarantine'])
         try:
-            con.register('snap', snapshot_dataset(store, get_snapshot(store, snapshot_id)))
+            con.register('snap', snapshot_dataset(store, snap))
             days = con.execute(f"""with q as (select "row", list(distinct rule || ' ' || "column") as rules from quarantine where validation_id = $v group by 1)
-                select date_trunc('day', s.{t}) as day, count(*) as n, count(q."row") as quarantined, flatten(list(q.rules)) as rules
+                select date_trunc('day', {t}) as day, count(*) as n, count(q."row") as quarantined, flatten(list(q.rules)) as rules
                 from snap s left join q on s.{ROW} = q."row" group by 1""", dict(v=validation_id)).df()
         finally: con.close()
         days['rejected'] = (days.n - days.quarantined) if status != 'accepted' else 0
