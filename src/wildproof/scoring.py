@@ -245,7 +245,7 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
     tcol = contract.time_column if contract and contract.time_column in rows.columns else None
     event_time = pa.nulls(n, pa.timestamp('us', tz='UTC'))
     if tcol:
-        et = rows[tcol] if pd.api.types.is_datetime64_any_dtype(rows[tcol]) else pd.to_datetime(rows[tcol])
+        et = rows[tcol] if pd.api.types.is_datetime64_any_dtype(rows[tcol]) else pd.to_datetime(rows[tcol], format='ISO8601', errors='coerce', utc=True)
         if getattr(et.dt, 'tz', None) is not None: et = et.dt.tz_convert('UTC').dt.tz_localize(None)
         event_time = pa.array(et.to_numpy('datetime64[us]')).cast(pa.timestamp('us', tz='UTC'))
 
