@@ -437,7 +437,7 @@ def cmd_dashboard_user(args):
 
 
 def cmd_demo(args):
-    from wildproof.demo import run_demo
+    from wildproof.examples.credit.demo import run_demo
     run_demo(settings=args.settings, rows=args.rows, seed=args.seed, store_root=args.store, fresh=not args.keep)
 
 
@@ -450,8 +450,8 @@ def parser() -> argparse.ArgumentParser:
     def add(name, func, help):
         s = sub.add_parser(name, help=help, description=help); s.set_defaults(func=func); return s
 
-    s = add('demo', cmd_demo, 'Run the whole lifecycle on the built-in demo world and print where the results are')
-    s.add_argument('--rows', type=int, help='loan applications to generate (default: [demo] rows)')
+    s = add('demo', cmd_demo, 'Run the whole lifecycle on the credit example (wildproof.examples.credit) and print where the results are')
+    s.add_argument('--rows', type=int, help='rows of the example world to generate (default: [demo] rows)')
     s.add_argument('--seed', type=int, help='seed of the world (default: [demo] seed)')
     s.add_argument('--keep', action='store_true', help='keep what an earlier demo left in the store (default: start from an empty demo store)')
     add('settings', cmd_settings, 'Print the settings in force and where each value came from')
