@@ -95,7 +95,7 @@ OVERRIDES = {
     ('serving', 'canary_share'): ('0.05', 0.05),
     ('serving', 'shadow'): ('yes', True),
     ('serving', 'unsure_band'): ('0.2, 0.3', (0.2, 0.3)),
-    ('serving', 'fallback_decision'): ('Decline', 'decline'),
+    ('serving', 'fallback_decision'): ('refer to underwriting', 'refer to underwriting'),
     ('serving', 'max_records'): ('10', 10),
     ('serving', 'max_body_kb'): ('64', 64),
     ('serving', 'reload_seconds'): ('0.5', 0.5),
@@ -152,7 +152,7 @@ def test_env_override_wins(key, tmp_path, monkeypatch):
     assert load_settings(FILE)[key.section][key.name] == want
 
 
-@pytest.mark.parametrize('key', [k for k in SPEC if k.parse.__name__ != '_str'],
+@pytest.mark.parametrize('key', [k for k in SPEC if k.parse.__name__ not in ('_str', '_label')],
                          ids=lambda k: f'{k.section}.{k.name}')
 def test_bad_env_value_names_the_key(key):
     with pytest.raises(SettingsError, match=rf'\[{key.section}\] {key.name} from {key.env}: '):
@@ -163,3 +163,10 @@ def test_unknown_env_variable_is_refused():
     with pytest.raises(SettingsError, match='unknown environment variable WILDPROOF_GATE_MAX_SHARE'):
         load_settings(FILE, env={'WILDPROOF_GATE_MAX_SHARE': '0.1'})
     assert load_settings(FILE, env={'WILDPROOF_SETTINGS': '/nowhere', 'OTHER': 'x'}).gate.max_quarantine_share == 0.2
+
+
+def test_a_label_is_one_short_line():
+    assert load_settings(FILE, env={'WILDPROOF_SERVING_FALLBACK_DECISION': ' hold '}).serving.fallback_decision == 'hold'
+    for bad in ('', '   ', 'x' * 101):
+        with pytest.raises(SettingsError, match=r'\[serving\] fallback_decision from WILDPROOF_SERVING_FALLBACK_DECISION: expected a label'):
+            load_settings(FILE, env={'WILDPROOF_SERVING_FALLBACK_DECISION': bad})

@@ -54,6 +54,11 @@ def _choice(*options):
 
 def _str(s: str) -> str: return s.strip()
 
+def _label(s: str) -> str:
+    v = s.strip()
+    if not v or len(v) > 100 or '\n' in v: raise ValueError(f'expected a label of 1 to 100 characters on one line, got {s!r}')
+    return v
+
 def _band(s: str) -> tuple[float, float] | None:
     if not s.strip(): return None
     try: lo, hi = (float(x) for x in s.split(','))
@@ -95,12 +100,12 @@ SPEC: list[Key] = [
     Key('sla', 'latency_p95_ms', _positive(float), '50', 'Service level: 95th percentile of single-prediction latency, in milliseconds.'),
     Key('serving', 'host', _str, '127.0.0.1', 'Address the REST service listens on (wildproof serve --host overrides it).'),
     Key('serving', 'port', _positive(int), '8000', 'Port of the REST service (wildproof serve --port overrides it).'),
-    Key('serving', 'model', _str, 'credit_risk', 'Registered model the service scores with: its production alias is the champion.'),
+    Key('serving', 'model', _str, '', 'The registered model served, scored, replayed, retrained or judged when a command names none (--model); empty: name it each time.'),
     Key('serving', 'challenger_alias', _str, 'staging', 'Registry alias of the challenger that receives canary and shadow traffic.'),
     Key('serving', 'canary_share', _share, '0', 'Share of requests (chosen deterministically by the record key) answered by the challenger.'),
     Key('serving', 'shadow', _bool, 'false', 'Score every request with the challenger too, logging its answer without returning it.'),
     Key('serving', 'unsure_band', _band, '', 'Scores in this band (low, high) get the fallback decision and a human review; empty: none.'),
-    Key('serving', 'fallback_decision', _choice('review', 'approve', 'decline'), 'review', 'Decision returned when the model is unavailable, fails, or is unsure.'),
+    Key('serving', 'fallback_decision', _label, 'review', 'The decision label returned, flagged for review, when the model is unavailable, fails, or is unsure.'),
     Key('serving', 'max_records', _positive(int), '1000', 'Most records one request may carry.'),
     Key('serving', 'max_body_kb', _positive(int), '1024', 'Largest request body accepted, in kilobytes.'),
     Key('serving', 'reload_seconds', _positive(float), '2', 'How often the service checks the registry aliases; a promotion or rollback takes effect within this plus a model load.'),
