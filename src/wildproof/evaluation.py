@@ -4,7 +4,7 @@
 
 # %% ../../nbs/08_evaluation.ipynb #6b4c6aeb
 from __future__ import annotations
-import html, json, math, pickle, time, warnings
+import dataclasses, html, json, math, pickle, time, warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -14,10 +14,13 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .settings import WildproofError, load_settings
+from .spec import ModelSpec, LOWER_IS_BETTER, TASK_METRICS
+from .training import TrainingError, labels as task_labels, positive_column
 
 # %% auto #0
-__all__ = ['SLOW_FACTOR', 'SMALL_GAIN', 'LATENCY_BUDGET_S', 'LATENCY_MIN_CALLS', 'FORMAT', 'EvaluationError', 'slice_definitions',
-           'ClipToRange', 'baseline_pipeline', 'Evaluation', 'evaluate', 'compare']
+__all__ = ['SUPPORTED_TASKS', 'SLOW_FACTOR', 'SMALL_GAIN', 'LATENCY_BUDGET_S', 'LATENCY_MIN_CALLS', 'FORMAT', 'NOT_APPLICABLE',
+           'EvaluationError', 'check_task', 'evaluation_spec', 'slice_definitions', 'ClipToRange', 'baseline_pipeline',
+           'Evaluation', 'evaluate', 'compare']
 
 # %% ../../nbs/08_evaluation.ipynb #eb55a568
 class EvaluationError(WildproofError):
@@ -86,6 +89,29 @@ def _ci(v: np.ndarray, confidence: float) -> list[float] | None:
 def _rng(seed: int, *path: int) -> np.random.Generator: return np.random.default_rng([seed, *path])
 
 # %% ../../nbs/08_evaluation.ipynb #5693ca90
+SUPPORTED_TASKS = ('binary',)   # multiclass and regression come with issue 19
+
+def check_task(spec: ModelSpec) -> None:
+    "Refuse, with one line, a task whose evaluation is not built yet (rather than measure it wrongly)."
+    if spec.task not in SUPPORTED_TASKS:
+        raise EvaluationError(f'evaluation of {spec.task} models comes with issue 19 (model {spec.model}); today wildproof evaluates {", ".join(SUPPORTED_TASKS)} models')
+
+def evaluation_spec(spec: ModelSpec | None = None, **kw) -> ModelSpec:
+    """What an evaluation judges by: `spec` (a model spec), with the keywords given (not None) put in its place;
+    without a spec, a binary spec made of the keywords (`target` at least)."""
+    kw = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kw.items() if v is not None}
+    if isinstance(kw.get('edge_slices'), (list, str)):  # a list of queries (or one): each named by itself
+        q = [kw['edge_slices']] if isinstance(kw['edge_slices'], str) else kw['edge_slices']
+        kw['edge_slices'] = {x: x for x in q}
+    if spec is None:
+        if not isinstance(kw.get('target'), str): raise EvaluationError('evaluate needs the target column (target=) or a model spec (spec=)')
+        spec = ModelSpec('(evaluation)', kw.pop('task', 'binary'), kw.pop('target'), '(none)', **kw)
+    elif kw:
+        if not isinstance(spec, ModelSpec): raise EvaluationError(f'spec must be a ModelSpec, not {type(spec).__name__}')
+        spec = dataclasses.replace(spec, **kw)
+    check_task(spec)
+    return spec
+
 def _kind(s: pd.Series) -> str:
     "'numeric', 'time' (datetimes and durations) or 'categorical' (text, categories, booleans)."
     if pd.api.types.is_bool_dtype(s): return 'categorical'
@@ -104,18 +130,20 @@ def _columns(data: pd.DataFrame, cols, what: str) -> list[str]:
     if missing: raise EvaluationError(f'unknown {what}{"s" if len(missing) > 1 else ""} {", ".join(map(repr, missing))} (columns: {", ".join(map(str, data.columns))})')
     return cols
 
-def _labels(data: pd.DataFrame, target: str, what: str = 'evaluation data') -> np.ndarray:
-    "The target as 0/1 integers, checked."
-    if not isinstance(target, str) or target not in data.columns:
+def _labels(data: pd.DataFrame, spec: ModelSpec, what: str = 'evaluation data') -> np.ndarray:
+    "The binary target as 0/1 (1: the spec's positive label), checked."
+    target = spec.target
+    if target not in data.columns:
         raise EvaluationError(f'unknown target column {target!r}: the {what} has columns {", ".join(map(str, data.columns))}')
     t = data[target]
     if t.isna().any(): raise EvaluationError(f'the target {target!r} has {int(t.isna().sum()):,} missing values in the {what}')
     values = pd.unique(t)
-    if not all(isinstance(v, (bool, np.bool_, int, np.integer, float, np.floating)) and v in (0, 1) for v in values):
-        raise EvaluationError(f'the target {target!r} must hold 0/1 or booleans, got values such as {", ".join(map(repr, values[:5].tolist()))}')
-    y = t.astype(int).to_numpy().astype(np.int8)
-    if not y.any(): raise EvaluationError(f'the {what} has no positive labels in {target!r} (all {len(y):,} are 0): ROC AUC is undefined')
-    if y.all(): raise EvaluationError(f'the {what} has no negative labels in {target!r} (all {len(y):,} are 1): ROC AUC is undefined')
+    if len(values) > 2: raise EvaluationError(f'the binary target {target!r} holds {len(values)} labels in the {what} '
+                                              f'(such as {", ".join(map(repr, values[:5].tolist()))}): a binary target holds two')
+    y = task_labels(spec, t).astype(np.int8)
+    if not y.any(): raise EvaluationError(f'the {what} has no positive labels: no {target!r} equals the positive label {spec.positive!r} '
+                                          f'(its labels: {", ".join(map(repr, values.tolist()))}); ROC AUC is undefined')
+    if y.all(): raise EvaluationError(f'the {what} has no negative labels: every {target!r} is the positive label {spec.positive!r}; ROC AUC is undefined')
     return y
 
 def _features(model, data: pd.DataFrame, target: str, features) -> list[str]:
@@ -132,8 +160,8 @@ def _describe(model) -> str:
     if isinstance(steps, list) and steps: return 'Pipeline(' + ' → '.join(type(s[1]).__name__ for s in steps) + ')'
     return type(model).__name__
 
-def _score(model, X: pd.DataFrame, what: str = 'model') -> np.ndarray:
-    "The probability of the positive class for every row of `X`."
+def _score(model, X: pd.DataFrame, what: str = 'model', positive=1) -> np.ndarray:
+    "The probability of the `positive` label for every row of `X` (a model that learnt 0/1 has 1 for it)."
     if not callable(getattr(model, 'predict_proba', None)):
         raise EvaluationError(f'the {what} ({type(model).__name__}) has no predict_proba method: evaluation needs probabilities')
     try: p = model.predict_proba(X)
@@ -142,9 +170,8 @@ def _score(model, X: pd.DataFrame, what: str = 'model') -> np.ndarray:
         raise EvaluationError(f'the {what} ({_describe(model)}) could not score the data: {type(e).__name__}: {msg}') from e
     p = np.asarray(p, dtype=float)
     if p.ndim == 2:
-        classes = list(getattr(model, 'classes_', []))
-        col = next((i for i, c in enumerate(classes) if c is True or (isinstance(c, (int, np.integer, float, np.floating)) and c == 1)), p.shape[1] - 1)
-        p = p[:, col]
+        try: p = p[:, positive_column(model, positive)]
+        except TrainingError as e: raise EvaluationError(f'the {what}: {e}') from None
     if p.shape != (len(X),): raise EvaluationError(f'the {what} returned {p.shape} probabilities for {len(X):,} rows')
     if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1: raise EvaluationError(f'the {what} returned scores that are not probabilities (outside 0 to 1, or not finite)')
     return p
@@ -156,15 +183,15 @@ def _seed(seed) -> int:
 # %% ../../nbs/08_evaluation.ipynb #97212bdc
 def _iso(t) -> str: return pd.Timestamp(t).isoformat()
 
-def _edge_queries(text: str) -> list[str]: return [q.strip() for q in (text or '').split(';') if q.strip()]
-
-def slice_definitions(data: pd.DataFrame, columns: list[str] = (), *, time_column: str | None = None, settings=None) -> list[dict]:
-    "The slices of `data`: each value of the categorical `columns`, the first and last months by `time_column`, and the edge slices of the settings."
+def slice_definitions(data: pd.DataFrame, columns: list[str] = (), *, time_column: str | None = None, edge_slices: dict | None = None,
+                      named: list[str] = (), settings=None) -> list[dict]:
+    "The slices of `data`: each value of the categorical `columns` (and of the `named` columns, whatever their kind), the first and last months by `time_column`, and the `edge_slices` ({name: pandas query})."
     st = settings or load_settings()
     cfg = st.evaluation
     defs = []
-    for c in _columns(data, columns, 'slice column'):
-        if _kind(data[c]) != 'categorical': continue
+    named = _columns(data, named, 'slice column')
+    for c in dict.fromkeys(_columns(data, columns, 'slice column') + named):
+        if c not in named and _kind(data[c]) != 'categorical': continue
         counts = data[c].astype(object).where(data[c].notna(), None).value_counts(dropna=False)
         values = sorted(counts.index[:st.contract.max_categories], key=lambda v: (v is None, str(v)))
         for v in values:
@@ -178,8 +205,8 @@ def slice_definitions(data: pd.DataFrame, columns: list[str] = (), *, time_colum
                              definition={'column': time_column, 'from': None, 'before': _iso(t.min() + months)}))
             defs.append(dict(name=f'{time_column}: last {cfg.recent_months} months', kind='period',
                              definition={'column': time_column, 'from': _iso(t.max() - months), 'before': None}))
-    for q in _edge_queries(cfg.edge_slices):
-        defs.append(dict(name=q, kind='edge', definition=dict(query=q)))
+    for name, q in (edge_slices or {}).items():
+        defs.append(dict(name=str(name), kind='edge', definition=dict(query=q)))
     return defs
 
 def _slice_mask(data: pd.DataFrame, d: dict) -> tuple[np.ndarray | None, str | None]:
@@ -199,13 +226,13 @@ def _slice_mask(data: pd.DataFrame, d: dict) -> tuple[np.ndarray | None, str | N
         return m, None
     if kind == 'edge':
         q = df_['query']
-        try: r = data.eval(q)
+        try: r = data.eval(q) if isinstance(q, str) and q.strip() else None
         except (NameError, KeyError) as e:  # pandas' UndefinedVariableError is a NameError
             return None, f'cannot evaluate on this data: {str(e).strip().splitlines()[0]}'
         except Exception as e:
-            raise EvaluationError(f'edge slice {q!r} ([evaluation] edge_slices) is not a valid pandas query: {type(e).__name__}: {e}') from None
+            return None, f'not a valid pandas query: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'
         if not (isinstance(r, pd.Series) and pd.api.types.is_bool_dtype(r)):
-            raise EvaluationError(f'edge slice {q!r} ([evaluation] edge_slices) must be a condition (true or false per row), such as income < 15000')
+            return None, 'not a condition (true or false per row), such as amount > 1000'
         return r.to_numpy(bool), None
     raise EvaluationError(f'unknown slice kind {kind!r} in slice {d.get("name")!r}')
 
@@ -219,7 +246,7 @@ def _slice_result(d: dict, mask, why, y, s, *, boot: int, conf: float, min_suppo
     out.update(support=m, positives=k, supported=m >= min_support)
     if not m: out['note'] = 'no rows'; return out
     out.update(positive_rate=k / m, mean_score=float(ss.mean()))
-    if k in (0, m): out['note'] = f'only one class (all {int(k > 0)}): ROC AUC is undefined'; return out
+    if k in (0, m): out['note'] = f'only one class ({"all positive" if k else "no positive"}): ROC AUC is undefined'; return out
     r = _Ranked(ys, ss)
     out['roc_auc'] = float(r.auc(np.ones((1, m), np.int64))[0])
     out['roc_auc_ci'] = _ci(_resample(m, boot, rng, r.auc), conf)
@@ -459,23 +486,25 @@ def _calibration(y, s, bins: int = 10) -> dict:
     ece = sum(r['count'] * abs(r['observed'] - r['mean_predicted']) for r in out) / len(y)
     return dict(strategy=f'{bins} quantile bins of the score', bins=out, ece=float(ece))
 
-def _overall(y, s, *, boot, conf, threshold, rng) -> dict:
+def _overall(y, s, *, boot, conf, spec, rng) -> dict:
     r, (ll, sq) = _Ranked(y, s), _losses(y, s)
     b = _resample(len(y), boot, rng, lambda C: np.stack([r.auc(C), r.ap(C), _wmean(C, ll), _wmean(C, sq)]))
     point = _point(y, s)
     out = dict(support=len(y), positives=int(y.sum()), positive_rate=float(y.mean()), mean_score=float(s.mean()))
     for j, k in enumerate(('roc_auc', 'pr_auc', 'log_loss', 'brier')): out[k], out[f'{k}_ci'] = point[k], _ci(b[j], conf)
-    pred = s >= threshold
-    out['at_threshold'] = dict(threshold=threshold, selection_rate=float(pred.mean()), tpr=float(pred[y == 1].mean()),
+    pred = s >= spec.threshold
+    out['accuracy'] = float((pred == (y == 1)).mean())
+    out['at_threshold'] = dict(threshold=spec.threshold, decisions=dict(below=spec.decisions[0], at_or_above=spec.decisions[1]),
+                               selection_rate=float(pred.mean()), tpr=float(pred[y == 1].mean()),
                                fpr=float(pred[y == 0].mean()), precision=float(y[pred].mean()) if pred.any() else None)
     return out
 
-def _baseline(model_s, y, data, features, *, train, target, boot, conf, seed, st, model_latency, measure_cost, latency_calls) -> tuple[dict, object]:
+def _baseline(model_s, y, data, features, *, train, spec, boot, conf, seed, st, model_latency, measure_cost, latency_calls) -> tuple[dict, object]:
     if train is None: return dict(available=False, note='no training data given (train=): the baselines were not fitted'), None
     from sklearn.dummy import DummyClassifier
     train = _frame(train, 'training data')
     _columns(train, features, 'feature of the training data')
-    ty = _labels(train, target, 'training data')
+    ty = _labels(train, spec, 'training data')
     logit = baseline_pipeline(train[features])
     try: logit.fit(train[features], ty)
     except ValueError as e: raise EvaluationError(f'the logistic-regression baseline could not be fitted on the training data: {e}') from None
@@ -502,42 +531,55 @@ def _baseline(model_s, y, data, features, *, train, target, boot, conf, seed, st
         out['slow_for_gain'] = bool(out['latency_ratio'] > SLOW_FACTOR and out['margin_over_logistic'] < SMALL_GAIN)
     return out, logit
 
-def _setup(settings, seed, data, target, sensitive):
+def _setup(settings, seed, data, spec):
     "What `evaluate` and `compare` both start from: settings, bootstrap parameters, the checked data, labels and sensitive columns."
     st = settings or load_settings()
     cfg = st.evaluation
     data = _frame(data, 'evaluation data')
-    return (st, cfg, cfg.bootstrap, cfg.confidence, cfg.min_slice_support, _seed(seed), data, _labels(data, target),
-            _columns(data, sensitive, 'sensitive attribute'))
+    if spec.time_column is not None: _columns(data, spec.time_column, 'time column')
+    return (st, cfg, cfg.bootstrap, cfg.confidence, cfg.min_slice_support, _seed(seed), data, _labels(data, spec),
+            _columns(data, spec.sensitive, 'sensitive attribute'))
 
-def evaluate(model, data: pd.DataFrame, *, target: str, features: list[str] | None = None, sensitive: list[str] = (),
-             time_column: str | None = None, train: pd.DataFrame | None = None, feature_times: dict[str, str] | None = None,
-             decision_time: str | None = None, settings=None, seed: int = 0, measure_cost: bool = True,
-             latency_calls: int = 100) -> Evaluation:
-    "Evaluate `model` (anything with `predict_proba` taking `data[features]`) on `data`: overall, slices, fairness over `sensitive`, baselines fitted on `train`, leakage, cost."
-    st, cfg, boot, conf, min_support, seed, data, y, sensitive = _setup(settings, seed, data, target, sensitive)
+NOT_APPLICABLE = 'not applicable: the model spec names no sensitive attributes'
+
+def _edge_flags(slices: list) -> list[dict]:
+    "A flag for each edge slice that could not be cut from the data, with the reason."
+    return [dict(section='slices', subject=x['name'], reason=f"edge slice {x['name']!r} ({x['definition']['query']}): {x['note']}")
+            for x in slices if x['kind'] == 'edge' and x['support'] == 0 and x['note'] and x['note'] != 'no rows']
+
+def evaluate(model, data: pd.DataFrame, *, spec: ModelSpec | None = None, target: str | None = None, positive=None, threshold: float | None = None,
+             decisions: list[str] | None = None, sensitive: list[str] | None = None, slices: list[str] | None = None, edge_slices=None,
+             time_column: str | None = None, features: list[str] | None = None, train: pd.DataFrame | None = None,
+             feature_times: dict[str, str] | None = None, decision_time: str | None = None, settings=None, seed: int = 0,
+             measure_cost: bool = True, latency_calls: int = 100) -> Evaluation:
+    """Evaluate `model` (anything with `predict_proba` taking `data[features]`) on `data`: overall, slices, fairness, baselines fitted on `train`,
+    leakage, cost. Target, positive label, threshold and decisions, sensitive attributes, slices, edge slices and time column come from `spec`
+    (a `ModelSpec`); a keyword given overrides the spec's value (without a spec: `target=` at least)."""
+    spec = evaluation_spec(spec, target=target, positive=positive, threshold=threshold, decisions=decisions, sensitive=sensitive,
+                           slices=slices, edge_slices=edge_slices, time_column=time_column)
+    st, cfg, boot, conf, min_support, seed, data, y, sensitive = _setup(settings, seed, data, spec)
+    target, time_column = spec.target, spec.time_column
     features = _features(model, data, target, features)
-    if time_column is not None: _columns(data, time_column, 'time column')
     if not callable(getattr(model, 'predict_proba', None)):
         raise EvaluationError(f'the model ({type(model).__name__}) has no predict_proba method: evaluation needs probabilities')
     X = data[features]
-    t0 = time.perf_counter(); s = _score(model, X); batch_s = time.perf_counter() - t0
+    t0 = time.perf_counter(); s = _score(model, X, positive=spec.positive); batch_s = time.perf_counter() - t0
 
-    overall = _overall(y, s, boot=boot, conf=conf, threshold=cfg.decision_threshold, rng=_rng(seed, 0))
+    overall = _overall(y, s, boot=boot, conf=conf, spec=spec, rng=_rng(seed, 0))
     slice_cols = [c for c in dict.fromkeys(features + sensitive) if _kind(data[c]) == 'categorical']
-    defs = slice_definitions(data, slice_cols, time_column=time_column, settings=st)
+    defs = slice_definitions(data, slice_cols, time_column=time_column, edge_slices=spec.edge_slices, named=spec.slices, settings=st)
     slices = [_slice_result(d, *_slice_mask(data, d), y, s, boot=boot, conf=conf, min_support=min_support, rng=_rng(seed, 1, i))
               for i, d in enumerate(defs)]
-    fairness = {a: _fairness(data, a, y, s, threshold=cfg.decision_threshold, boot=boot, conf=conf, min_support=min_support, seed=seed, k=k)
+    fairness = {a: _fairness(data, a, y, s, threshold=spec.threshold, boot=boot, conf=conf, min_support=min_support, seed=seed, k=k)
                 for k, a in enumerate(sensitive)}
     cost = None
     if measure_cost:
         lat = _latency(model, X, latency_calls)
         cost = dict(latency_ms=lat, sla_latency_p95_ms=st.sla.latency_p95_ms, within_sla=lat['p95'] <= st.sla.latency_p95_ms,
                     batch_rows=len(X), batch_seconds=batch_s, rows_per_second=len(X) / max(batch_s, 1e-9), model_size_bytes=_size(model))
-    baseline, _ = _baseline(s, y, data, features, train=train, target=target, boot=boot, conf=conf, seed=seed, st=st,
+    baseline, _ = _baseline(s, y, data, features, train=train, spec=spec, boot=boot, conf=conf, seed=seed, st=st,
                             model_latency=cost and cost['latency_ms'], measure_cost=measure_cost, latency_calls=latency_calls)
-    train_y = _labels(_frame(train, 'training data'), target, 'training data') if train is not None else None
+    train_y = _labels(_frame(train, 'training data'), spec, 'training data') if train is not None else None
     leakage = _leakage(data, y, features, train=train.reset_index(drop=True) if train is not None else None, train_y=train_y,
                        feature_times=feature_times, decision_time=decision_time or time_column, threshold=cfg.leakage_auc, seed=seed)
 
@@ -550,13 +592,15 @@ def evaluate(model, data: pd.DataFrame, *, target: str, features: list[str] | No
                                                                               f"for a ROC AUC gain of {baseline['margin_over_logistic']:+.3f} (< {SMALL_GAIN})"))
     if cost and not cost['within_sla']:
         flags.append(dict(section='cost', subject='latency', reason=f"single-row p95 latency {cost['latency_ms']['p95']:.1f} ms is over the service level of {st.sla.latency_p95_ms:g} ms"))
+    flags += _edge_flags(slices)
     t = pd.to_datetime(data[time_column]) if time_column else None
-    info = dict(format=FORMAT, model=_describe(model), target=target, rows=len(data), positives=int(y.sum()), features=features,
-                sensitive=sensitive, time_column=time_column,
+    info = dict(format=FORMAT, model=_describe(model), spec=None if spec.version is None else f'{spec.model} v{spec.version}', task=spec.task,
+                target=target, positive=spec.positive, threshold=spec.threshold, decisions=spec.decisions, primary_metric=spec.primary_metric,
+                rows=len(data), positives=int(y.sum()), features=features, sensitive=sensitive,
+                fairness='measured' if sensitive else NOT_APPLICABLE, slices=spec.slices, edge_slices=spec.edge_slices, time_column=time_column,
                 period=dict(start=_iso(t.min()), end=_iso(t.max())) if t is not None and t.notna().any() else None,
                 train_rows=len(train) if train is not None else None, seed=seed,
-                settings=dict(bootstrap=boot, confidence=conf, min_slice_support=min_support, recent_months=cfg.recent_months,
-                              edge_slices=_edge_queries(cfg.edge_slices), decision_threshold=cfg.decision_threshold, leakage_auc=cfg.leakage_auc))
+                settings=dict(bootstrap=boot, confidence=conf, min_slice_support=min_support, recent_months=cfg.recent_months, leakage_auc=cfg.leakage_auc))
     return Evaluation(**_plain(dict(info=info, overall=overall, calibration=_calibration(y, s), slices=slices, fairness=fairness,
                                     baseline=baseline, leakage=leakage, cost=cost, flags=flags)))
 
@@ -583,12 +627,13 @@ def _repr_html_(self: Evaluation) -> str:
     if self.flags: out.append('<p style="color:#b00"><b>Flags</b></p><ul>' + ''.join(f"<li style=\"color:#b00\">{html.escape(f['section'])}: {html.escape(f['reason'])}</li>" for f in self.flags) + '</ul>')
     out.append(_table(['metric', 'value', f'{conf:.0%} interval'], [[k.replace('_', ' '), _f(o[k]), _fci(o[f'{k}_ci'])] for k in ('roc_auc', 'pr_auc', 'log_loss', 'brier')]))
     t = o['at_threshold']
-    out.append(f"<p>At the threshold {t['threshold']}: {t['selection_rate']:.1%} positive decisions, TPR {_f(t['tpr'])}, FPR {_f(t['fpr'])}, "
+    out.append(f"<p>At the threshold {t['threshold']}: {t['selection_rate']:.1%} decided <i>{html.escape(str(t['decisions']['at_or_above']))}</i>, TPR {_f(t['tpr'])}, FPR {_f(t['fpr'])}, "
                f"precision {_f(t['precision'])}; expected calibration error {_f(self.calibration['ece'])}.</p>")
     out.append(f"<b>Slices</b> (grey: under {i['settings']['min_slice_support']:,} rows)")
     out.append(_table(['slice', 'rows', 'positive rate', 'ROC AUC', 'interval', 'note'],
                       [[_f(s['name']), _f(s['support']), _f(s['positive_rate']), _f(s['roc_auc']), _fci(s['roc_auc_ci']), _f(s['note'] or '')] for s in self.slices],
                       [not s['supported'] for s in self.slices]))
+    if not self.fairness: out.append(f"<p><b>Fairness</b>: {html.escape(i.get('fairness') or NOT_APPLICABLE)}.</p>")
     for a, f in self.fairness.items():
         out.append(f"<b>Fairness: {html.escape(a)}</b> — demographic parity difference {_f(f['demographic_parity_difference'])} {_fci(f['demographic_parity_difference_ci'])}, "
                    f"equalized odds difference {_f(f['equalized_odds_difference'])} {_fci(f['equalized_odds_difference_ci'])}" + (f" ({html.escape(f['note'])})" if f['note'] else ''))
@@ -634,64 +679,85 @@ def _plot(self: Evaluation):
 Evaluation._repr_html_, Evaluation.plot = _repr_html_, _plot
 
 # %% ../../nbs/08_evaluation.ipynb #8608e72c
-def compare(champion, challenger, data: pd.DataFrame, *, target: str, features: list[str] | None = None, slices_from=None,
-            sensitive: list[str] = (), time_column: str | None = None, settings=None, seed: int = 0,
+def _metric(name: str, y: np.ndarray, s: np.ndarray, threshold: float):
+    "The weighted binary metric `name` of labels `y` and scores `s`, as a function of a (resamples × rows) count matrix."
+    if name in ('roc_auc', 'pr_auc'):
+        r = _Ranked(y, s)
+        return r.auc if name == 'roc_auc' else r.ap
+    ll, sq = _losses(y, s)
+    per_row = dict(log_loss=ll, brier=sq, accuracy=((s >= threshold) == (y == 1)).astype(float)).get(name)
+    if per_row is None: raise EvaluationError(f'compare cannot judge by {name!r} (binary metrics: {", ".join(TASK_METRICS["binary"])})')
+    return lambda C: _wmean(C, per_row)
+
+def compare(champion, challenger, data: pd.DataFrame, *, spec: ModelSpec | None = None, target: str | None = None, positive=None,
+            threshold: float | None = None, primary_metric: str | None = None, features: list[str] | None = None, slices_from=None,
+            sensitive: list[str] | None = None, time_column: str | None = None, settings=None, seed: int = 0,
             measure_cost: bool = True, latency_calls: int = 100) -> dict:
-    "Champion against challenger on the same rows of `data`: paired bootstraps of the ROC AUC difference (challenger − champion), overall and per slice, and of the Brier score difference; how many decisions change at the threshold; latency of each."
-    st, cfg, boot, conf, min_support, seed, data, y, sensitive = _setup(settings, seed, data, target, sensitive)
-    if time_column is not None: _columns(data, time_column, 'time column')
-    fa, fb = _features(champion, data, target, features), _features(challenger, data, target, features)
-    sa = _score(champion, data[fa], 'champion')
-    sb = sa if challenger is champion and fa == fb else _score(challenger, data[fb], 'challenger')
-    ra, rb = _Ranked(y, sa), _Ranked(y, sb)
-    auc_a, auc_b = float(ra.auc(np.ones((1, len(y)), np.int64))[0]), float(rb.auc(np.ones((1, len(y)), np.int64))[0])
-    diff = _resample(len(y), boot, _rng(seed, 4), lambda C: rb.auc(C) - ra.auc(C))
+    """Champion against challenger on the same rows of `data`: paired bootstraps of the difference (challenger − champion) in the spec's primary metric,
+    overall and per slice, and of the Brier score difference; how many decisions change at the spec's threshold; latency of each."""
+    spec = evaluation_spec(spec, target=target, positive=positive, threshold=threshold, primary_metric=primary_metric, sensitive=sensitive,
+                           time_column=time_column)
+    st, cfg, boot, conf, min_support, seed, data, y, sensitive = _setup(settings, seed, data, spec)
+    metric, lower = spec.primary_metric, spec.primary_metric in LOWER_IS_BETTER
+    sign = -1.0 if lower else 1.0
+    fa, fb = _features(champion, data, spec.target, features), _features(challenger, data, spec.target, features)
+    sa = _score(champion, data[fa], 'champion', spec.positive)
+    sb = sa if challenger is champion and fa == fb else _score(challenger, data[fb], 'challenger', spec.positive)
+    one = lambda m: np.ones((1, m), np.int64)
+    ma, mb = _metric(metric, y, sa, spec.threshold), _metric(metric, y, sb, spec.threshold)
+    val_a, val_b = float(ma(one(len(y)))[0]), float(mb(one(len(y)))[0])
+    diff = _resample(len(y), boot, _rng(seed, 4), lambda C: mb(C) - ma(C))
     qa_, qb_ = _losses(y, sa)[1], _losses(y, sb)[1]   # squared errors: the Brier score is their mean
     bdiff = _resample(len(y), boot, _rng(seed, 6), lambda C: _wmean(C, qb_) - _wmean(C, qa_))
     calibration = dict(champion_brier=float(qa_.mean()), challenger_brier=float(qb_.mean()), brier_difference=float(qb_.mean() - qa_.mean()),
                        brier_difference_ci=_ci(bdiff, conf))
-    thr = cfg.decision_threshold
-    decisions = dict(threshold=thr, champion_decline_rate=float((sa >= thr).mean()), challenger_decline_rate=float((sb >= thr).mean()),
-                     changed_share=float(((sa >= thr) != (sb >= thr)).mean()))
+    thr, above = spec.threshold, spec.decisions[1]
+    decisions = dict(threshold=thr, decisions=dict(below=spec.decisions[0], at_or_above=above), champion_share=float((sa >= thr).mean()),
+                     challenger_share=float((sb >= thr).mean()), changed_share=float(((sa >= thr) != (sb >= thr)).mean()))
 
     if slices_from is None:
         cols = [c for c in dict.fromkeys(fa + fb + sensitive) if _kind(data[c]) == 'categorical']
-        defs = slice_definitions(data, cols, time_column=time_column, settings=st)
+        defs = slice_definitions(data, cols, time_column=spec.time_column, edge_slices=spec.edge_slices, named=spec.slices, settings=st)
     else:
         src = slices_from.slices if isinstance(slices_from, Evaluation) else slices_from.get('slices') if isinstance(slices_from, dict) else slices_from
         if not isinstance(src, list) or not all(isinstance(d, dict) and {'name', 'kind', 'definition'} <= set(d) for d in src):
             raise EvaluationError('slices_from must be an Evaluation, its dict, or a list of slice definitions (name, kind, definition)')
         defs = [dict(name=d['name'], kind=d['kind'], definition=d['definition']) for d in src]
+    ci = lambda v: None if v is None else sorted(sign * x for x in v)
     slices = []
     for i, d in enumerate(defs):
         mask, why = _slice_mask(data, d)
         r = dict(name=d['name'], kind=d['kind'], definition=d['definition'], support=0, positives=0, supported=False,
-                 champion_roc_auc=None, challenger_roc_auc=None, difference=None, difference_ci=None, note=why)
+                 champion_value=None, challenger_value=None, difference=None, difference_ci=None, gain=None, gain_ci=None, note=why)
         if mask is not None:
             ys, m = y[mask], int(mask.sum())
             k = int(ys.sum())
             r.update(support=m, positives=k, supported=m >= min_support)
-            if k in (0, m): r['note'] = 'no rows' if not m else f'only one class (all {int(k > 0)}): ROC AUC is undefined'
+            if not m: r['note'] = 'no rows'
+            elif k in (0, m) and metric in ('roc_auc', 'pr_auc'): r['note'] = f'only one class ({"all positive" if k else "no positive"}): {metric} is undefined'
             else:
-                qa, qb = _Ranked(ys, sa[mask]), _Ranked(ys, sb[mask])
-                one = np.ones((1, m), np.int64)
-                r.update(champion_roc_auc=float(qa.auc(one)[0]), challenger_roc_auc=float(qb.auc(one)[0]))
-                r['difference'] = r['challenger_roc_auc'] - r['champion_roc_auc']
-                r['difference_ci'] = _ci(_resample(m, boot, _rng(seed, 5, i), lambda C: qb.auc(C) - qa.auc(C)), conf)
+                qa, qb = _metric(metric, ys, sa[mask], thr), _metric(metric, ys, sb[mask], thr)
+                r.update(champion_value=float(qa(one(m))[0]), challenger_value=float(qb(one(m))[0]))
+                r['difference'] = r['challenger_value'] - r['champion_value']
+                r['difference_ci'] = _ci(_resample(m, boot, _rng(seed, 5, i), lambda C: qb(C) - qa(C)), conf)
+                r['gain'], r['gain_ci'] = sign * r['difference'], ci(r['difference_ci'])
                 if m < min_support: r['note'] = f'under-supported: {m:,} rows < {min_support:,}'
         slices.append(r)
-    judged = [s for s in slices if s['supported'] and s['difference'] is not None]
-    worst = min(judged, key=lambda s: s['difference']) if judged else None
+    judged = [s for s in slices if s['supported'] and s['gain'] is not None]
+    worst = min(judged, key=lambda s: s['gain']) if judged else None
 
     latency = dict(budget_p95_ms=st.sla.latency_p95_ms, champion_p95_ms=None, challenger_p95_ms=None, ratio=None, challenger_within_budget=None)
     if measure_cost:
         la, lb = _latency(champion, data[fa], latency_calls)['p95'], _latency(challenger, data[fb], latency_calls)['p95']
         latency.update(champion_p95_ms=la, challenger_p95_ms=lb, ratio=lb / max(la, 1e-9), challenger_within_budget=lb <= st.sla.latency_p95_ms)
+    gains = sign * diff
     return _plain(dict(
-        target=target, rows=len(data), positives=int(y.sum()), seed=seed, bootstrap=boot, confidence=conf, min_slice_support=min_support,
-        champion=dict(model=_describe(champion), features=fa, roc_auc=auc_a),
-        challenger=dict(model=_describe(challenger), features=fb, roc_auc=auc_b),
-        difference=auc_b - auc_a, difference_mean=float(np.nanmean(diff)), difference_ci=_ci(diff, conf),
-        challenger_win_share=float(np.mean(diff > 0)), p_value=float(np.mean(~(diff > 0))),
-        slices=slices, worst_slice=None if worst is None else {k: worst[k] for k in ('name', 'support', 'champion_roc_auc', 'challenger_roc_auc', 'difference', 'difference_ci')},
+        target=spec.target, positive=spec.positive, metric=metric, lower_is_better=lower,
+        rows=len(data), positives=int(y.sum()), seed=seed, bootstrap=boot, confidence=conf, min_slice_support=min_support,
+        champion={'model': _describe(champion), 'features': fa, metric: val_a},
+        challenger={'model': _describe(challenger), 'features': fb, metric: val_b},
+        difference=val_b - val_a, difference_mean=float(np.nanmean(diff)), difference_ci=_ci(diff, conf),
+        gain=sign * (val_b - val_a), gain_ci=_ci(gains, conf),
+        challenger_win_share=float(np.mean(gains > 0)), p_value=float(np.mean(~(gains > 0))),
+        slices=slices, worst_slice=None if worst is None else {k: worst[k] for k in ('name', 'support', 'champion_value', 'challenger_value', 'difference', 'difference_ci', 'gain', 'gain_ci')},
         calibration=calibration, decisions=decisions, latency=latency))
