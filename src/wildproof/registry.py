@@ -11,12 +11,13 @@ import pandas as pd
 
 from .settings import WildproofError, load_settings
 from .store import Store, new_id, utcnow
-from .training import mlflow_setup
+from .training import mlflow_setup, model_version
 
 # %% auto #0
-__all__ = ['STAGES', 'ROLES', 'TIERS', 'METRICS', 'RegistryError', 'Policy', 'Verdict', 'latest_verdict', 'describe_model',
-           'model_info', 'alias_version', 'mark_candidate', 'gate', 'champion_challenger', 'approvals', 'approve',
-           'promote', 'production_history', 'rollback', 'evaluate_version', 'compare_versions', 'inventory']
+__all__ = ['STAGES', 'ROLES', 'TIERS', 'METRICS', 'APPLIES', 'RegistryError', 'Policy', 'Verdict', 'latest_verdict',
+           'describe_model', 'model_info', 'alias_version', 'mark_candidate', 'gate', 'champion_challenger',
+           'approvals', 'approve', 'promote', 'production_history', 'rollback', 'evaluate_version', 'compare_versions',
+           'inventory']
 
 # %% ../../nbs/09_registry.ipynb #add1577b
 class RegistryError(WildproofError):
@@ -42,6 +43,15 @@ METRICS = {
     'leaky_features': (lambda e: len(e['leakage']['flagged']), 'features flagged for leakage'),
     'latency_p95_ms': (lambda e: e['cost']['latency_ms']['p95'] if e.get('cost') else None, 'single-row p95 latency (ms)'),
 }
+def _fairness_applies(e) -> str | None:
+    "Why fairness does not apply to an evaluation (its model spec names no sensitive attributes), or None when it does."
+    info = e.get('info') or {}
+    if 'sensitive' in info and not info['sensitive']: return info.get('fairness') or 'not applicable: the model spec names no sensitive attributes'
+    return None
+
+# A metric that may not apply to an evaluation: a function saying why not (None: it applies). A rule on a metric that
+# does not apply passes, with the reason recorded; one that applies and was not measured fails.
+APPLIES = {'equalized_odds_gap': _fairness_applies}
 _OPS = {'>=': lambda a, b: a >= b, '<=': lambda a, b: a <= b, '>': lambda a, b: a > b, '<': lambda a, b: a < b}
 
 @dataclass
@@ -67,13 +77,17 @@ class Policy:
                           ('latency_p95_ms', '<=', st.sla.latency_p95_ms)])
 
     def check(self, evaluation: dict) -> list[dict]:
-        "Each rule with the measured value and whether it holds; a value that cannot be measured fails."
+        "Each rule with the measured value and whether it holds; a rule whose metric does not apply passes with the reason, a value that cannot be measured fails."
         out = []
         for m, op, t in self.rules:
+            why = APPLIES[m](evaluation) if m in APPLIES else None
+            if why is not None:
+                out.append(dict(metric=m, operator=op, threshold=t, value=None, passed=True, applicable=False, reason=f'{METRICS[m][1]}: {why}'))
+                continue
             try: v = METRICS[m][0](evaluation)
             except (KeyError, TypeError): v = None
             ok = v is not None and _OPS[op](v, t)
-            out.append(dict(metric=m, operator=op, threshold=t, value=v, passed=bool(ok),
+            out.append(dict(metric=m, operator=op, threshold=t, value=v, passed=bool(ok), applicable=True,
                             reason=(f'{METRICS[m][1]} is {v:.4g}, {"meets" if ok else "fails"} {op} {t:g}' if v is not None
                                     else f'{METRICS[m][1]} was not measured: fails {op} {t:g}')))
         return out
@@ -177,36 +191,45 @@ def gate(store: Store, model: str, version, evaluation, *, policy: Policy | None
     ev_file.write_text(json.dumps(ev, default=str))
     v = Verdict(vid, model, str(version), 'gate', passed, policy.tier, reasons,
                 dict(checks=checks, rules=policy.rules, evaluation_file=str(ev_file),
+                     not_applicable={c['metric']: c['reason'] for c in checks if not c.get('applicable', True)},
                      overall={k: ev['overall'].get(k) for k in ('roc_auc', 'roc_auc_ci', 'pr_auc', 'brier', 'log_loss')}))
     return _record(store, v)
 
 def champion_challenger(store: Store, model: str, challenger_version, comparison: dict, *, settings=None) -> Verdict:
-    "Judge a paired champion-challenger `comparison` (from `evaluation.compare`): the challenger must not rank worse overall, nor on any supported slice by more than the tier allows, must not be worse calibrated by more than the tier allows, and must keep the latency budget."
+    "Judge a paired champion-challenger `comparison` (from `evaluation.compare`) by the spec's primary metric: the challenger must not be worse overall, nor on any supported slice by more than the tier allows, must not be worse calibrated by more than the tier allows, and must keep the latency budget."
     st = settings or load_settings()
     _version(store, model, challenger_version, st)
     tier = model_info(store, model)['risk_tier']
     drop = st[f'policy_{tier}'].max_slice_drop
-    lo, hi = comparison['difference_ci']
-    checks = [(comparison['difference'] >= 0 and lo >= -drop,
-               f'ROC AUC difference (challenger − champion) {comparison["difference"]:+.4f}, {st.evaluation.confidence:.0%} interval [{lo:+.4f}, {hi:+.4f}]; '
+    metric = comparison.get('metric', 'roc_auc')
+    name = METRICS[metric][1].split(' on ')[0] if metric in METRICS else metric
+    gain = comparison.get('gain', comparison['difference'])
+    lo, hi = comparison.get('gain_ci') or comparison['difference_ci']
+    better = 'lower' if comparison.get('lower_is_better') else 'higher'
+    checks = [(gain >= 0 and lo >= -drop,
+               f'{name}: gain of the challenger over the champion {gain:+.4f} ({better} is better), {st.evaluation.confidence:.0%} interval [{lo:+.4f}, {hi:+.4f}]; '
                f'challenger better in {comparison["challenger_win_share"]:.0%} of resamples (needs ≥ 0 and a lower bound ≥ −{drop:g})')]
     ws = comparison.get('worst_slice')
-    if ws: checks.append((ws['difference'] >= -drop, f'worst supported slice {ws["name"]}: {ws["difference"]:+.4f} (at least −{drop:g} allowed)'))
+    if ws:
+        wg = ws.get('gain', ws.get('difference'))
+        checks.append((wg >= -drop, f'worst supported slice {ws["name"]}: {wg:+.4f} (at least −{drop:g} allowed)'))
     cal = comparison.get('calibration')
     if cal and cal.get('brier_difference_ci'):
         most, (blo, bhi) = st[f'policy_{tier}'].max_brier_increase, cal['brier_difference_ci']
         checks.append((bhi <= most, f'Brier score difference (challenger − champion) {cal["brier_difference"]:+.4f}, interval [{blo:+.4f}, {bhi:+.4f}] '
                                     f'(champion {cal["champion_brier"]:.4f}, challenger {cal["challenger_brier"]:.4f}; at most +{most:g} allowed)'))
     dec = comparison.get('decisions')
-    if dec: checks.append((True, f'decisions at the threshold {dec["threshold"]:g}: {dec["changed_share"]:.1%} would change; decline rate '
-                                 f'{dec["champion_decline_rate"]:.1%} (champion) → {dec["challenger_decline_rate"]:.1%} (challenger)'))
+    if dec:
+        above = (dec.get('decisions') or {}).get('at_or_above', 'positive')
+        checks.append((True, f'decisions at the threshold {dec["threshold"]:g}: {dec["changed_share"]:.1%} would change; {above!r} for '
+                             f'{dec["champion_share"]:.1%} (champion) → {dec["challenger_share"]:.1%} (challenger)'))
     lat = comparison.get('latency') or {}
     if lat.get('challenger_within_budget') is not None:
         checks.append((bool(lat['challenger_within_budget']), f'challenger p95 latency {lat["challenger_p95_ms"]:.1f} ms against the budget of {lat["budget_p95_ms"]:g} ms'))
     passed = all(ok for ok, _ in checks)
     v = Verdict(new_id(), model, str(challenger_version), 'champion_challenger', passed, tier, [('✔ ' if ok else '✘ ') + r for ok, r in checks],
-                {k: comparison.get(k) for k in ('difference', 'difference_ci', 'challenger_win_share', 'p_value', 'worst_slice', 'calibration', 'decisions', 'latency', 'rows',
-                                                'champion', 'challenger')})
+                {k: comparison.get(k) for k in ('metric', 'lower_is_better', 'difference', 'difference_ci', 'gain', 'gain_ci', 'challenger_win_share', 'p_value',
+                                                'worst_slice', 'calibration', 'decisions', 'latency', 'rows', 'champion', 'challenger')})
     return _record(store, v)
 
 # %% ../../nbs/09_registry.ipynb #6b379295
@@ -252,12 +275,9 @@ def promote(store: Store, model: str, version, *, to: str = 'production', actor:
     if current == version and to == 'production': raise RegistryError(f'{model} v{version} is already in production')
     if missing: raise RegistryError(f'promotion of {model} v{version} to {to} refused: ' + '; '.join(missing))
     prev = _move(store, model, to, version, 'promote', actor, reason)
-    if to == 'production' and prev and prev != version: _move(store, model, 'archived', prev, 'archive', actor, f'replaced by v{version}')
-    from wildproof.cards import write_card  # cards are regenerated at each move of production: the production history is on them
-    if to == 'production' and prev and prev != version:
-        try: write_card(store, model, prev)
-        except WildproofError: pass   # the archived version's card stays as it was; the promotion stands
-    return dict(model=model, version=version, stage=to, previous=prev, card=str(write_card(store, model, version)['markdown']))
+    archived = to == 'production' and prev and prev != version
+    if archived: _move(store, model, 'archived', prev, 'archive', actor, f'replaced by v{version}')
+    return dict(model=model, version=version, stage=to, previous=prev, moved=[version] + ([prev] if archived else []))
 
 def production_history(store: Store, model: str) -> pd.DataFrame:
     "Which version held production from when to when (to is empty for the current one), and who moved it why."
@@ -273,54 +293,55 @@ def rollback(store: Store, model: str, *, actor: str | None = None, reason: str 
     current, back = h.version.iloc[-1], h.version.iloc[-2]
     _move(store, model, 'production', back, 'rollback', actor, reason or f'rollback from v{current}')
     _move(store, model, 'archived', current, 'archive', actor, f'rolled back to v{back}')
-    from wildproof.cards import write_card
-    try: card = str(write_card(store, model, back)['markdown']); write_card(store, model, current)   # their production history changed
-    except WildproofError as e: card = f'not rewritten: {e}'   # nothing may stand in the way of a rollback
-    return dict(model=model, version=back, stage='production', previous=current, card=card)
+    return dict(model=model, version=back, stage='production', previous=current, moved=[back, current])
 
 # %% ../../nbs/09_registry.ipynb #b0dfeded
-def _evaluation_data(store: Store, model: str, version, snapshot, target: str, settings=None):
-    "A version, its pipeline and features, its training rows, and the accepted rows of `snapshot` with a known outcome."
+def _evaluation_data(store: Store, model: str, version, snapshot, settings=None):
+    "A version (`training.ModelVersion`), its training rows with a known outcome, and the accepted rows of `snapshot` with a known outcome."
     from wildproof.datasets import read_snapshot
-    from wildproof.training import load_model
-    from wildproof.contracts import get_contract, validated
-    mv = _version(store, model, version, settings)
-    cname, cver = mv.tags['wildproof.contract'].rsplit(' v', 1)
-    contract = get_contract(store, cname, int(cver))
-    v = validated(store, snapshot, contract, settings)
-    if not v.ok: raise RegistryError(f'snapshot {v.snapshot_id} failed contract {cname} v{cver}: evaluating on it is refused ('
+    from wildproof.contracts import validated
+    from wildproof.evaluation import check_task
+    mv = model_version(store, model, version, settings)
+    if mv.external: raise RegistryError(f'{model} runs elsewhere: wildproof has its logged answers, not a model to evaluate; monitor it instead')
+    check_task(mv.spec)
+    v = validated(store, snapshot, mv.contract, settings)
+    c = mv.contract
+    if not v.ok: raise RegistryError(f'snapshot {v.snapshot_id} failed contract {c.name} v{c.version}: evaluating on it is refused ('
                                      + '; '.join(p for p in v.problems if not p.startswith('warning')) + ')')
-    pipe, fs = load_model(store, f'models:/{model}/{mv.version}', settings)
-    data = v.accepted()
-    if target not in data.columns: raise RegistryError(f'snapshot {snapshot} has no outcome column {target!r} to evaluate against')
-    return mv, pipe, fs, read_snapshot(store, mv.tags['wildproof.snapshot']), data[data[target].notna()], contract
+    data, t = v.accepted(), mv.spec.target
+    if t not in data.columns: raise RegistryError(f'snapshot {v.snapshot_id} has no outcome column {t!r} (the target of {model}) to evaluate against')
+    data = data[data[t].notna()]
+    if not len(data): raise RegistryError(f'snapshot {v.snapshot_id} has no row with a known {t!r} to evaluate against')
+    train = read_snapshot(store, mv.snapshot)
+    return mv, train[train[t].notna()] if t in train.columns else train, data
 
-def evaluate_version(store: Store, model: str, version, snapshot, *, target: str = 'defaulted', sensitive=('sex', 'age_band'),
-                     time_column: str = 'applied_at', settings=None, measure_cost: bool = True):
-    "Evaluate a registered version on a snapshot with outcomes (see `wildproof.evaluation.evaluate`)."
+def _with_raw(X: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
+    "The feature frame `X` with every other column of `data` (target, time, sensitive attributes, what edge slices name)."
+    return X.join(data[[c for c in data.columns if c not in X.columns]])
+
+def evaluate_version(store: Store, model: str, version, snapshot, *, settings=None, measure_cost: bool = True):
+    "Evaluate a registered version on a snapshot with outcomes, by its model spec (see `wildproof.evaluation.evaluate`)."
     from wildproof.evaluation import evaluate
     from wildproof.features import build_features
-    mv, pipe, fs, train_df, data, _ = _evaluation_data(store, model, version, snapshot, target, settings)
-    keep = [c for c in (target, time_column, *sensitive) if c in data.columns]
-    frame = lambda df: build_features(df, fs, history=train_df).join(df[keep])
-    return evaluate(pipe, frame(data), target=target, features=fs.columns, sensitive=[c for c in sensitive if c in data.columns],
-                    time_column=time_column if time_column in data.columns else None, train=frame(train_df), settings=settings,
+    mv, train_df, data = _evaluation_data(store, model, version, snapshot, settings)
+    frame = lambda df: _with_raw(build_features(df, mv.features, history=train_df), df)
+    return evaluate(mv.fitted(settings), frame(data), spec=mv.spec, features=mv.features.columns, train=frame(train_df), settings=settings,
                     measure_cost=measure_cost, latency_calls=50)
 
-def compare_versions(store: Store, model: str, champion_version, challenger_version, snapshot, *, target: str = 'defaulted',
-                     sensitive=('sex', 'age_band'), time_column: str = 'applied_at', settings=None, measure_cost: bool = True) -> dict:
-    "Compare two registered versions on the same rows of a snapshot with outcomes (see `wildproof.evaluation.compare`); the point-in-time features of both look back on the union of their training outcomes."
+def compare_versions(store: Store, model: str, champion_version, challenger_version, snapshot, *, settings=None, measure_cost: bool = True) -> dict:
+    "Compare two registered versions on the same rows of a snapshot with outcomes by the challenger's model spec (see `wildproof.evaluation.compare`); the point-in-time features of both look back on the union of their training outcomes."
     from wildproof.evaluation import compare
     from wildproof.features import build_features
-    _, a, fa, ta, data, contract = _evaluation_data(store, model, champion_version, snapshot, target, settings)
-    _, b, fb, tb, _, _ = _evaluation_data(store, model, challenger_version, snapshot, target, settings)
-    if fa.columns != fb.columns: raise RegistryError(f'{model} v{champion_version} and v{challenger_version} use different features: compare them by evaluation instead')
+    a, ta, data = _evaluation_data(store, model, champion_version, snapshot, settings)
+    b, tb, _ = _evaluation_data(store, model, challenger_version, snapshot, settings)
+    if a.features.columns != b.features.columns:
+        raise RegistryError(f'{model} v{champion_version} and v{challenger_version} use different features: compare them by evaluation instead')
+    if a.spec.target != b.spec.target or str(a.spec.positive) != str(b.spec.positive):
+        raise RegistryError(f'{model} v{champion_version} and v{challenger_version} predict different targets: they cannot be compared')
     history = pd.concat([ta, tb], ignore_index=True)
-    if contract.key in history.columns: history = history.drop_duplicates(subset=[contract.key])
-    keep = [c for c in (target, time_column, *sensitive) if c in data.columns]
-    X = build_features(data, fa, history=history).join(data[keep])
-    c = compare(a, b, X, target=target, features=fa.columns, sensitive=[c for c in sensitive if c in data.columns],
-                time_column=time_column if time_column in data.columns else None, settings=settings, measure_cost=measure_cost)
+    if a.contract.key in history.columns: history = history.drop_duplicates(subset=[a.contract.key])
+    X = _with_raw(build_features(data, a.features, history=history), data)
+    c = compare(a.fitted(settings), b.fitted(settings), X, spec=b.spec, features=a.features.columns, settings=settings, measure_cost=measure_cost)
     return {**c, 'champion': str(champion_version), 'challenger': str(challenger_version)}
 
 # %% ../../nbs/09_registry.ipynb #021c9083
