@@ -88,6 +88,8 @@ def test_demo_end_to_end(tmp_path):
     out = r.stdout
     assert 'CAUGHT' in out and 'where everything is' in out
     assert (tmp_path / 'store' / 'contracts' / 'loan_applications.contract.yaml').exists()
+    spec = (tmp_path / 'store' / 'specs' / 'credit_risk.spec.yaml').read_text()   # the example's model spec, as registered
+    assert 'features: wildproof.examples.credit.features:build' in spec and 'decline' in spec
     assert (tmp_path / 'store' / 'demo' / 'gate_by_week.png').stat().st_size > 10_000
     weeks = pd.read_csv(tmp_path / 'store' / 'demo' / 'gate_by_week.csv')
     assert (weeks.rows == weeks.accepted + weeks.quarantined + weeks.rejected).all()
@@ -102,6 +104,7 @@ def test_demo_at_its_default_size_promotes_a_champion_with_a_card(default_demo):
     "The README's main job: 200,000 applications, the incident caught, a champion gated, approved, promoted, its card written."
     out, tmp_path = default_demo.out, default_demo.root
     assert 'CAUGHT' in out and 'gate (low-risk policy): PASSED' in out
+    assert 'model spec credit_risk v1: binary on defaulted, approve below 0.25 and decline at or above' in out
     assert 'refused: promotion of credit_risk v1 to production refused: no technical approval; no business approval' in out
     assert 'tara already approved' in out and 'promoted to production' in out
     card = (tmp_path / 'store' / 'cards' / 'credit_risk' / 'v1' / 'card.md').read_text()
