@@ -82,6 +82,7 @@ def plot_gate(weeks: pd.DataFrame, events: list[dict], path: Path | None = None)
 def _champion(store, ref, spec: ModelSpec, rest, ref_months, settings, out) -> dict:
     from wildproof.training import train
     from wildproof.registry import approve, describe_model, evaluate_version, gate, mark_candidate, promote
+    from wildproof.cards import write_card
     name = spec.model
     t = train(store, ref, spec, settings=settings)
     mark_candidate(store, name, t.version, actor='demo')
@@ -109,8 +110,8 @@ def _champion(store, ref, spec: ModelSpec, rest, ref_months, settings, out) -> d
     approve(store, name, t.version, approver='bo', role='business', note='fits the review-prioritisation use')
     card = None
     if v.passed:
-        r = promote(store, name, t.version, actor='demo', reason='first champion')
-        card = r['card']
+        promote(store, name, t.version, actor='demo', reason='first champion')
+        card = write_card(store, name, t.version)['markdown']
         out(f'7. approved by tara (technical) and bo (business); {name} v{t.version} promoted to production; model card {card}')
     else: out(f'7. {name} v{t.version} stays a candidate: its gate failed')
     return dict(name=name, version=t.version, run_id=t.run_id, evaluation_file=str(ev_file), gate_passed=v.passed, refusals=refusals,
@@ -176,6 +177,7 @@ def _serving(store: Store, model: dict, spec: ModelSpec, df: pd.DataFrame, rest:
     import httpx
     import numpy as np
     from wildproof.audit import record_outcomes, verify
+    from wildproof.cards import write_card
     from wildproof.registry import (approve, champion_challenger, compare_versions, evaluate_version, gate, mark_candidate,
                                     promote, rollback)
     from wildproof.scoring import ScoringCore, replay, score_snapshot
@@ -269,6 +271,7 @@ def _serving(store: Store, model: dict, spec: ModelSpec, df: pd.DataFrame, rest:
         down = _until(lambda: champ() == model['version'])
         v_back = c.post('/predict', json=one).json()['predictions'][0]['version']
     srv.stop()
+    for v in (t.version, model['version']): write_card(store, name, v)   # the cards show who approved and when each held production
     out(f'13. promoted v{t.version} (approved by tara and bo): the running service answered with v{v_after} {up:.1f} s later; '
         f'rolled back: v{v_back} again after {down:.1f} s, no restart ([serving] reload_seconds = {settings.serving.reload_seconds:g})')
     res['reload'] = dict(promote_seconds=up, rollback_seconds=down, after_promote=v_after, after_rollback=v_back)
