@@ -120,7 +120,6 @@ OVERRIDES = {
     ('evaluation', 'confidence'): ('0.9', 0.9),
     ('evaluation', 'min_slice_support'): ('30', 30),
     ('evaluation', 'recent_months'): ('1', 1),
-    ('evaluation', 'edge_slices'): ('age < 25; region == "north"', 'age < 25; region == "north"'),
     ('evaluation', 'decision_threshold'): ('0.5', 0.5),
     ('evaluation', 'leakage_auc'): ('0.99', 0.99),
     **{(f'policy_{t}', 'min_roc_auc'): ('0.6', 0.6) for t in ('low', 'medium', 'high')},

@@ -94,7 +94,6 @@ SPEC: list[Key] = [
     Key('evaluation', 'confidence', _share, '0.95', 'Confidence level of the intervals.'),
     Key('evaluation', 'min_slice_support', _positive(int), '200', 'Slices with fewer rows are marked as under-supported (shown, not hidden).'),
     Key('evaluation', 'recent_months', _positive(int), '3', 'The recent-period slice: the last this many months of the evaluation data.'),
-    Key('evaluation', 'edge_slices', _str, 'income < 15000; age >= 66; loan_amount > 40000', 'Edge-case slices, as pandas query expressions separated by semicolons.'),
     Key('evaluation', 'decision_threshold', _share, '0.25', 'A score (probability of the positive class) at or above this is a positive decision.'),
     Key('evaluation', 'leakage_auc', _share, '0.95', 'A single feature whose ROC AUC alone reaches this is flagged as possible leakage.'),
     Key('sla', 'latency_p95_ms', _positive(float), '50', 'Service level: 95th percentile of single-prediction latency, in milliseconds.'),
@@ -138,7 +137,7 @@ SPEC: list[Key] = [
     Key('dashboard', 'users_file', _str, '.wildproof/dashboard_users.json', 'JSON file of dashboard users and their scrypt password hashes (written by `wildproof dashboard-user NAME`).', path=True),
     Key('dashboard', 'port', _positive(int), '5006', 'Port of `wildproof dashboards` (on 127.0.0.1 unless --host says otherwise).'),
     Key('dashboard', 'cookie_secret', _str, '', 'Secret signing the login cookies; empty: a new random one at each start (logins end with a restart).'),
-    Key('demo', 'rows', _positive(int), '200000', 'Loan applications in the demo world (10 thousand to 10 million).'),
+    Key('demo', 'rows', _positive(int), '200000', 'Rows of the world `wildproof demo` generates, the credit example (10 thousand to 10 million).'),
     Key('demo', 'seed', int, '7', 'Seed of the demo world; the same seed gives the same world.'),
     Key('demo', 'reference_months', _positive(int), '6', 'Months of demo data used as the reference for contracts (and later, training).'),
 ]
@@ -201,7 +200,7 @@ def load_settings(file: str | Path | None = None, env: dict | None = None) -> Se
     file = Path(file) if file else find_settings_file()
     raw = {(k.section, k.name): (k.default, 'default', Path.cwd()) for k in SPEC}
     if file:
-        cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=('#',))  # a ; may stand in a value (edge_slices)
+        cp = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=('#',))  # a ; may stand in a value
         try: cp.read_string(file.read_text(encoding='utf-8'), source=str(file))
         except (configparser.Error, UnicodeDecodeError) as e: raise SettingsError(f'{file} is not a valid settings file: {e}') from None
         for section in cp.sections():
