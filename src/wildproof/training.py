@@ -4,9 +4,9 @@
 
 # %% ../../nbs/07_training.ipynb #1843259b
 from __future__ import annotations
-import json, os, subprocess, time, warnings
+import importlib, importlib.util, json, os, subprocess, sys, sysconfig, time, warnings
 from dataclasses import dataclass, field
-from importlib.metadata import version as _pkg_version, PackageNotFoundError
+from importlib.metadata import packages_distributions, version as _pkg_version, PackageNotFoundError
 from pathlib import Path
 
 os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
@@ -24,7 +24,7 @@ from .settings import WildproofError, load_settings
 from .store import Store
 from .datasets import get_snapshot
 from .contracts import Contract, get_contract, validated
-from .spec import ModelSpec, SpecError, check_spec, get_spec, module_path
+from .spec import ModelSpec, SpecError, check_spec, get_spec
 from .features import FeatureSet, build_features, feature_set
 
 # %% auto #0
@@ -238,8 +238,8 @@ def _log(store, model, X, y, *, spec, fs, contract, snap, vsum, settings, regist
                'wildproof.contract': f'{contract.name} v{contract.version}', 'wildproof.spec': f'{spec.model} v{spec.version}',
                'wildproof.task': spec.task, 'wildproof.validation': vsum['validation_id'], 'wildproof.how': how,
                **{f'wildproof.code.{k}': str(v) for k, v in code_version(code_path).items()}}
-    trusted, libs = _trusted(model, trusted_types)
-    code = [str(module_path(fs.code))] if fs.code and not fs.code.startswith('wildproof.') else None
+    trusted, libs, own = _trusted(model, trusted_types)
+    code, installed = _packaged([*own, *([fs.code.partition(':')[0]] if fs.code else [])])
     exp = mlflow_setup(store, settings)
     with mlflow.start_run(experiment_id=exp, run_name=f'{spec.model} on {snap.snapshot_id}') as run:
         mlflow.log_params({**{k: v for k, v in params.items()}, 'target': spec.target, 'task': spec.task, 'model': type(_final(model)).__name__})
@@ -251,7 +251,7 @@ def _log(store, model, X, y, *, spec, fs, contract, snap, vsum, settings, regist
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             out = s[:200] if s.ndim == 1 else s[:200, :]
-            info = mlflow.sklearn.log_model(model, name='model', pip_requirements=pinned_requirements(libs), code_paths=code,
+            info = mlflow.sklearn.log_model(model, name='model', pip_requirements=pinned_requirements((*libs, *installed)), code_paths=code or None,
                                             signature=infer_signature(X.head(200), out), input_example=X.head(3),
                                             skops_trusted_types=trusted, registered_model_name=spec.model if register else None)
     version = str(info.registered_model_version) if register and info.registered_model_version is not None else None
@@ -266,17 +266,45 @@ def _final(model):
     "The last step of a pipeline (the estimator itself otherwise)."
     return model.steps[-1][1] if hasattr(model, 'steps') else model
 
-def _trusted(model, extra=()) -> tuple[list[str], tuple]:
-    "The types skops must be told to trust to load `model` back, and the extra packages it needs; refuses types nobody vouched for."
+def _trusted(model, extra=()) -> tuple[list[str], tuple, list[str]]:
+    "The types skops must be told to trust to load `model` back, the extra packages it needs and the modules of the user's own types; refuses types nobody vouched for."
     import skops.io as sio
     try: untrusted = sio.get_untrusted_types(data=sio.dumps(model))
     except Exception as e: raise TrainingError(f'the model cannot be saved safely (skops): {type(e).__name__}: {e}') from None
+    here = [t for t in untrusted if t.startswith('__main__.')]
+    if here:
+        raise TrainingError(f'{", ".join(here)} {"is" if len(here) == 1 else "are"} defined in the notebook itself (module __main__), which no serving process '
+                            'can import: move the class to a module file (for example my_transformers.py beside the notebook), import it from there, '
+                            'fit again and register')
     unknown = [t for t in untrusted if not t.startswith(TRUSTED_MODULES) and t not in extra]
     if unknown:
         raise TrainingError(f'the model holds types that are not from scikit-learn, numpy, scipy, xgboost or lightgbm: {", ".join(unknown)}; '
                             'if they are your own code and you trust it, name them in trusted_types=[...] (they are loaded with the model)')
     libs = tuple(sorted({t.split('.')[0] for t in untrusted} & {'xgboost', 'lightgbm'}))
-    return sorted(set(untrusted) | set(TRUSTED_TYPES)), libs
+    own = sorted({t.rsplit('.', 1)[0] for t in untrusted if not t.startswith(TRUSTED_MODULES)})
+    return sorted(set(untrusted) | set(TRUSTED_TYPES)), libs, own
+
+def _installed(f: Path) -> bool:
+    "Is `f` inside an installed package (site-packages), rather than the user's own folder?"
+    roots = {Path(sysconfig.get_paths()[k]).resolve() for k in ('purelib', 'platlib')}
+    return any(r in f.resolve().parents for r in roots)
+
+def _packaged(modules) -> tuple[list[str], tuple]:
+    """What a version needs of the user's `modules` (of their own types and their feature function): the files or package folders
+    to package with it (MLflow `code_paths`, put on `sys.path` when the version is loaded), and the installed distributions to pin."""
+    code, dists = [], set()
+    for name in dict.fromkeys(modules):
+        top = name.split('.')[0]
+        if top in ('wildproof', '__main__'): continue
+        try: m = sys.modules.get(top) or importlib.import_module(top)
+        except ImportError as e: raise TrainingError(f'the module {name} of the model cannot be imported here: {e}') from None
+        f = Path(m.__file__) if getattr(m, '__file__', None) else Path(list(m.__path__)[0]) / '__init__.py'
+        if _installed(f):
+            dists.update(packages_distributions().get(top, [])[:1])
+            continue
+        p = str(f.parent if f.name == '__init__.py' else f)
+        if p not in code: code.append(p)
+    return code, tuple(sorted(dists))
 
 # %% ../../nbs/07_training.ipynb #172b4191
 def register_model(store: Store, fitted, *, model: str | None = None, snapshot, spec: ModelSpec | str | None = None, contract=None,
@@ -312,6 +340,9 @@ def load_model(store: Store, uri: str, settings=None) -> tuple[Pipeline, Feature
         model = mlflow.sklearn.load_model(uri)
         path = mlflow.artifacts.download_artifacts(run_id=_run_of(uri), artifact_path='features.json')
     except MlflowException as e: raise TrainingError(f'cannot load {uri}: {str(e).splitlines()[0]}') from None
+    except ImportError as e:
+        raise TrainingError(f'cannot load {uri}: it needs the module {e.name or e}, which was not packaged with it and is not installed here '
+                            '(install it, or register the model again: the modules of its own types are packaged with it)') from None
     return model, FeatureSet.from_dict(json.loads(Path(path).read_text()))
 
 def _run_of(uri: str) -> str:
@@ -383,5 +414,17 @@ def model_version(store: Store, model: str, version, settings=None) -> ModelVers
     if 'wildproof.spec' not in t: raise TrainingError(f'{model} v{version} was not registered by this wildproof (it has no model spec): register it again')
     sname, sver = t['wildproof.spec'].rsplit(' v', 1)
     cname, cver = t['wildproof.contract'].rsplit(' v', 1)
+    fs = FeatureSet.from_dict(json.loads(t['wildproof.features']))
+    _use_code(store, model, version, fs, settings)
     return ModelVersion(model, str(version), get_spec(store, sname, int(sver)), get_contract(store, cname, int(cver)), t['wildproof.snapshot'],
-                        FeatureSet.from_dict(json.loads(t['wildproof.features'])), mv.run_id, dict(t), store)
+                        fs, mv.run_id, dict(t), store)
+
+def _use_code(store: Store, model: str, version, fs: FeatureSet, settings=None) -> None:
+    "Put the code packaged with a version on `sys.path` when its feature module cannot be imported here (a fresh process that computes its features before, or without, loading the model)."
+    name = (fs.code or '').partition(':')[0].split('.')[0]
+    if not name or name == 'wildproof' or name in sys.modules or importlib.util.find_spec(name) is not None: return
+    import mlflow
+    mlflow_setup(store, settings)
+    try: d = Path(mlflow.artifacts.download_artifacts(f'models:/{model}/{version}')) / 'code'
+    except Exception: return   # the version's artifacts are missing: loading the model says so
+    if d.is_dir() and str(d) not in sys.path: sys.path.insert(0, str(d))
