@@ -9,3 +9,13 @@ Modules:
 - `wildproof.schedule`: The schedule: report jobs declared in settings.ini ([schedule]), run by `wildproof schedule run` (from cron) or `schedule serve`."""
 
 __version__ = "0.1.0"
+
+# The notebook API a data scientist starts from, imported on first use (importing wildproof stays cheap)
+_API = {'register_model': 'training', 'train': 'training', 'model_version': 'training', 'ingest': 'datasets', 'infer_contract': 'contracts',
+        'init_spec': 'spec', 'get_spec': 'spec', 'Store': 'store'}
+
+def __getattr__(name):
+    if name in _API:
+        import importlib
+        return getattr(importlib.import_module(f'wildproof.{_API[name]}'), name)
+    raise AttributeError(f'module wildproof has no attribute {name!r}')

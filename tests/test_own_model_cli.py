@@ -1,0 +1,75 @@
+"""A data scientist's own data through the whole lifecycle from the shell, with no demo code: issue 18's command list,
+run as written on the car-loan data set of a deployed model (NannyML's synthetic car loans)."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.test_cli import run
+
+DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'car_loan'
+if not (DATA / 'reference.csv').is_file():
+    pytest.skip(f'the car loan data set is not at {DATA}', allow_module_level=True)
+
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory):
+    "The analysis period split in two: the first half with outcomes (evaluation), the second half as a batch to score."
+    d = tmp_path_factory.mktemp('own_model')
+    a = pd.read_csv(DATA / 'analysis.csv').merge(pd.read_csv(DATA / 'analysis_target.csv'), on='id')
+    half = len(a) // 2
+    a.iloc[:half].to_csv(d / 'eval.csv', index=False)
+    a.iloc[half:].drop(columns=['repaid']).to_csv(d / 'batch.csv', index=False)
+    a.iloc[half:][['id', 'repaid']].to_csv(d / 'outcomes.csv', index=False)
+    return d
+
+
+def wp(work, *args, check=True):
+    r = run('--store', work / 'store', *args, cwd=work, check=check)
+    if check: print(f'$ wildproof {" ".join(map(str, args))}\n{r.stdout}')
+    return r
+
+
+def test_the_lifecycle_of_a_model_of_ones_own(work):
+    wp(work, 'ingest', 'car_loan_ref', DATA / 'reference.csv')
+    wp(work, 'contract', 'infer', 'car_loan_ref@latest', '--name', 'car_loan', '--key', 'id', '--time-column', 'timestamp',
+       '--exclude', 'repaid', 'y_pred', 'y_pred_proba')
+    out = wp(work, 'model', 'init', 'car_loan', '--contract', 'car_loan', '--target', 'repaid', '--task', 'binary', '--positive', '1').stdout
+    assert 'model spec car_loan v1 (binary, target repaid, 7 inputs)' in out
+    shown = wp(work, 'model', 'show', 'car_loan').stdout
+    assert 'target: repaid' in shown and 'y_pred' not in shown
+    assert 'car_loan' in wp(work, 'model', 'list').stdout
+    out = wp(work, 'train', 'car_loan_ref@latest', '--model', 'car_loan').stdout
+    assert 'car_loan version 1 trained' in out
+    wp(work, 'ingest', 'car_loan_eval', work / 'eval.csv')
+    out = wp(work, 'evaluate', 'car_loan', '1', 'car_loan_eval@latest', '-o', work / 'ev.json').stdout
+    ev = json.loads((work / 'ev.json').read_text())
+    assert ev['overall']['roc_auc'] > 0.8, out
+    wp(work, 'describe', 'car_loan', '--owner', 'data science', '--use', 'who repays a car loan', '--tier', 'low')
+    out = wp(work, 'gate', 'car_loan', '1', '--evaluation', work / 'ev.json').stdout
+    assert 'gate PASSED' in out and 'not applicable' in out   # no sensitive attributes: fairness is not applicable
+    wp(work, 'approve', 'car_loan', '1', '--approver', 'tara', '--role', 'technical')
+    wp(work, 'approve', 'car_loan', '1', '--approver', 'bo', '--role', 'business')
+    assert 'is now production' in wp(work, 'promote', 'car_loan', '1').stdout
+    wp(work, 'ingest', 'car_loan_batch', work / 'batch.csv')
+    out = wp(work, 'score', 'car_loan_batch@latest', '--model', 'car_loan').stdout
+    assert 'scored 25,000 of 25,000 rows' in out
+    scores = pd.read_parquet(out.rsplit('-> ', 1)[1].strip())
+    assert set(scores.decision) == {'negative', 'positive'}   # the spec's labels, nobody's approve or decline
+    assert 'recorded 25,000 outcomes' in wp(work, 'outcomes', work / 'outcomes.csv').stdout
+    out = wp(work, 'monitor', '--model', 'car_loan', '--every', 'week').stdout
+    assert 'car_loan' in out and 'nothing due' not in out
+    assert 'every record' in wp(work, 'audit', 'verify').stdout.lower() or 'ok' in wp(work, 'audit', 'verify').stdout.lower()
+
+
+@pytest.mark.parametrize('args, message', [
+    (['train', 'car_loan_ref@latest', '--model', 'nope'], "no model spec 'nope'"),
+    (['model', 'init', 'x', '--contract', 'nope', '--target', 'y', '--task', 'binary'], "no contract 'nope'"),
+    (['model', 'show', 'nope'], "no model spec 'nope'"),
+    (['model', 'register', 'missing.yaml'], 'no model spec file'),
+])
+def test_user_errors_are_one_line(work, args, message):
+    r = wp(work, *args, check=False)
+    assert r.returncode == 1 and message in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
