@@ -10,16 +10,31 @@ from pathlib import Path
 import pandas as pd
 
 from .store import Store, utcnow
-from .registry import (_version, alias_version, approvals, latest_verdict, model_info, production_history)
+from .settings import WildproofError
+from .training import model_version
+from .registry import alias_version, approvals, latest_verdict, model_info, production_history
 
 # %% auto #0
-__all__ = ['card_data', 'to_markdown', 'to_html', 'write_card', 'Card']
+__all__ = ['NO_SENSITIVE', 'card_data', 'to_markdown', 'to_html', 'write_cards', 'write_card', 'Card']
 
 # %% ../../nbs/10_cards.ipynb #c7396cec
+NO_SENSITIVE = 'none: fairness not applicable'
+
+def _spec_part(spec) -> dict:
+    return dict(spec=None if spec.version is None else f'{spec.model} v{spec.version}', task=spec.task, target=spec.target,
+                positive=spec.positive if spec.task == 'binary' else None, classes=spec.classes, threshold=spec.threshold if spec.task == 'binary' else None,
+                decisions=spec.decisions if spec.task == 'binary' else None, sensitive=list(spec.sensitive), primary_metric=spec.primary_metric,
+                slices=list(spec.slices), edge_slices=dict(spec.edge_slices))
+
+def _features_part(fs) -> dict:
+    return dict(numeric=list(fs.numeric), categorical=list(fs.categorical), code=fs.code, row=list(fs.row),
+                point_in_time=[dict(columns=p.columns, group=p.group, outcome=p.outcome or fs.target, known_at=fs.outcome_time,
+                                    time=fs.time_column, prior=p.prior, weight=p.weight) for p in fs.pits])
+
 def card_data(store: Store, model: str, version) -> dict:
     "Everything a card shows, as JSON-ready data."
     version = str(version)
-    mv = _version(store, model, version)
+    mv = model_version(store, model, version)
     info = model_info(store, model)
     g = latest_verdict(store, model, version, 'gate')
     cc = latest_verdict(store, model, version, 'champion_challenger')
@@ -29,16 +44,16 @@ def card_data(store: Store, model: str, version) -> dict:
     hist = production_history(store, model)
     periods = [dict(since=str(r.since), until=None if pd.isna(r.until) else str(r.until), action=r.action, actor=r.actor, reason=r.reason)
                for r in hist.itertuples() if r.version == version]
-    lineage = {k.removeprefix('wildproof.'): v for k, v in mv.tags.items() if k.startswith('wildproof.') and k not in ('wildproof.features',)}
+    lineage = {k.removeprefix('wildproof.'): v for k, v in mv.tags.items() if k.startswith('wildproof.') and k not in ('wildproof.features', 'wildproof.stage')}
     return dict(model=model, version=version, stage=mv.tags.get('wildproof.stage', 'registered'),
                 generated_at=utcnow().isoformat(timespec='seconds'),
                 owner=info['owner'], risk_tier=info['risk_tier'], intended_use=info['intended_use'], limitations=info['limitations'],
-                lineage=dict(lineage, run_id=mv.run_id),
-                features=json.loads(mv.tags['wildproof.features']) if 'wildproof.features' in mv.tags else None,
+                spec=_spec_part(mv.spec), lineage=dict(lineage, run_id=mv.run_id), features=_features_part(mv.features),
                 evaluation=None if ev is None else dict(overall=ev['overall'], slices=[{k: v for k, v in s.items() if k != 'definition'} for s in ev.get('slices', [])],
-                                                       fairness=ev.get('fairness', {}), baseline=ev.get('baseline', {}),
+                                                       fairness=ev.get('fairness', {}), fairness_note=(ev.get('info') or {}).get('fairness'),
+                                                       baseline=ev.get('baseline', {}),
                                                        leakage=ev.get('leakage', {}).get('flagged'), cost=ev.get('cost'),
-                                                       rows=ev.get('info', {}).get('rows')),
+                                                       flags=ev.get('flags', []), rows=ev.get('info', {}).get('rows')),
                 gate=None if g is None else dict(passed=g.passed, tier=g.risk_tier, reasons=g.reasons),
                 champion_challenger=None if cc is None else dict(passed=cc.passed, reasons=cc.reasons),
                 approvals=[dict(approver=a.approver, role=a.role, note=a.note, at=str(a.created_at)) for a in approvals(store, model, version).itertuples()],
@@ -48,14 +63,37 @@ def card_data(store: Store, model: str, version) -> dict:
 def _f(x, nd=3): return '—' if x is None else (f'{x:.{nd}f}' if isinstance(x, float) else str(x))
 def _ci(c): return '' if not c else f' [{_f(c[0])}, {_f(c[1])}]'
 
+def _code(xs) -> str: return ', '.join(f'`{x}`' for x in xs)
+
+def _spec_lines(sp: dict) -> list[str]:
+    L = [f'- Task **{sp["task"]}**, target `{sp["target"]}`' + (f', positive label `{sp["positive"]}`' if sp.get('positive') is not None else '')
+         + (f', classes {_code(sp["classes"])}' if sp.get('classes') else '') + (f' (model spec {sp["spec"]})' if sp.get('spec') else '') + '.']
+    if sp.get('decisions'):
+        L.append(f'- Decisions: a score below {sp["threshold"]:g} is `{sp["decisions"][0]}`, at or above it `{sp["decisions"][1]}`.')
+    L.append(f'- Sensitive attributes: {_code(sp["sensitive"]) if sp["sensitive"] else NO_SENSITIVE}.')
+    L.append(f'- A challenger is judged by `{sp["primary_metric"]}`.')
+    if sp.get('edge_slices'): L.append('- Edge slices: ' + '; '.join(f'{n} (`{q}`)' for n, q in sp['edge_slices'].items()) + '.')
+    return L
+
+def _feature_lines(f: dict) -> list[str]:
+    L = []
+    if f['numeric']: L.append(f'- Raw numeric inputs: {_code(f["numeric"])}.')
+    if f['categorical']: L.append(f'- Raw categorical inputs: {_code(f["categorical"])}.')
+    if f.get('code'): L.append(f'- From the feature function `{f["code"]}`: {_code(f["row"]) or "no columns"}.')
+    for p in f.get('point_in_time') or []:
+        L.append(f'- Point in time, by `{p["group"]}`: {_code(p["columns"])}, the count and smoothed mean of the outcome `{p["outcome"]}` of the same '
+                 f'`{p["group"]}` known (by `{p["known_at"]}`) strictly before the row\'s `{p["time"]}`'
+                 + (f' (prior {p["prior"]:.4g}, weight {p["weight"]:g})' if p.get('prior') is not None else '') + '.')
+    return L or ['None recorded.']
+
 def to_markdown(c: dict) -> str:
     "The card as Markdown."
     L = [f'# Model card: {c["model"]} version {c["version"]}', '',
          f'Stage **{c["stage"]}** · risk tier **{c["risk_tier"]}** · owner **{c["owner"]}** · generated {c["generated_at"]} from the store and the registry.', '',
          '## Intended use', '', c['intended_use'] or '—', '', '## Limitations', '', c['limitations'] or '—', '', '## Lineage', '']
     L += [f'- {k}: `{v}`' for k, v in c['lineage'].items()]
-    if c['features']: L += ['', 'Features: ' + ', '.join(f'`{x}`' for x in c['features']['numeric'] + c['features']['categorical'] + c['features']['row'])
-                            + (' and the point-in-time regional default rate.' if c['features'].get('point_in_time') else '.')]
+    L += ['', '## What it predicts', ''] + _spec_lines(c['spec'])
+    L += ['', '## Features', ''] + _feature_lines(c['features'])
     e = c['evaluation']
     L += ['', '## Performance', '']
     if e is None: L += ['No evaluation has been judged for this version.']
@@ -67,9 +105,12 @@ def to_markdown(c: dict) -> str:
         if b.get('available'): L += [f'Against the best simple baseline ({b.get("best", "—")}): ROC AUC margin {b["margin"]:+.3f}{_ci(b.get("margin_ci"))}.', '']
         L += ['| slice | support | ROC AUC | interval | note |', '|---|---:|---:|---|---|']
         L += [f'| {s["name"]} | {s["support"]:,} | {_f(s["roc_auc"])} | {_ci(s["roc_auc_ci"]).strip()} | {s["note"] or ("" if s["supported"] else "under-supported")} |' for s in e['slices']]
-        L += ['', '## Fairness', '', '| attribute | demographic parity difference | equalized odds difference | note |', '|---|---|---|---|']
-        L += [f'| {a} | {_f(f.get("demographic_parity_difference"))}{_ci(f.get("demographic_parity_difference_ci"))} | '
-              f'{_f(f["equalized_odds_difference"])}{_ci(f.get("equalized_odds_difference_ci"))} | {f.get("note") or ""} |' for a, f in e['fairness'].items()]
+        L += ['', '## Fairness', '']
+        if not e['fairness']: L += [f'Not applicable: {e.get("fairness_note") or "the model spec names no sensitive attributes"}.'.replace('not applicable: ', '')]
+        else:
+            L += ['| attribute | demographic parity difference | equalized odds difference | note |', '|---|---|---|---|']
+            L += [f'| {a} | {_f(f.get("demographic_parity_difference"))}{_ci(f.get("demographic_parity_difference_ci"))} | '
+                  f'{_f(f["equalized_odds_difference"])}{_ci(f.get("equalized_odds_difference_ci"))} | {f.get("note") or ""} |' for a, f in e['fairness'].items()]
         if e['leakage']: L += ['', f'Leakage flags: {", ".join(e["leakage"])}.']
         if e['cost'] and e['cost'].get('latency_ms', {}).get('p50') is not None: L += ['', f'Cost: single-row latency p50 {_f(e["cost"]["latency_ms"]["p50"], 1)} ms, p95 {_f(e["cost"]["latency_ms"]["p95"], 1)} ms, '
                                 f'p99 {_f(e["cost"]["latency_ms"]["p99"], 1)} ms.']
@@ -103,6 +144,14 @@ def to_html(c: dict) -> str:
     flush()
     style = 'body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}'
     return f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(c["model"])} v{c["version"]}</title><style>{style}</style></head><body>{"".join(out)}</body></html>'
+
+def write_cards(store: Store, model: str, versions) -> dict:
+    "Write the cards of `versions` (the `moved` of a promotion or rollback); a card that cannot be written gets the reason instead of its paths."
+    out = {}
+    for v in dict.fromkeys(str(x) for x in versions if x is not None):
+        try: out[v] = write_card(store, model, v)
+        except WildproofError as e: out[v] = f'not written: {e}'   # nothing may stand in the way of a move
+    return out
 
 def write_card(store: Store, model: str, version) -> dict:
     "Write the card of a model version as Markdown, HTML and JSON under `cards/` in the store; returns the paths."
