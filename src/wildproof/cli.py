@@ -170,7 +170,8 @@ def cmd_evaluate(args):
     ev.save(out)
     o = ev.overall
     print(f'{args.model} v{args.version} on {args.snapshot}: ROC AUC {o["roc_auc"]:.3f} [{o["roc_auc_ci"][0]:.3f}, {o["roc_auc_ci"][1]:.3f}], '
-          f'PR AUC {o["pr_auc"]:.3f}, Brier {o["brier"]:.4f}; {len(ev.flags)} flags; written to {out}')
+          f'PR AUC {o["pr_auc"]:.3f}, Brier {o["brier"]:.4f}; fairness {"by " + ", ".join(ev.info["sensitive"]) if ev.info["sensitive"] else "not applicable"}; '
+          f'{len(ev.flags)} flags; written to {out}')
     for f in ev.flags: print(f'  - {f["section"]}: {f["subject"]}: {f["reason"]}')
 
 
@@ -195,16 +196,25 @@ def cmd_approve(args):
     print(f'{args.model} v{args.version} approvals: ' + ', '.join(f'{r.approver} ({r.role})' for r in a.itertuples()))
 
 
+def _cards_line(cards: dict) -> str:
+    return '; '.join(f'card v{v}: {p["markdown"] if isinstance(p, dict) else p}' for v, p in cards.items())
+
+
 def cmd_promote(args):
     from wildproof.registry import promote
-    r = promote(_store(args), args.model, args.version, to=args.to, reason=args.reason or '')
-    print(f'{r["model"]} v{r["version"]} is now {r["stage"]}' + (f' (was v{r["previous"]})' if r['previous'] else '') + f'; card {r["card"]}')
+    from wildproof.cards import write_cards
+    store = _store(args)
+    r = promote(store, args.model, args.version, to=args.to, reason=args.reason or '')
+    print(f'{r["model"]} v{r["version"]} is now {r["stage"]}' + (f' (was v{r["previous"]})' if r['previous'] else '')
+          + f'; {_cards_line(write_cards(store, r["model"], r["moved"]))}')
 
 
 def cmd_rollback(args):
     from wildproof.registry import rollback
-    r = rollback(_store(args), args.model, reason=args.reason or '')
-    print(f'{r["model"]} rolled back: v{r["version"]} is production again (v{r["previous"]} archived)')
+    from wildproof.cards import write_cards
+    store = _store(args)
+    r = rollback(store, args.model, reason=args.reason or '')
+    print(f'{r["model"]} rolled back: v{r["version"]} is production again (v{r["previous"]} archived); {_cards_line(write_cards(store, r["model"], r["moved"]))}')
 
 
 def cmd_card(args):
