@@ -274,8 +274,18 @@ def cmd_outcomes(args):
     from wildproof.datasets import read_csv
     src = Path(args.file)
     if not src.is_file(): raise WildproofError(f'{src} is not a file')
+    from wildproof.external import outcome_records
+    store = _store(args)
     df = pd.read_parquet(src) if src.suffix == '.parquet' else read_csv(src).to_pandas()
-    print(f'recorded {record_outcomes(_store(args), df, source=str(src)):,} outcomes from {src}')
+    df, skipped = outcome_records(store, df, model=args.model)   # a model's own key and target columns are read through its spec
+    print(f'recorded {record_outcomes(store, df, source=str(src)):,} outcomes from {src}' + (f' ({skipped:,} rows without an outcome left out)' if skipped else ''))
+
+
+def cmd_predictions_import(args):
+    from wildproof.external import import_predictions
+    src = Path(args.file)
+    if not src.is_file(): raise WildproofError(f'{src} is not a file')
+    print(import_predictions(_store(args), args.model, src, dataset=args.dataset, settings=args.settings))
 
 
 def cmd_replay(args):
@@ -291,8 +301,16 @@ def cmd_replay(args):
 
 def cmd_monitor(args):
     from wildproof.monitoring import monitor
-    s = monitor(_store(args), args.model, window=args.window, as_of=args.as_of, granularity=args.every, settings=args.settings)
-    if not len(s): print('nothing due: every window up to now is computed and its outcomes are complete'); return
+    if args.chunk_rows is not None and (args.every or args.window): raise WildproofError('--chunk-rows excludes --every and --window: give one of them')
+    s = monitor(_store(args), args.model, window=args.window, as_of=args.as_of, granularity=args.every, chunk_rows=args.chunk_rows, settings=args.settings)
+    if not len(s): print('nothing due: every window up to now is computed and its outcomes are complete'
+                         + (f' (only full chunks of {args.chunk_rows:,} rows are computed)' if args.chunk_rows else '')); return
+    if args.chunk_rows:
+        cols = ['model', 'version', 'chunk', 'window_start', 'window_end', 'volume', 'drifting', 'score_psi', 'estimated_roc_auc', 'roc_auc',
+                'estimated_accuracy', 'accuracy', 'completeness', 'opened']
+        s = s.assign(window_start=s.window_start.dt.strftime('%Y-%m-%d %H:%M'), window_end=s.window_end.dt.strftime('%Y-%m-%d %H:%M'))
+        print(_table(s[cols].round(4)))
+        return
     cols = ['model', 'version', 'window_start', 'volume', 'quarantine_share', 'drifting', 'score_psi', 'completeness', 'accuracy',
             'estimated_accuracy', 'opened']
     s = s.assign(window_start=s.window_start.dt.strftime('%Y-%m-%d'))
@@ -570,8 +588,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('-n', type=int, default=20, help='how many (default 20)'); s.add_argument('--route', choices=['champion', 'canary', 'shadow', 'fallback', 'invalid'])
     s = asub.add_parser('show', help='Every record of one request: what the model saw (inputs, features by name) and what it answered')
     s.set_defaults(func=cmd_audit_show); s.add_argument('request_id')
-    s = add('outcomes', cmd_outcomes, 'Record outcomes that arrived later (CSV or Parquet: request_id or entity_key, outcome, observed_at)')
+    s = add('outcomes', cmd_outcomes, "Record outcomes that arrived later (CSV or Parquet: request_id or entity_key, outcome, observed_at; or a model's key and target columns)")
     s.add_argument('file')
+    s.add_argument('--model', help="read the file's key and target columns through this model's spec (default: the spec whose key and target the file holds)")
+    p_ = add('predictions', None, 'Import the logged predictions of a model that runs elsewhere (external: true in its spec)')
+    psub = p_.add_subparsers(dest='action', metavar='ACTION', required=True)
+    s = psub.add_parser('import', help="Ingest a CSV or Parquet log of the model's answers, gate it by the spec's contract and record every accepted row in the audit log",
+                        description="Ingest a CSV or Parquet log of the model's answers, gate it by the spec's contract and record every accepted row in the audit log")
+    s.set_defaults(func=cmd_predictions_import)
+    s.add_argument('model', help='an external model (wildproof model init NAME ... --external --prediction COL --score COL)')
+    s.add_argument('file', help='CSV or Parquet: inputs, prediction and score columns, key, time')
+    s.add_argument('--dataset', help='dataset to ingest the file into (default: MODEL_predictions)')
     s = add('replay', cmd_replay, 'Replay served requests through a challenger version: disagreement, and ROC AUC difference where outcomes exist')
     s.add_argument('version', help='challenger version'); s.add_argument('--model', help='registered model (default: [serving] model)')
     s.add_argument('--start', help='from this event time (e.g. 2024-07-01)'); s.add_argument('--end', help='before this event time')
@@ -580,6 +607,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--window', type=_when, help='compute only the window holding this date (e.g. 2025-04-09)')
     s.add_argument('--as-of', type=_when, help='outcomes observed by this time count; windows ending by it are due (default: now)')
     s.add_argument('--every', choices=['day', 'week', 'month'], help='window size (default: [monitoring] window)')
+    s.add_argument('--chunk-rows', type=int, metavar='N', help='windows of N answers each in event-time order, instead of calendar windows')
     s = add('alerts', cmd_alerts, 'List alerts, or acknowledge, resolve or show the history of one')
     s.add_argument('action', nargs='?', default='list', choices=['list', 'ack', 'resolve', 'history'])
     s.add_argument('id', nargs='?', help='alert id (a unique prefix is enough)')

@@ -164,7 +164,7 @@ def _headline(summary: dict) -> str:
     "The few figures of a report summary worth a table cell."
     if summary.get('flagged'): return 'flagged: ' + ', '.join(summary['flagged'][:4])
     m = summary.get('metrics', {})
-    keys = [k for k in ('roc_auc', 'pr_auc', 'brier', 'quarantine_share', 'rows_in', 'rows_quarantined', 'business.approval_rate',
+    keys = [k for k in ('roc_auc', 'pr_auc', 'brier', 'quarantine_share', 'rows_in', 'rows_quarantined', 'business.outcome_rate',
                         'performance.accuracy', 'estimated.accuracy') if m.get(k) is not None]
     return '; '.join(f'{k} {m[k]:.3g}' for k in keys[:4])
 
@@ -312,11 +312,13 @@ class DriftDashboard(param.Parameterized):
         m = self._metrics()
         if not len(m): return pn.pane.Markdown('No business metrics.')
         fig, ax = _fig(8, 2.6)
-        for k, c in (('approval_rate', '#1a7f37'), ('default_rate', '#cf222e')):
-            s = self._series(m, 'business', k)
-            if len(s): ax.plot([_label(t, self.granularity) for t in s.index], s.values, marker='o', ms=3, color=c, label=k.replace('_', ' '))
+        labels = sorted(set(m[(m.family == 'business') & (m.metric == 'decision_rate')].subject))
+        for k, subject in [('decision_rate', x) for x in labels] + [('outcome_rate', None)]:
+            s = self._series(m, 'business', k, subject)
+            if len(s): ax.plot([_label(t, self.granularity) for t in s.index], s.values, marker='o', ms=3, ls='--' if subject is None else '-',
+                               label=f'decision {subject}' if subject else 'positive outcomes (known so far)')
         ax.set_ylabel('share'); ax.legend(fontsize=7); ax.tick_params(axis='x', rotation=60, labelsize=7)
-        ax.set_title('approval rate; default rate of the outcomes known so far')
+        ax.set_title('share of each decision; share of positive outcomes among those known so far')
         return _png(fig)
 
     @param.depends('model', 'version', 'granularity', 'start', 'end')

@@ -19,8 +19,9 @@ from .audit import input_number, input_text, inputs_join
 from .contracts import _q
 
 # %% auto #0
-__all__ = ['GRANULARITIES', 'SEVERE', 'MonitoringError', 'window_of', 'windows_between', 'Reference', 'reference',
-           'estimated_performance', 'noise_band', 'window_metrics', 'store_window', 'alerts', 'alert_history',
+__all__ = ['GRANULARITIES', 'SEVERE', 'MonitoringError', 'window_of', 'windows_between', 'Reference', 'positive_outcomes',
+           'calibration_error', 'fit_calibration', 'reference', 'external_reference', 'estimated_performance',
+           'noise_band', 'reference_thresholds', 'window_metrics', 'store_window', 'alerts', 'alert_history',
            'acknowledge', 'resolve', 'judge', 'monitor', 'metrics', 'chunk_metrics', 'drill_down']
 
 # %% ../../nbs/15_monitoring.ipynb #df4fbbc5
@@ -55,13 +56,19 @@ class Reference:
     "What a version's windows are compared with."
     model: str
     version: str
-    frame: pd.DataFrame          # raw features, score, decision, outcome
+    frame: pd.DataFrame          # raw features, score, outcome (1.0 for the positive label, 0.0 otherwise, NaN unknown)
     numeric: list[str]
     categorical: list[str]
     threshold: float
     contract: object = field(repr=False, default=None)
     time_column: str | None = None
     bins: dict = field(repr=False, default_factory=dict, compare=False)   # each column's reference bin ids, for noise_band (filled on use)
+    target: str | None = None    # the spec's target: batches that hold it are training or outcome data, not incoming batches
+    positive: object = 1
+    decisions: list | None = None   # [below the threshold, at or above it]
+    external: bool = False
+    calibrator: object = field(repr=False, default=None, compare=False)   # isotonic regression of the outcome on the score, or None
+    thresholds: dict = field(repr=False, default_factory=dict, compare=False)   # reference-chunk thresholds by window size (filled on use)
 
     @property
     def columns(self) -> dict: return {**{c: 'numeric' for c in self.numeric}, **{c: 'categorical' for c in self.categorical}}
@@ -72,46 +79,155 @@ class Reference:
         return _drift.profile(self.frame, self.columns), _drift.profile(self.frame, {'score': 'numeric'})
 
     def accuracy(self) -> float:
-        f = self.frame.dropna(subset=['outcome'])
-        return float(((f.score >= self.threshold) == (f.outcome >= 0.5)).mean())
+        f = self.frame.dropna(subset=['outcome', 'score'])
+        return float(((f.score >= self.threshold) == (f.outcome >= 0.5)).mean()) if len(f) else float('nan')
 
-def reference(store: Store, model: str, version: str, *, target: str = 'defaulted', settings=None) -> Reference:
-    "The reference of `model` `version` (computed and cached on first use)."
+    def probabilities(self, scores) -> np.ndarray:
+        "`scores` as probabilities of the positive label: calibrated on the reference when it needed it, else clipped to [0, 1]."
+        s = np.asarray(scores, float)
+        if self.calibrator is None: return np.clip(s, 0, 1)
+        out = np.full(len(s), np.nan)
+        ok = np.isfinite(s)
+        out[ok] = self.calibrator.predict(s[ok])
+        return out
+
+def _as_text(s: pd.Series) -> pd.Series:
+    "Categorical values as text, as DuckDB casts them (booleans as 'true' and 'false'); missing values as None."
+    def one(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT: return None
+        if isinstance(v, (bool, np.bool_)): return 'true' if v else 'false'
+        return v if isinstance(v, str) else str(v)
+    return pd.Series([one(v) for v in s.astype(object)], index=s.index, dtype=object)
+
+def positive_outcomes(y: pd.Series, positive) -> pd.Series:
+    "1.0 where `y` is the positive label, 0.0 where it is another label, NaN where it is missing."
+    y = pd.Series(y)
+    try: hit = pd.to_numeric(y, errors='raise').astype(float).to_numpy() == float(positive)
+    except (TypeError, ValueError): hit = (y.astype(str) == str(positive)).to_numpy()
+    return pd.Series(np.where(y.isna().to_numpy(), np.nan, hit.astype(float)), index=y.index)
+
+def calibration_error(p, y, bins: int = 10) -> float:
+    "Expected calibration error: over `bins` equal-count bins of the scores `p`, the row-weighted mean of |mean score - share of positives|."
+    p, y = np.asarray(p, float), np.asarray(y, float)
+    parts = [i for i in np.array_split(np.argsort(p, kind='stable'), bins) if len(i)]
+    return float(sum(len(i) * abs(p[i].mean() - y[i].mean()) for i in parts) / len(p)) if len(p) else float('nan')
+
+def fit_calibration(scores, outcomes, *, method: str = 'auto', folds: int = 5, seed: int = 0):
+    """An isotonic regression of the outcome (0/1) on the score, fitted on the reference; None when `method` is 'never', when
+    there is too little to fit, or ('auto') when cross-validated isotonic scores are not clearly better calibrated than the
+    scores: their calibration error must be lower by more than 0.005 and by more than itself (half the scores' error or less)."""
+    from sklearn.isotonic import IsotonicRegression
+    s, y = np.asarray(scores, float), np.asarray(outcomes, float)
+    ok = np.isfinite(s) & np.isfinite(y)
+    s, y = s[ok], y[ok]
+    if method == 'never' or len(s) < 20 * folds or len(np.unique(y)) < 2: return None
+    iso = lambda: IsotonicRegression(y_min=0, y_max=1, out_of_bounds='clip')
+    if method == 'auto':
+        cv, parts = np.empty(len(s)), np.array_split(np.random.default_rng(seed).permutation(len(s)), folds)
+        for k, idx in enumerate(parts):
+            rest = np.concatenate([q for j, q in enumerate(parts) if j != k])
+            cv[idx] = iso().fit(s[rest], y[rest]).predict(s[idx])
+        raw, fitted = calibration_error(np.clip(s, 0, 1), y), calibration_error(cv, y)
+        if raw - fitted <= max(0.005, fitted): return None
+    return iso().fit(s, y)
+
+def _version_spec(store: Store, model: str, mv=None):
+    "The spec a version was built with (its `wildproof.spec` tag), else the model's latest spec, else None (a model without one)."
+    from wildproof.spec import SpecError, get_spec
+    try:
+        tag = (mv.tags or {}).get('wildproof.spec') if mv is not None else None
+        if tag: name, ver = tag.rsplit(' v', 1); return get_spec(store, name, int(ver))
+        return get_spec(store, model)
+    except SpecError: return None
+
+def reference(store: Store, model: str, version: str, *, target: str | None = None, settings=None) -> Reference:
+    """The reference of `model` `version` (computed and cached on first use). Target, positive label, threshold and decisions
+    come from the model's spec; a model that runs elsewhere (`external: true`) is compared with its contract's reference snapshot."""
     from wildproof.registry import _version
     from wildproof.contracts import get_contract, validated
     from wildproof.features import FeatureSet, build_features
     from wildproof.training import load_model
     st = settings or load_settings()
+    spec = _version_spec(store, model)
+    if spec is not None and spec.external: return external_reference(store, model, version, settings=st)
     mv = _version(store, model, version, st)
+    spec = _version_spec(store, model, mv) or spec
+    if target is None: target = spec.target if spec else 'defaulted'   # a version trained before model specs: the demo's target
+    positive = spec.positive if spec else 1
     cname, cver = mv.tags['wildproof.contract'].rsplit(' v', 1)
     contract = get_contract(store, cname, int(cver))
     fs = FeatureSet.from_dict(json.loads(mv.tags['wildproof.features']))
     f = store.root / 'monitoring' / model / f'v{version}' / 'reference.parquet'
-    if f.exists(): frame = pd.read_parquet(f)
-    else:   # the model itself is loaded only to score the reference once
-        pipe, _ = load_model(store, f'models:/{model}/{version}', st)
+    frame = pd.read_parquet(f) if f.exists() else None
+    if frame is None or frame.outcome.isna().all():   # (a reference cached without its outcomes is computed again)
+        pipe, _ = load_model(store, f'models:/{model}/{version}', st)   # the model itself is loaded only to score the reference once
         data = validated(store, mv.tags['wildproof.snapshot'], contract, st).accepted()
-        score = pipe.predict_proba(build_features(data, fs, history=data))[:, 1]
+        X = build_features(data, fs, history=data)
+        if spec is not None:
+            from wildproof.training import scores
+            score = scores(pipe, X, spec)
+        else: score = pipe.predict_proba(X)[:, 1]
         frame = data[fs.raw_columns].copy()
-        for c in fs.categorical: frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
+        for c in fs.categorical: frame[c] = _as_text(frame[c])
         frame['score'] = score
-        frame['outcome'] = data[target].astype(float) if target in data.columns else np.nan
+        frame['outcome'] = positive_outcomes(data[target], positive) if target in data.columns else np.nan
         f.parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(f, index=False)
-    return Reference(model, str(version), frame, list(fs.numeric), list(fs.categorical), st.evaluation.decision_threshold, contract,
-                     contract.time_column)
+    threshold = spec.threshold if spec else st.evaluation.decision_threshold
+    return Reference(model, str(version), frame, list(fs.numeric), list(fs.categorical), threshold, contract, contract.time_column,
+                     target=target, positive=positive, decisions=spec.decisions if spec else None,
+                     calibrator=fit_calibration(frame.score, frame.outcome, method=st.monitoring.calibration))
+
+def external_reference(store: Store, model: str, version=None, *, settings=None) -> Reference:
+    """The reference of a model that runs elsewhere: the accepted rows of its contract's reference snapshot, which hold its
+    inputs, its logged score and the outcome. `version`: the spec version its answers carry (default: the latest)."""
+    from wildproof.contracts import get_contract, validated
+    from wildproof.spec import get_spec
+    st = settings or load_settings()
+    spec = get_spec(store, model, int(version) if version is not None else None)
+    contract = get_contract(store, spec.contract)
+    if not contract.reference_snapshot:
+        raise MonitoringError(f'contract {contract.name} v{contract.version} names no reference snapshot to compare {model} with')
+    data = validated(store, contract.reference_snapshot, contract, st).accepted()
+    col = spec.score or spec.prediction
+    if col not in data.columns:
+        raise MonitoringError(f'the reference snapshot {contract.reference_snapshot} of contract {contract.name} has no column {col!r}, '
+                              f'the logged {"score" if spec.score else "prediction"} of {model}')
+    if spec.time_column in data.columns: data = data.sort_values(spec.time_column, kind='stable').reset_index(drop=True)
+    kind = {c: r.kind for c, r in contract.columns.items()}
+    numeric = [c for c in spec.inputs if kind.get(c) in ('integer', 'float')]
+    categorical = [c for c in spec.inputs if kind.get(c) in ('string', 'boolean')]
+    frame = data[numeric + categorical].copy()
+    for c in categorical: frame[c] = _as_text(frame[c])
+    frame['score'] = pd.to_numeric(data[col], errors='coerce').astype(float)
+    frame['outcome'] = positive_outcomes(data[spec.target], spec.positive) if spec.target in data.columns else np.nan
+    f = store.root / 'monitoring' / model / f'v{spec.version}' / 'reference.parquet'   # for the dashboards' distributions
+    f.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(f, index=False)
+    calibrator = fit_calibration(frame.score, frame.outcome, method=st.monitoring.calibration) if spec.task == 'binary' else None
+    return Reference(model, str(spec.version), frame, numeric, categorical, spec.threshold, contract, spec.time_column or contract.time_column,
+                     target=spec.target, positive=spec.positive, decisions=spec.decisions, external=True, calibrator=calibrator)
 
 # %% ../../nbs/15_monitoring.ipynb #7c4dc3ac
-def estimated_performance(scores, threshold: float) -> dict:
-    "Expected ROC AUC and accuracy at `threshold` of calibrated `scores`, without labels."
+def estimated_performance(scores, threshold: float, *, ranking=None, decided=None) -> dict:
+    """Expected ROC AUC and accuracy at `threshold` of calibrated `scores`, without labels. `ranking`: the model's own
+    scores, when `scores` are their calibrated probabilities (the model ranks by its scores; ties count half);
+    `decided`: which rows the model answered positive (default: probability at or above `threshold`)."""
     p = np.clip(np.asarray(scores, float), 0, 1)
-    p = p[np.isfinite(p)]
+    r = p if ranking is None else np.asarray(ranking, float)
+    d = None if decided is None else np.asarray(decided, bool)
+    ok = np.isfinite(p) & np.isfinite(r)
+    p, r = p[ok], r[ok]
+    if d is not None: d = d[ok]
     if len(p) < 2: return dict(roc_auc=np.nan, accuracy=np.nan)
-    q = np.sort(p)[::-1]
-    tp, fp = np.cumsum(q), np.cumsum(1 - q)
-    if tp[-1] <= 0 or fp[-1] <= 0: return dict(roc_auc=np.nan, accuracy=float(np.mean(np.where(p >= threshold, p, 1 - p))))
+    acc = float(np.mean(np.where(p >= threshold if d is None else d, p, 1 - p)))
+    o = np.lexsort((-p, -r))                 # by the ranking, highest first
+    q, rs = p[o], r[o]
+    last = np.r_[rs[1:] != rs[:-1], True]    # the end of each run of tied rankings: the ROC curve moves in one straight step over a tie
+    tp, fp = np.cumsum(q)[last], np.cumsum(1 - q)[last]
+    if tp[-1] <= 0 or fp[-1] <= 0: return dict(roc_auc=np.nan, accuracy=acc)
     tpr, fpr = np.r_[0, tp / tp[-1]], np.r_[0, fp / fp[-1]]
-    return dict(roc_auc=float(np.trapezoid(tpr, fpr)), accuracy=float(np.mean(np.where(p >= threshold, p, 1 - p))))
+    return dict(roc_auc=float(np.trapezoid(tpr, fpr)), accuracy=acc)
 
 # %% ../../nbs/15_monitoring.ipynb #4e51fd0c
 def noise_band(profile, ref: pd.DataFrame, n: int, *, quantile: float = 0.99, chunks: int = 50, seed: int = 0, bins: dict | None = None) -> dict:
@@ -120,11 +236,51 @@ def noise_band(profile, ref: pd.DataFrame, n: int, *, quantile: float = 0.99, ch
     out, bins = {}, {} if bins is None else bins
     for col, kind in profile.columns.items():
         if col not in ref.columns or n < 1: continue
-        if col not in bins: bins[col] = _drift.bin_ids(profile, col, ref[col])
+        if col not in bins: bins[col] = _drift.bin_ids(profile, col, _as_text(ref[col]) if kind == 'categorical' else ref[col])
         ids, shares = bins[col]
-        k = len(shares)
+        if not len(ids): out[col] = 0.0; continue
+        k = max(len(shares), int(ids.max()) + 1)   # a value the profile did not see (index len(shares)) is a bin of its own
+        shares = np.r_[shares, np.zeros(k - len(shares))]
         vals = [_drift.psi_from_shares(shares, np.bincount(rng.choice(ids, n), minlength=k) / n) for _ in range(chunks)]
         out[col] = float(np.quantile(vals, quantile))
+    return out
+
+# %% ../../nbs/15_monitoring.ipynb #3c6614c2
+def reference_thresholds(ref: Reference, n: int, *, k: float = 3.0, min_chunks: int = 3, samples: int = 20, seed: int = 0) -> dict:
+    """For windows of `n` rows: {(subject, statistic): dict(mean, std, chunks, threshold)} of PSI, Jensen-Shannon and KS
+    (numeric columns) of every feature and of the score, and of the estimated ROC AUC and accuracy (subject 'estimated'), over
+    the reference's chunks of `n` rows. The threshold is mean + k·std for drift, mean - k·std for estimated performance."""
+    import duckdb
+    key = (int(n), float(k))
+    if key in ref.thresholds: return ref.thresholds[key]
+    f, n = ref.frame, int(n)
+    if n < 1 or not len(f): return {}
+    if len(f) // n >= min_chunks: parts = [np.arange(i * n, (i + 1) * n) for i in range(len(f) // n)]
+    else:
+        rng = np.random.default_rng(seed)
+        parts = [rng.choice(len(f), n, replace=n > len(f)) for _ in range(samples)]
+    profile, sp = ref.profiles
+    stats: dict = {}
+    con = duckdb.connect()
+    try:
+        con.register('ref', f)
+        for idx in parts:
+            part = f.iloc[idx]
+            con.register('cur', part)
+            for prof in (profile, sp):
+                for r in _drift.drift(con, 'cur', prof, reference='ref').to_dict('records'):
+                    for stat in ('psi', 'js', 'ks'):
+                        if r.get(stat) is not None and not pd.isna(r[stat]): stats.setdefault((r['column'], stat), []).append(float(r[stat]))
+            sc = part.score.to_numpy(float)
+            est = estimated_performance(ref.probabilities(sc), ref.threshold, ranking=sc, decided=sc >= ref.threshold)
+            for stat in ('roc_auc', 'accuracy'):
+                if not pd.isna(est[stat]): stats.setdefault(('estimated', stat), []).append(est[stat])
+    finally: con.close()
+    out = {}
+    for (subject, stat), v in stats.items():
+        mean, std = float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+        out[(subject, stat)] = dict(mean=mean, std=std, chunks=len(v), threshold=mean - k * std if subject == 'estimated' else mean + k * std)
+    ref.thresholds[key] = out
     return out
 
 # %% ../../nbs/15_monitoring.ipynb #ec4686de
@@ -171,13 +327,13 @@ def _gate_days(store: Store, validation_id: str, snapshot_id: str, status: str, 
         _GATE_CACHE[key] = days
     return _GATE_CACHE[key]
 
-def _gate(store: Store, ref: Reference, start, end, target: str = 'defaulted') -> dict:
-    "The data gate's work on the window's incoming batches (snapshots without outcomes): rows, quarantined, rejected, and the broken rules."
+def _gate(store: Store, ref: Reference, start, end) -> dict:
+    "The data gate's work on the window's incoming batches (snapshots without the spec's target): rows, quarantined, rejected, and the broken rules."
     if ref.contract is None or not ref.time_column: return {}
     v = store.sql('''select * from (select v.validation_id, v.snapshot_id, v.status, s.schema_json,
                               row_number() over (partition by v.snapshot_id order by v.created_at desc) as k
                        from validations v join snapshots s using (snapshot_id) where v.contract = $c) where k = 1''', dict(c=ref.contract.name))
-    v = v[[f'"{target}"' not in x for x in v.schema_json]]
+    if ref.target: v = v[[f'"{ref.target}"' not in x for x in v.schema_json]]
     if not len(v): return {}
     days = pd.concat([_gate_days(store, x.validation_id, x.snapshot_id, x.status, ref.time_column) for x in v.itertuples()], ignore_index=True)
     day = pd.to_datetime(days.day).dt.tz_localize('UTC') if pd.to_datetime(days.day).dt.tz is None else pd.to_datetime(days.day)
@@ -187,13 +343,15 @@ def _gate(store: Store, ref: Reference, start, end, target: str = 'defaulted') -
     return dict(rows_in=int(w.n.sum()), rows_quarantined=int(w.quarantined.sum()), rows_rejected=int(w.rejected.sum()), broken=broken)
 
 def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, granularity: str = 'week', settings=None,
-                   served: pd.DataFrame | None = None) -> pd.DataFrame:
-    "Every metric of one window, as rows of the `metrics` table. `served`: the answers of a span holding the window, read once for many windows."
+                   served: pd.DataFrame | None = None, chunk: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every metric of one window, as rows of the `metrics` table. `served`: the answers of a span holding the window, read once
+    for many windows; `chunk`: exactly the window's answers (a chunk of N rows, from its first to its last event time)."""
     import duckdb
     st = settings or load_settings()
     mon = st.monitoring
     start, end, as_of = _utc(start), _utc(end), _utc(as_of or utcnow())
-    if served is None: cur = _served(store, ref.model, start, end, ref, as_of)
+    if chunk is not None: cur = chunk
+    elif served is None: cur = _served(store, ref.model, start, end, ref, as_of)
     else:
         t = pd.to_datetime(served.t, utc=True)
         cur = served[(t >= start) & (t < end)]
@@ -220,7 +378,7 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
         many = rest[rest.batch_size.fillna(1) > 1].drop_duplicates('latency_ms')
         if len(many): add('service', 'batch_request_p95_ms', np.percentile(many.latency_ms, 95), requests=len(many))
     # the data gate
-    g = _gate(store, ref, start, end)
+    g = _gate(store, ref, start, end) if chunk is None else {}   # (the gate counts rows by day: not for a chunk of rows)
     if g:
         share = (g['rows_quarantined'] + g['rows_rejected']) / g['rows_in'] if g['rows_in'] else 0.0
         add('gate', 'quarantine_share', share, status='alert' if share > mon.max_quarantine_share else 'ok', **g)
@@ -235,25 +393,40 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
         d = _drift.drift(con, 'cur', profile, reference='ref')
         ds = _drift.drift(con, 'cur', sp, reference='ref')
     finally: con.close()
-    band = noise_band(profile, ref.frame, len(scored), quantile=mon.noise_quantile, bins=ref.bins)
-    band.update(noise_band(sp, ref.frame, len(scored), quantile=mon.noise_quantile, bins=ref.bins))
+    calibrated = mon.thresholds == 'reference_chunks'
+    if calibrated: thr = reference_thresholds(ref, len(scored), k=mon.threshold_k)
+    else:
+        band = noise_band(profile, ref.frame, len(scored), quantile=mon.noise_quantile, bins=ref.bins)
+        band.update(noise_band(sp, ref.frame, len(scored), quantile=mon.noise_quantile, bins=ref.bins))
     for fam, res in (('data_drift', d), ('prediction_drift', ds)):
         for r in res.to_dict('records'):
             c = r['column']
-            psi, b = r.get('psi'), band.get(r['column'], 0.0)
-            status = 'stable' if psi is None or pd.isna(psi) or psi < mon.psi_watch else 'watch'
-            if status == 'watch' and psi >= mon.psi_alert and psi > b: status = 'alert'
-            add(fam, 'psi', psi, subject=c, status=status, noise_band=b, n=len(scored))
-            for m in ('ks', 'ks_p_value', 'chi2', 'chi2_p_value', 'js', 'missing_current', 'unseen_share'):
+            if calibrated:   # the chosen statistic (JS for a categorical column when it is KS) against its threshold from the reference's chunks
+                judged = mon.drift_statistic if r.get(mon.drift_statistic) is not None and not pd.isna(r.get(mon.drift_statistic)) else 'js'
+                for m in ('psi', 'js', 'ks'):
+                    v, t = r.get(m), thr.get((c, m))
+                    if v is None or pd.isna(v): continue
+                    status = None if m != judged else 'stable' if t is None or v <= t['threshold'] else 'alert'
+                    add(fam, m, v, subject=c, status=status, n=len(scored), **({'threshold': t['threshold'], 'mean': t['mean'], 'std': t['std'],
+                                                                                 'chunks': t['chunks'], 'k': mon.threshold_k} if t else {}))
+            else:
+                psi, b = r.get('psi'), band.get(r['column'], 0.0)
+                status = 'stable' if psi is None or pd.isna(psi) or psi < mon.psi_watch else 'watch'
+                if status == 'watch' and psi >= mon.psi_alert and psi > b: status = 'alert'
+                add(fam, 'psi', psi, subject=c, status=status, noise_band=b, n=len(scored))
+                for m in ('ks', 'js'):
+                    if r.get(m) is not None and not pd.isna(r[m]): add(fam, m, r[m], subject=c)
+            for m in ('ks_p_value', 'chi2', 'chi2_p_value', 'missing_current', 'unseen_share'):
                 if m in r and r[m] is not None and not pd.isna(r[m]): add(fam, m, r[m], subject=c)
-    ref_decline = float((ref.frame.score >= ref.threshold).mean())
-    decline = float((scored.score >= ref.threshold).mean())
-    add('prediction_drift', 'decline_rate', decline, subject='score', reference=ref_decline)
-    # business
-    add('business', 'approval_rate', (served.decision == 'approve').mean() if n else np.nan)
+    ref_positive = float((ref.frame.score.dropna() >= ref.threshold).mean())
+    add('prediction_drift', 'positive_rate', float((scored.score >= ref.threshold).mean()), subject='score', reference=ref_positive)
+    # business: the share of each decision, and of positive outcomes among those known so far
+    shares = served.decision.value_counts(normalize=True, dropna=True) if n else pd.Series(dtype=float)
+    for label in dict.fromkeys([*(ref.decisions or []), *shares.index]):
+        add('business', 'decision_rate', shares.get(label, 0.0) if n else np.nan, subject=str(label))
     known = scored[scored.outcome.notna()]
     completeness = len(known) / len(scored)
-    if len(known): add('business', 'default_rate', known.outcome.mean(), n=len(known), completeness=completeness)
+    if len(known): add('business', 'outcome_rate', known.outcome.mean(), n=len(known), completeness=completeness)
     # performance, realized (on the outcomes known so far) and estimated
     add('performance', 'label_completeness', completeness, n=len(scored), known=len(known))
     ref_acc = ref.accuracy()
@@ -264,9 +437,19 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
         add('performance', 'roc_auc', roc_auc_score(known.outcome >= 0.5, known.score), n=len(known), final=judged)
         add('performance', 'accuracy', acc, status=('investigate' if ref_acc - acc > mon.max_accuracy_drop else 'ok') if judged else 'pending',
             reference=ref_acc, n=len(known), final=judged)
-    est = estimated_performance(scored.score, ref.threshold)
-    add('estimated', 'roc_auc', est['roc_auc'])
-    add('estimated', 'accuracy', est['accuracy'], status='watch' if ref_acc - est['accuracy'] > mon.max_accuracy_drop else 'ok', reference=ref_acc)
+    sc = scored.score.to_numpy(float)
+    est = estimated_performance(ref.probabilities(sc), ref.threshold, ranking=sc, decided=sc >= ref.threshold)
+    cal = dict(calibrated=ref.calibrator is not None, n=len(scored))
+    if calibrated:
+        for m in ('roc_auc', 'accuracy'):
+            t = thr.get(('estimated', m))
+            status = None if t is None or pd.isna(est[m]) else 'alert' if est[m] < t['threshold'] else 'ok'
+            add('estimated', m, est[m], status=status, **cal, **({'threshold': t['threshold'], 'mean': t['mean'], 'std': t['std'],
+                                                                  'chunks': t['chunks'], 'k': mon.threshold_k} if t else {}))
+    else:
+        add('estimated', 'roc_auc', est['roc_auc'], **cal)
+        drop = None if pd.isna(ref_acc) or pd.isna(est['accuracy']) else 'alert' if ref_acc - est['accuracy'] > mon.max_accuracy_drop else 'ok'
+        add('estimated', 'accuracy', est['accuracy'], status=drop, reference=ref_acc, **cal)
     return _frame(rows, ref, start, end, granularity, as_of)
 
 def _frame(rows, ref, start, end, granularity, as_of) -> pd.DataFrame:
@@ -332,10 +515,12 @@ def judge(store: Store, metrics: pd.DataFrame, *, actor: str = 'monitor') -> lis
         seen = every[(every.rule == rule) & (every.subject == r.subject) & (pd.to_datetime(every.window_start, utc=True) == start)]
         if r.status in SEVERE and not len(mine) and not len(seen):   # a window computed again does not raise its alert again
             detail = json.loads(r.detail_json) if r.detail_json else {}
-            thr = detail.get('reference', detail.get('noise_band'))
+            thr = detail.get('reference', detail.get('noise_band', detail.get('threshold')))
             msg = (f'{rule} of {r.subject or model} is {r.value:.4g} in the window from {start:%Y-%m-%d}'
                    + (f' (reference {detail["reference"]:.4g})' if 'reference' in detail else '')
-                   + (f' (noise band {detail["noise_band"]:.3f} at n={detail["n"]:,})' if 'noise_band' in detail else ''))
+                   + (f' (noise band {detail["noise_band"]:.3f} at n={detail["n"]:,})' if 'noise_band' in detail else '')
+                   + (f' (threshold {detail["threshold"]:.4g}: mean {"-" if r.family == "estimated" else "+"} {detail["k"]:g} sd of '
+                      f'{detail["chunks"]} reference chunks)' if 'threshold' in detail and 'chunks' in detail else ''))
             a = dict(alert_id=new_id(), model=model, rule=rule, subject=r.subject, severity=r.status, window_start=start, as_of=as_of, value=r.value,
                      threshold=thr, message=msg)
             changes.append(_change(store, a, 'open', actor))
@@ -384,17 +569,48 @@ def _due(store: Store, model: str, granularity: str, as_of) -> list[tuple]:
         due += [(x['s'], x['e']) for x in check if x['s'] in new]
     return sorted(due)
 
-def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, granularity: str | None = None, settings=None,
-            progress: bool = True) -> pd.DataFrame:
-    "Compute and store the due windows (or the window holding `window`) of one model or every production model; judge alerts. Returns a summary per window."
+def _check_model(store: Store, model: str) -> None:
+    "Refuse, in one line, a model with no answers to monitor."
+    n = store.sql("select count(*) as n from predictions where model = $m and route <> 'shadow'", dict(m=model)).n.iloc[0]
+    if n: return
+    from wildproof.spec import get_spec, SpecError
+    try: spec = get_spec(store, model)
+    except SpecError:
+        raise MonitoringError(f'no model {model!r}: it has no model spec and no answers in the audit log '
+                              f'(create it with `wildproof model init {model} --contract ... --target ... --task ...`)') from None
+    how = (f'import its logged predictions with `wildproof predictions import {model} FILE`' if spec.external
+           else f'score a batch with `wildproof score SNAPSHOT --model {model}` or serve it')
+    raise MonitoringError(f'{model} has no answers to monitor yet: {how}')
+
+def _summary(m, ver, s, e, met, ch) -> dict:
+    val = lambda fam, metric, subj=None: next(iter(met[(met.family == fam) & (met.metric == metric) & ((met.subject == subj) if subj else True)].value), None)
+    drifting = met[(met.family == 'data_drift') & met.status.isin(SEVERE)].subject
+    return dict(model=m, version=ver, window_start=s, window_end=e, volume=val('service', 'volume'),
+                drifting=', '.join(sorted(set(drifting))),
+                score_psi=val('prediction_drift', 'psi', 'score'), completeness=val('performance', 'label_completeness'),
+                accuracy=val('performance', 'accuracy'), estimated_accuracy=val('estimated', 'accuracy'),
+                roc_auc=val('performance', 'roc_auc'), estimated_roc_auc=val('estimated', 'roc_auc'),
+                quarantine_share=val('gate', 'quarantine_share'),
+                opened=', '.join(f'{c["rule"]}:{c["subject"]}' if c['subject'] else c['rule'] for c in ch if c['state'] == 'open'),
+                resolved=sum(c['state'] == 'resolved' for c in ch))
+
+def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, granularity: str | None = None, chunk_rows: int | None = None,
+            settings=None, progress: bool = True) -> pd.DataFrame:
+    """Compute and store the due windows (or the window holding `window`) of one model or every production model; judge alerts.
+    `chunk_rows`: windows of that many answers in event-time order instead of calendar windows. Returns a summary per window."""
     from tqdm.auto import tqdm
     st = settings or load_settings()
+    if chunk_rows is not None:
+        if window is not None: raise MonitoringError('a window date and chunks of rows exclude each other: give one of them')
+        if int(chunk_rows) < 2: raise MonitoringError(f'chunks must hold at least 2 rows, not {chunk_rows}')
     g = granularity or st.monitoring.window
     as_of = _utc(as_of or utcnow())
+    if model: _check_model(store, model)
     models = [model] if model else _production_models(store)
     if not models: raise MonitoringError('no model has a production version to monitor')
     out, refs = [], {}
     for m in models:
+        if chunk_rows is not None: out += _monitor_chunks(store, m, int(chunk_rows), as_of, st, refs, progress); continue
         wins = [window_of(window, g)] if window is not None else _due(store, m, g, as_of)
         if not wins: continue
         # which version answered most of each window: its reference is the baseline
@@ -412,17 +628,38 @@ def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, 
             for s, e in tqdm(vw, desc=f'monitoring {m} v{ver}', unit='window', disable=not progress or len(vw) < 2, leave=False):
                 met = window_metrics(store, refs[(m, ver)], s, e, as_of=as_of, granularity=g, settings=st, served=served)
                 store_window(store, met)
-                ch = judge(store, met)
-                val = lambda fam, metric, subj=None: next(iter(met[(met.family == fam) & (met.metric == metric) & ((met.subject == subj) if subj else True)].value), None)
-                out.append(dict(model=m, version=ver, window_start=s, window_end=e, volume=val('service', 'volume'),
-                                drifting=', '.join(sorted(met[(met.family == 'data_drift') & (met.metric == 'psi') & (met.status == 'alert')].subject)),
-                                score_psi=val('prediction_drift', 'psi', 'score'), completeness=val('performance', 'label_completeness'),
-                                accuracy=val('performance', 'accuracy'), estimated_accuracy=val('estimated', 'accuracy'),
-                                roc_auc=val('performance', 'roc_auc'), estimated_roc_auc=val('estimated', 'roc_auc'),
-                                quarantine_share=val('gate', 'quarantine_share'),
-                                opened=', '.join(f'{c["rule"]}:{c["subject"]}' if c['subject'] else c['rule'] for c in ch if c['state'] == 'open'),
-                                resolved=sum(c['state'] == 'resolved' for c in ch)))
+                out.append(_summary(m, ver, s, e, met, judge(store, met)))
     return pd.DataFrame(out).sort_values(['model', 'window_start']).reset_index(drop=True) if out else pd.DataFrame(out)
+
+def _monitor_chunks(store: Store, model: str, n: int, as_of, st, refs: dict, progress: bool) -> list[dict]:
+    """Windows of `n` answers each, in event-time order (granularity 'N rows'; window_start and window_end the first and last
+    event time of the chunk). Only full chunks are computed; a chunk is computed again while its outcomes are incomplete and
+    outcomes were recorded since, or observed between the `as_of` it saw and this one."""
+    from tqdm.auto import tqdm
+    g = f'{n} rows'
+    ver = str(store.sql("select arg_max(version, seq) as v from predictions where model = $m and route <> 'shadow'", dict(m=model)).v.iloc[0])
+    if (model, ver) not in refs: refs[(model, ver)] = reference(store, model, ver, settings=st)
+    everything = _served(store, model, _utc('1677-09-22'), _utc('2262-04-11'), refs[(model, ver)], as_of)
+    everything = everything.assign(t=pd.to_datetime(everything.t, utc=True)).sort_values(['t', 'seq'], kind='stable').reset_index(drop=True)
+    done = store.sql('''select window_start, window_end, max(value) filter (where metric = 'label_completeness') as c, min(as_of) as as_of,
+                        min(computed_at) as computed_at from metrics where model = $m and granularity = $g group by 1, 2''', dict(m=model, g=g))
+    last = {(_utc(s), _utc(e)): (c, _utc(a), _utc(k)) for s, e, c, a, k in zip(done.window_start, done.window_end, done.c, done.as_of, done.computed_at)}
+    o = store.sql('select max(recorded_at) as rec, max(observed_at) filter (where observed_at <= $a) as obs from outcomes', dict(a=as_of)).iloc[0]
+    out = []
+    for k in tqdm(range(len(everything) // n), desc=f'monitoring {model} by {g}', unit='chunk', disable=not progress, leave=False):
+        rows = everything.iloc[k * n:(k + 1) * n]
+        s, e = _utc(rows.t.iloc[0]), _utc(rows.t.iloc[-1])
+        if (s, e) in last:
+            c, a, at = last[(s, e)]
+            if c is not None and c >= 1.0: continue
+            fresh = (pd.notna(o.rec) and _utc(o.rec) > at) or (pd.notna(o.obs) and _utc(o.obs) > a) or a > as_of
+            if not fresh: continue
+        v = str(rows.version.mode().iloc[0])
+        if (model, v) not in refs: refs[(model, v)] = reference(store, model, v, settings=st)
+        met = window_metrics(store, refs[(model, v)], s, e, as_of=as_of, granularity=g, settings=st, chunk=rows)
+        store_window(store, met)
+        out.append({**_summary(model, v, s, e, met, judge(store, met)), 'chunk': k, 'granularity': g})
+    return out
 
 def metrics(store: Store, model: str, *, family: str | None = None, metric: str | None = None, subject: str | None = None,
             granularity: str | None = None, history: bool = False) -> pd.DataFrame:

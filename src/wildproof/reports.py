@@ -275,7 +275,7 @@ def monitoring_report(store='', model: str = '', version: str = '', window: str 
     # drift: one row per feature (and the score), one column per statistic
     dr = m[m.family.isin(['data_drift', 'prediction_drift'])]
     wide = dr.pivot_table(index='subject', columns='metric', values='value', aggfunc='first').reindex(
-        columns=[c for c in ('psi', 'js', 'ks', 'ks_p_value', 'chi2', 'chi2_p_value', 'missing_current', 'unseen_share', 'decline_rate') if c in set(dr.metric)])
+        columns=[c for c in ('psi', 'js', 'ks', 'ks_p_value', 'chi2', 'chi2_p_value', 'missing_current', 'unseen_share', 'positive_rate') if c in set(dr.metric)])
     wide.insert(0, 'status', dr[dr.metric == 'psi'].set_index('subject').status.reindex(wide.index))
     wide = wide.sort_values('psi', ascending=False) if 'psi' in wide else wide
     sec = dict(drift=[_fig_close(fig), wide.reset_index().fillna('').to_html(index=False, float_format=fmt)],
