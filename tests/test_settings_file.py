@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from wildproof.settings import SPEC, SettingsError, load_settings
+from wildproof.settings import RETIRED, SPEC, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE = ROOT / 'settings.ini'
@@ -120,7 +120,6 @@ OVERRIDES = {
     ('evaluation', 'confidence'): ('0.9', 0.9),
     ('evaluation', 'min_slice_support'): ('30', 30),
     ('evaluation', 'recent_months'): ('1', 1),
-    ('evaluation', 'decision_threshold'): ('0.5', 0.5),
     ('evaluation', 'leakage_auc'): ('0.99', 0.99),
     **{(f'policy_{t}', 'min_roc_auc'): ('0.6', 0.6) for t in ('low', 'medium', 'high')},
     **{(f'policy_{t}', 'min_baseline_margin'): ('0.05', 0.05) for t in ('low', 'medium', 'high')},
@@ -169,3 +168,12 @@ def test_a_label_is_one_short_line():
     for bad in ('', '   ', 'x' * 101):
         with pytest.raises(SettingsError, match=r'\[serving\] fallback_decision from WILDPROOF_SERVING_FALLBACK_DECISION: expected a label'):
             load_settings(FILE, env={'WILDPROOF_SERVING_FALLBACK_DECISION': bad})
+
+
+@pytest.mark.parametrize('section, name', sorted(RETIRED))
+def test_a_retired_key_says_where_it_went(section, name, tmp_path):
+    f = tmp_path / 'settings.ini'
+    f.write_text(f'[store]\n[{section}]\n{name} = 1\n')
+    with pytest.raises(SettingsError, match=rf'\[{section}\] {name} is no longer a setting: .*model spec'):
+        load_settings(f, env={})
+    assert (section, name) not in {(k.section, k.name) for k in SPEC}

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 # %% auto #0
-__all__ = ['SPEC', 'WildproofError', 'SettingsError', 'Key', 'Section', 'Settings', 'find_settings_file', 'load_settings']
+__all__ = ['SPEC', 'RETIRED', 'WildproofError', 'SettingsError', 'Key', 'Section', 'Settings', 'find_settings_file',
+           'load_settings']
 
 # %% ../../nbs/00_settings.ipynb #d9a1d760
 class WildproofError(Exception):
@@ -94,7 +95,6 @@ SPEC: list[Key] = [
     Key('evaluation', 'confidence', _share, '0.95', 'Confidence level of the intervals.'),
     Key('evaluation', 'min_slice_support', _positive(int), '200', 'Slices with fewer rows are marked as under-supported (shown, not hidden).'),
     Key('evaluation', 'recent_months', _positive(int), '3', 'The recent-period slice: the last this many months of the evaluation data.'),
-    Key('evaluation', 'decision_threshold', _share, '0.25', 'A score (probability of the positive class) at or above this is a positive decision.'),
     Key('evaluation', 'leakage_auc', _share, '0.95', 'A single feature whose ROC AUC alone reaches this is flagged as possible leakage.'),
     Key('sla', 'latency_p95_ms', _positive(float), '50', 'Service level: 95th percentile of single-prediction latency, in milliseconds.'),
     Key('serving', 'host', _str, '127.0.0.1', 'Address the REST service listens on (wildproof serve --host overrides it).'),
@@ -154,6 +154,10 @@ SPEC += (_policy('low', '0.65', '0.0', '0.45', '0.05', '0.01') + _policy('medium
          + _policy('high', '0.75', '0.02', '0.10', '0.02', '0.0025'))
 _SPEC = {(k.section, k.name): k for k in SPEC}
 
+# Settings that were, and where they went: a file or variable that still sets one is refused with this, not as an unknown key.
+RETIRED = {('evaluation', 'edge_slices'): "edge slices belong to each model: name them in its model spec's edge_slices (name: pandas query)",
+           ('evaluation', 'decision_threshold'): "each model decides by its own threshold and decision labels: set threshold and decisions in its model spec"}
+
 # %% ../../nbs/00_settings.ipynb #1c46f955
 class Section(dict):
     "The typed values of one settings section, with attribute access."
@@ -205,12 +209,15 @@ def load_settings(file: str | Path | None = None, env: dict | None = None) -> Se
         except (configparser.Error, UnicodeDecodeError) as e: raise SettingsError(f'{file} is not a valid settings file: {e}') from None
         for section in cp.sections():
             for name, value in cp.items(section):
+                if (section, name) in RETIRED: raise SettingsError(f'{file}: [{section}] {name} is no longer a setting: {RETIRED[(section, name)]}; remove it from the file')
                 if (section, name) not in _SPEC:
                     raise SettingsError(f'{file}: unknown setting [{section}] {name} (known: {", ".join(sorted(f"{s}.{n}" for s, n in _SPEC))})')
                 raw[(section, name)] = (value, str(file), file.parent.resolve())
     known_env = {k.env: k for k in SPEC}
     for var, value in env.items():
         if var.startswith('WILDPROOF_') and var != 'WILDPROOF_SETTINGS':
+            retired = next((r for (sec, n), r in RETIRED.items() if var == f'WILDPROOF_{sec}_{n}'.upper()), None)
+            if retired: raise SettingsError(f'{var} is no longer a setting: {retired}; unset it')
             if var not in known_env: raise SettingsError(f'unknown environment variable {var} (settings variables: {", ".join(sorted(known_env))})')
             k = known_env[var]
             raw[(k.section, k.name)] = (value, var, Path.cwd())
