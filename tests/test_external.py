@@ -174,7 +174,8 @@ def test_thresholds_calibrated_on_reference_chunks(monitored):
     s = monitor(store, MODEL, chunk_rows=4_999, settings=st, progress=False)   # chunks of another size: windows of their own
     assert len(s) == 10
     flagged = s.drifting != ''
-    print(f'\nreference_chunks thresholds (k = {st.monitoring.threshold_k:g}): drifting per chunk\n{s[["window_start", "drifting", "estimated_roc_auc"]]}')
+    print(f'\nreference_chunks thresholds (k = {st.monitoring.threshold_k:g}), chunks of 4,999 rows:\n'
+          + s[['chunk', 'window_start', 'drifting', 'estimated_roc_auc', 'opened']].round(4).to_string(index=False))
     assert flagged.iloc[5:].all(), s.drifting
     ref = external_reference(store, MODEL, settings=st)
     thr = reference_thresholds(ref, 4_999, k=st.monitoring.threshold_k)

@@ -535,6 +535,12 @@ def _production_models(store: Store) -> list[str]:
     a = store.sql("select model, arg_max(version, created_at) as v from aliases where alias = 'production' group by 1 order by 1")
     return a.model.tolist()
 
+def _external_models(store: Store) -> list[str]:
+    "Models that run elsewhere (external in their latest spec) and have answers in the audit log."
+    a = store.sql('''select s.model from (select model, arg_max(external, version) as external from specs group by 1) s
+                     where s.external and exists (select 1 from predictions p where p.model = s.model) order by 1''', tables=['specs', 'predictions'])
+    return a.model.tolist()
+
 def _due(store: Store, model: str, granularity: str, as_of) -> list[tuple]:
     """The ended windows to compute: those never computed, and those whose outcomes were incomplete and that something
     could have changed since: new answers, an outcome recorded since or newly observed by `as_of`, or a different `as_of`
@@ -596,7 +602,8 @@ def _summary(m, ver, s, e, met, ch) -> dict:
 
 def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, granularity: str | None = None, chunk_rows: int | None = None,
             settings=None, progress: bool = True) -> pd.DataFrame:
-    """Compute and store the due windows (or the window holding `window`) of one model or every production model; judge alerts.
+    """Compute and store the due windows (or the window holding `window`) of one model, or of every production model and every
+    model that runs elsewhere and has imported answers; judge alerts.
     `chunk_rows`: windows of that many answers in event-time order instead of calendar windows. Returns a summary per window."""
     from tqdm.auto import tqdm
     st = settings or load_settings()
@@ -606,8 +613,8 @@ def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, 
     g = granularity or st.monitoring.window
     as_of = _utc(as_of or utcnow())
     if model: _check_model(store, model)
-    models = [model] if model else _production_models(store)
-    if not models: raise MonitoringError('no model has a production version to monitor')
+    models = [model] if model else _production_models(store) + [m for m in _external_models(store) if m not in _production_models(store)]
+    if not models: raise MonitoringError('no model has a production version or imported answers to monitor')
     out, refs = [], {}
     for m in models:
         if chunk_rows is not None: out += _monitor_chunks(store, m, int(chunk_rows), as_of, st, refs, progress); continue
