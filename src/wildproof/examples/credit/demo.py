@@ -388,7 +388,8 @@ def _reports(store: Store, name: str, settings, out, progress: bool) -> dict:
     out(f'22. scheduled reports ({time.perf_counter() - t:.0f} s): ' + ', '.join(f'{n} {k}' for k, n in by.items())
         + f'; under {reports.reports_root(store, st)}' + (f'; {len(runs) - len(made)} not made: {runs[runs.status != "ok"].error.iloc[0]}' if len(runs) > len(made) else ''))
     again = schedule.run(store, as_of=upto, settings=st, force=True, compute=False, progress=False, echo=lambda m: None)
-    out(f'    run again with nothing new: {int((again.status == "exists").sum())} reports recognised, {int((again.status == "ok").sum())} made')
+    out(f'    run again with nothing new: {int((again.status == "exists").sum())} due and recognised, {int((again.status == "ok").sum())} made '
+        '(a report whose inputs did not change is not due again)')
     idx = reports.index(store, kind='monitoring', status='ok')
     idx = idx[idx.summary_json.map(lambda s: json.loads(s)['status'] == 'ok')].sort_values('name')
     res = dict(runs=runs, root=reports.reports_root(store, st))
