@@ -464,6 +464,19 @@ def cmd_dashboard_user(args):
     return 0
 
 
+def cmd_new(args):
+    import shutil
+    here = Path(__file__).with_name('starter')
+    dest = Path(args.path)
+    files = [(here / 'starter.ipynb', dest / 'starter.ipynb'), (here / 'features.py', dest / 'features.py')]
+    there = [str(d) for _, d in files if d.exists()]
+    if there: raise WildproofError(f'{", ".join(there)} exist already: nothing written (choose another folder)')
+    dest.mkdir(parents=True, exist_ok=True)
+    for src, d in files: shutil.copyfile(src, d)
+    print(f'wrote {files[0][1]} and {files[1][1]}: open the notebook in JupyterLab, set its parameters (your data, target, task), '
+          f'run it top to bottom; your own features go in {files[1][1].name}')
+
+
 def cmd_demo(args):
     from wildproof.examples.credit.demo import run_demo
     run_demo(settings=args.settings, rows=args.rows, seed=args.seed, store_root=args.store, fresh=not args.keep)
@@ -482,6 +495,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--rows', type=int, help='rows of the example world to generate (default: [demo] rows)')
     s.add_argument('--seed', type=int, help='seed of the world (default: [demo] seed)')
     s.add_argument('--keep', action='store_true', help='keep what an earlier demo left in the store (default: start from an empty demo store)')
+    s = add('new', cmd_new, 'Write a starter notebook (and a features module) that walks your own data and model through the lifecycle')
+    s.add_argument('path', help='folder to write starter.ipynb and features.py into (created if missing)')
     add('settings', cmd_settings, 'Print the settings in force and where each value came from')
     add('status', cmd_status, 'Print what the store holds: its tables, their rows, its schema version')
     s = add('ingest', cmd_ingest, 'Ingest a CSV or Parquet file as an immutable snapshot of a dataset')
@@ -646,6 +661,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
+    os.environ.setdefault('MLFLOW_LOGGING_LEVEL', 'WARNING')   # 'Creating initial MLflow database tables' is not news to a user
     args = parser().parse_args(argv)
     try:
         args.settings = load_settings()

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/07_training.ipynb #1843259b
 from __future__ import annotations
-import importlib, importlib.util, json, os, subprocess, sys, sysconfig, time, warnings
+import contextlib, importlib, importlib.util, io, json, os, subprocess, sys, sysconfig, time, warnings
 from dataclasses import dataclass, field
 from importlib.metadata import packages_distributions, version as _pkg_version, PackageNotFoundError
 from pathlib import Path
@@ -248,7 +248,7 @@ def _log(store, model, X, y, *, spec, fs, contract, snap, vsum, settings, regist
         mlflow.log_dict(fs.to_dict(), 'features.json')
         mlflow.log_dict(spec.to_dict(), 'spec.json')
         mlflow.log_dict(vsum, 'validation.json')
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):   # MLflow prints 'Successfully registered model' itself
             warnings.simplefilter('ignore')
             out = s[:200] if s.ndim == 1 else s[:200, :]
             info = mlflow.sklearn.log_model(model, name='model', pip_requirements=pinned_requirements((*libs, *installed)), code_paths=code or None,
