@@ -18,7 +18,7 @@ def test_the_starter_notebook_on_car_loans(tmp_path):
     work = tmp_path / 'my_project'
     assert 'wrote' in run('new', work, cwd=tmp_path).stdout
     (work / 'features.py').write_text((work / 'features.py').read_text().replace(
-        "    # out['amount_to_income']", "    out['value_per_month'] = rows['car_value'] / rows['loan_length']\n    # out['amount_to_income']"))
+        "    # out['price_per_unit']", "    out['value_per_month'] = rows['car_value'] / rows['loan_length']\n    # out['price_per_unit']"))
     a = pd.read_csv(DATA / 'analysis.csv').merge(pd.read_csv(DATA / 'analysis_target.csv'), on='id')
     a.iloc[:10_000].to_csv(work / 'eval.csv', index=False)
     a.iloc[10_000:20_000].drop(columns=['repaid']).to_csv(work / 'batch.csv', index=False)

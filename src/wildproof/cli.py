@@ -26,6 +26,13 @@ def _when(text: str) -> str:
     return text
 
 
+def _model(args) -> str:
+    "The model a command is about: --model, else [serving] model."
+    m = getattr(args, 'model', None) or args.settings.serving.model
+    if not m: raise WildproofError('which model? name it with --model NAME (or set [serving] model in settings.ini)')
+    return m
+
+
 def _table(df: pd.DataFrame) -> str:
     if not len(df): return '(none)'
     with pd.option_context('display.max_rows', 200, 'display.max_columns', 30, 'display.width', 200, 'display.max_colwidth', 60):
@@ -290,7 +297,7 @@ def cmd_predictions_import(args):
 
 def cmd_replay(args):
     from wildproof.scoring import replay
-    r = replay(_store(args), args.version, model=args.model, start=args.start, end=args.end, settings=args.settings)
+    r = replay(_store(args), args.version, model=_model(args), start=args.start, end=args.end, settings=args.settings)
     print(f'replayed {r["requests"]:,} served requests of {r["model"]} (answered by v{", v".join(r["champions"])}) through v{r["challenger"]}: '
           f'decisions disagree on {r["disagreement"]:.2%}, mean score difference {r["mean_score_difference"]:+.4f}')
     if 'difference' in r:
@@ -340,7 +347,7 @@ def cmd_drilldown(args):
 def cmd_retrain(args):
     from wildproof.retraining import request_retraining, retrain, triggers
     store = _store(args)
-    model = args.model or args.settings.serving.model
+    model = _model(args)
     why = triggers(store, model, as_of=args.as_of, settings=args.settings)
     if not why and not args.force: print(f'{model}: no retraining trigger fired ([retraining] triggers = {args.settings.retraining.triggers})'); return
     why = why or ['requested by hand (--force)']
@@ -351,7 +358,7 @@ def cmd_retrain(args):
 
 def cmd_canary(args):
     from wildproof.retraining import judge_canary
-    j = judge_canary(_store(args), args.model or args.settings.serving.model, start=args.since, as_of=args.as_of, settings=args.settings)
+    j = judge_canary(_store(args), _model(args), start=args.since, as_of=args.as_of, settings=args.settings)
     print(f'canary v{j["canary"]} of {j["model"]}: {j["verdict"]} ({j["reason"]})')
 
 
@@ -616,7 +623,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--dataset', help='dataset to ingest the file into (default: MODEL_predictions)')
     s = add('replay', cmd_replay, 'Replay served requests through a challenger version: disagreement, and ROC AUC difference where outcomes exist')
     s.add_argument('version', help='challenger version'); s.add_argument('--model', help='registered model (default: [serving] model)')
-    s.add_argument('--start', help='from this event time (e.g. 2024-07-01)'); s.add_argument('--end', help='before this event time')
+    s.add_argument('--start', type=_when, help='from this event time (e.g. 2024-07-01)'); s.add_argument('--end', type=_when, help='before this event time')
     s = add('monitor', cmd_monitor, 'Compute the monitoring windows that are due (or one window) for one model or every production model, and judge alerts')
     s.add_argument('--model', help='one model (default: every model with a production version)')
     s.add_argument('--window', type=_when, help='compute only the window holding this date (e.g. 2025-04-09)')
@@ -634,11 +641,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--every', choices=['day', 'week', 'month'], help='window size (default: [monitoring] window)')
     s = add('retrain', cmd_retrain, 'If a retraining trigger fired (or with --force), train a challenger on matured served data, gate and challenge it, and stage it for the canary')
     s.add_argument('--model', help='registered model (default: [serving] model)')
-    s.add_argument('--as-of', help='outcomes observed by this time count (default: now)')
+    s.add_argument('--as-of', type=_when, help='outcomes observed by this time count (default: now)')
     s.add_argument('--force', action='store_true', help='retrain even if no trigger fired')
     s = add('canary', cmd_canary, "Judge the canary's answers against the champion's; a worse canary leaves staging")
     s.add_argument('--model', help='registered model (default: [serving] model)')
-    s.add_argument('--since', help='only answers from this event time on'); s.add_argument('--as-of', help='outcomes observed by this time count')
+    s.add_argument('--since', type=_when, help='only answers from this event time on'); s.add_argument('--as-of', type=_when, help='outcomes observed by this time count')
     s = add('report', cmd_report, 'Run a report template into a versioned, immutable folder; list runs; diff two runs')
     s.add_argument('kind', choices=['validation', 'evaluation', 'monitoring', 'model_card', 'list', 'diff'])
     s.add_argument('args', nargs='*', metavar='ARG', help='key=value parameters of the template; for diff: two run ids; for list: a kind')
@@ -646,7 +653,7 @@ def parser() -> argparse.ArgumentParser:
     s = add('schedule', cmd_schedule, 'Run the report jobs of [schedule] that are due (from cron), or keep running them (serve)')
     s.add_argument('action', choices=['run', 'serve', 'due'])
     s.add_argument('--job', action='append', choices=['validation', 'evaluation', 'monitoring', 'model_card'], help='only this job (repeatable)')
-    s.add_argument('--as-of', help='windows ending by this time are due (default: now)')
+    s.add_argument('--as-of', type=_when, help='windows ending by this time are due (default: now)')
     s.add_argument('--force', action='store_true', help='run monitoring even if its last pass is more recent than [schedule] monitoring')
     s = add('dashboards', cmd_dashboards, 'Serve the stakeholder dashboards (drift; model card and inventory) read-only with panel serve')
     s.add_argument('--host', default='127.0.0.1', help='address to listen on (default 127.0.0.1)')

@@ -7,5 +7,5 @@ import pandas as pd
 def build(rows: pd.DataFrame) -> pd.DataFrame:
     "Extra feature columns for `rows` (one output row per input row, same index)."
     out = pd.DataFrame(index=rows.index)
-    # out['amount_to_income'] = rows['amount'] / rows['income'].where(rows['income'] > 0)   # for example
+    # out['price_per_unit'] = rows['price'] / rows['units'].where(rows['units'] > 0)   # for example
     return out
