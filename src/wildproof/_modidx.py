@@ -335,6 +335,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'wildproof.features._row_features': ('features.html#_row_features', 'wildproof/features.py'),
                                     'wildproof.features.build_features': ('features.html#build_features', 'wildproof/features.py'),
                                     'wildproof.features.feature_set': ('features.html#feature_set', 'wildproof/features.py'),
+                                    'wildproof.features.outcome_values': ('features.html#outcome_values', 'wildproof/features.py'),
                                     'wildproof.features.point_in_time': ('features.html#point_in_time', 'wildproof/features.py')},
             'wildproof.monitoring': { 'wildproof.monitoring.MonitoringError': ( 'monitoring.html#monitoringerror',
                                                                                 'wildproof/monitoring.py'),

@@ -13,7 +13,7 @@ from .settings import WildproofError
 from .spec import ModelSpec, PointInTime, feature_function
 
 # %% auto #0
-__all__ = ['FeatureError', 'OutcomeHistory', 'point_in_time', 'FeatureSet', 'feature_set', 'build_features']
+__all__ = ['FeatureError', 'OutcomeHistory', 'point_in_time', 'FeatureSet', 'outcome_values', 'feature_set', 'build_features']
 
 # %% ../../nbs/06_features.ipynb #2220aa50
 class FeatureError(WildproofError):
@@ -76,6 +76,7 @@ class FeatureSet:
     time_column: str | None = None
     outcome_time: str | None = None
     target: str | None = None
+    positive: object = None                  # a binary target's positive label: its outcomes count as 1, any other as 0
 
     @property
     def pits(self) -> list[PointInTime]: return [PointInTime(**p) for p in self.point_in_time]
@@ -101,14 +102,27 @@ class FeatureSet:
 
     def to_dict(self) -> dict:
         return dict(numeric=self.numeric, categorical=self.categorical, code=self.code, row=self.row, point_in_time=self.point_in_time,
-                    time_column=self.time_column, outcome_time=self.outcome_time, target=self.target)
+                    time_column=self.time_column, outcome_time=self.outcome_time, target=self.target, positive=self.positive)
 
     @classmethod
     def from_dict(cls, d: dict) -> 'FeatureSet': return cls(**d)
 
     def histories(self, frame: pd.DataFrame) -> dict:
         "One `OutcomeHistory` per point-in-time feature from `frame`, which holds each group column, the outcome and when it became known."
-        return {p.name: OutcomeHistory(frame, group=p.group, known_at=self.outcome_time, outcome=p.outcome or self.target) for p in self.pits}
+        out = {}
+        for p in self.pits:
+            col = p.outcome or self.target
+            f = frame if col != self.target or self.positive is None else frame.assign(**{col: outcome_values(frame[col], self.positive)})
+            out[p.name] = OutcomeHistory(f, group=p.group, known_at=self.outcome_time, outcome=col)
+        return out
+
+def outcome_values(y: pd.Series, positive=None) -> pd.Series:
+    "Outcomes as numbers: a binary target's positive label is 1 and any other label 0 (missing stays missing); numbers as they are."
+    if positive is None: return pd.to_numeric(y, errors='raise').astype(float)
+    num = pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y)
+    try: hit = (y.astype(float) == float(positive)) if num else (y.astype(str) == str(positive))
+    except (TypeError, ValueError): hit = y.astype(str) == str(positive)
+    return hit.astype(float).where(y.notna())
 
 def feature_set(spec: ModelSpec, contract, training: pd.DataFrame | None = None) -> FeatureSet:
     "The feature set of `spec` on `contract`; with the `training` frame, its row-feature columns and point-in-time priors are fixed."
@@ -116,14 +130,15 @@ def feature_set(spec: ModelSpec, contract, training: pd.DataFrame | None = None)
     num = [c for c in spec.inputs if kind.get(c) in ('integer', 'float')]
     cat = [c for c in spec.inputs if kind.get(c) not in ('integer', 'float')]
     fs = FeatureSet(num, cat, code=spec.features, time_column=spec.time_column, outcome_time=spec.outcome_time, target=spec.target,
-                    point_in_time=[p.to_dict() for p in spec.point_in_time])
+                    point_in_time=[p.to_dict() for p in spec.point_in_time], positive=spec.positive if spec.task == 'binary' else None)
     if training is not None:
         if fs.code: fs.row = list(_row_features(training, fs).columns)
         pits = []
         for p in spec.point_in_time:
             col = p.outcome or spec.target
             if col not in training.columns: raise FeatureError(f'the point-in-time feature {p.name} needs the outcome column {col!r} in the training data')
-            pits.append({**p.to_dict(), 'prior': p.prior if p.prior is not None else float(training[col].astype(float).mean())})
+            y = outcome_values(training[col], fs.positive if col == spec.target else None) if col in training.columns else None
+            pits.append({**p.to_dict(), 'prior': p.prior if p.prior is not None else float(y.mean())})
         fs.point_in_time = pits
     return fs
 

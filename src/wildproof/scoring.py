@@ -19,9 +19,9 @@ from .settings import WildproofError, load_settings
 from .store import Store, new_id, utcnow
 from .contracts import Contract, check_records, get_contract, validated
 from .datasets import get_snapshot
-from .features import FeatureSet, OutcomeHistory, build_features
+from .features import FeatureSet, OutcomeHistory, build_features, outcome_values
 from .spec import ModelSpec
-from .training import ModelVersion, model_version, labels as _labels_of
+from .training import ModelVersion, model_version
 from .audit import SCHEMA as AUDIT_SCHEMA, AuditWriter, input_text, inputs_as_json, inputs_join
 
 log = logging.getLogger('wildproof.scoring')
@@ -80,8 +80,8 @@ def outcome_history(store: Store, mv: ModelVersion) -> dict | None:
     out = {}
     for p in fs.pits:
         col = p.outcome or fs.target
-        y = _labels_of(mv.spec, train[col]) if col == mv.spec.target and mv.spec.task == 'binary' else train[col]
-        past = pd.DataFrame({'g': train[p.group].to_numpy(), 'known': train[fs.outcome_time].to_numpy(), 'y': np.asarray(y, float)})
+        y = outcome_values(train[col], fs.positive if col == fs.target else None)
+        past = pd.DataFrame({'g': train[p.group].to_numpy(), 'known': train[fs.outcome_time].to_numpy(), 'y': y.to_numpy()})
         if col == mv.spec.target and len(live):   # outcomes recorded since are of the model's target
             past = pd.concat([past, live[[f'g{groups.index(p.group)}', 'known', 'y']].set_axis(['g', 'known', 'y'], axis=1).dropna()], ignore_index=True)
         out[p.name] = OutcomeHistory(past, group='g', known_at='known', outcome='y')
