@@ -15,7 +15,7 @@ from .training import mlflow_setup, model_version
 
 # %% auto #0
 __all__ = ['STAGES', 'ROLES', 'TIERS', 'METRICS', 'APPLIES', 'RegistryError', 'Policy', 'Verdict', 'latest_verdict',
-           'describe_model', 'model_info', 'alias_version', 'mark_candidate', 'gate', 'champion_challenger',
+           'describe_model', 'model_info', 'alias_version', 'mark_candidate', 'withdraw', 'gate', 'champion_challenger',
            'approvals', 'approve', 'promote', 'production_history', 'rollback', 'evaluate_version', 'compare_versions',
            'inventory']
 
@@ -174,6 +174,12 @@ def mark_candidate(store: Store, model: str, version, actor: str | None = None) 
     "Point the `candidate` alias at a freshly trained version."
     _version(store, model, version)
     _move(store, model, 'candidate', str(version), 'candidate', actor, 'trained and registered')
+
+def withdraw(store: Store, model: str, version, alias: str, *, actor: str | None = None, reason: str = '') -> None:
+    "Take `version` off `alias` (a challenger off staging, say) and back to `candidate`, on record with the reason."
+    _version(store, model, version)
+    _move(store, model, 'candidate', str(version), 'withdraw', actor, reason)
+    if alias_version(store, model, alias) == str(version): _client(store).delete_registered_model_alias(model, alias)
 
 # %% ../../nbs/09_registry.ipynb #1e10a072
 def gate(store: Store, model: str, version, evaluation, *, policy: Policy | None = None, settings=None) -> Verdict:
