@@ -133,7 +133,7 @@ def outcome_records(store: Store, frame: pd.DataFrame, *, model: str | None = No
     """Outcomes as `record_outcomes` takes them, from `frame` as it is or (its columns being a model's key and target, or
     `model` given) through the model's spec; and how many rows were left out for want of an outcome."""
     from wildproof.spec import get_spec, list_specs
-    from wildproof.monitoring import positive_outcomes
+    from wildproof.features import outcome_values
     cols = set(frame.columns)
     if model is None and 'outcome' in cols and cols & {'entity_key', 'request_id'}: return frame, 0
     specs = [get_spec(store, model)] if model else [get_spec(store, m) for m in list_specs(store).model]
@@ -147,7 +147,7 @@ def outcome_records(store: Store, frame: pd.DataFrame, *, model: str | None = No
         raise ExternalError(f'the columns fit the specs of {", ".join(s.model for s in fits)}, which read them differently: say which with --model')
     s = fits[0]
     y = frame[s.target]
-    outcome = positive_outcomes(y, s.positive) if s.task == 'binary' else pd.to_numeric(y, errors='coerce')
+    outcome = outcome_values(y, s.positive) if s.task == 'binary' else pd.to_numeric(y, errors='coerce')
     if 'observed_at' in cols: observed = frame['observed_at']
     elif s.outcome_time and s.outcome_time in cols: observed = frame[s.outcome_time]
     else: observed = None

@@ -118,9 +118,9 @@ class FeatureSet:
 
 def outcome_values(y: pd.Series, positive=None) -> pd.Series:
     "Outcomes as numbers: a binary target's positive label is 1 and any other label 0 (missing stays missing); numbers as they are."
+    y = pd.Series(y)
     if positive is None: return pd.to_numeric(y, errors='raise').astype(float)
-    num = pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y)
-    try: hit = (y.astype(float) == float(positive)) if num else (y.astype(str) == str(positive))
+    try: hit = pd.to_numeric(y, errors='raise').astype(float) == float(positive)   # 1, 1.0, True and '1' are one label
     except (TypeError, ValueError): hit = y.astype(str) == str(positive)
     return hit.astype(float).where(y.notna())
 

@@ -17,12 +17,13 @@ from .store import Store, TABLES, _as_table, new_id, utcnow
 from . import drift as _drift
 from .audit import input_number, input_text, inputs_join
 from .contracts import _q
+from .features import build_features, outcome_values
 
 # %% auto #0
-__all__ = ['GRANULARITIES', 'SEVERE', 'MonitoringError', 'window_of', 'windows_between', 'Reference', 'positive_outcomes',
-           'calibration_error', 'fit_calibration', 'reference', 'external_reference', 'estimated_performance',
-           'noise_band', 'reference_thresholds', 'window_metrics', 'store_window', 'alerts', 'alert_history',
-           'acknowledge', 'resolve', 'judge', 'monitor', 'metrics', 'chunk_metrics', 'drill_down']
+__all__ = ['GRANULARITIES', 'SEVERE', 'MonitoringError', 'window_of', 'windows_between', 'Reference', 'calibration_error',
+           'fit_calibration', 'reference', 'external_reference', 'estimated_performance', 'noise_band',
+           'reference_thresholds', 'window_metrics', 'store_window', 'alerts', 'alert_history', 'acknowledge',
+           'resolve', 'judge', 'monitor', 'metrics', 'chunk_metrics', 'drill_down']
 
 # %% ../../nbs/15_monitoring.ipynb #df4fbbc5
 GRANULARITIES = ('day', 'week', 'month')
@@ -99,13 +100,6 @@ def _as_text(s: pd.Series) -> pd.Series:
         return v if isinstance(v, str) else str(v)
     return pd.Series([one(v) for v in s.astype(object)], index=s.index, dtype=object)
 
-def positive_outcomes(y: pd.Series, positive) -> pd.Series:
-    "1.0 where `y` is the positive label, 0.0 where it is another label, NaN where it is missing."
-    y = pd.Series(y)
-    try: hit = pd.to_numeric(y, errors='raise').astype(float).to_numpy() == float(positive)
-    except (TypeError, ValueError): hit = (y.astype(str) == str(positive)).to_numpy()
-    return pd.Series(np.where(y.isna().to_numpy(), np.nan, hit.astype(float)), index=y.index)
-
 def calibration_error(p, y, bins: int = 10) -> float:
     "Expected calibration error: over `bins` equal-count bins of the scores `p`, the row-weighted mean of |mean score - share of positives|."
     p, y = np.asarray(p, float), np.asarray(y, float)
@@ -131,51 +125,28 @@ def fit_calibration(scores, outcomes, *, method: str = 'auto', folds: int = 5, s
         if raw - fitted <= max(0.005, fitted): return None
     return iso().fit(s, y)
 
-def _version_spec(store: Store, model: str, mv=None):
-    "The spec a version was built with (its `wildproof.spec` tag), else the model's latest spec, else None (a model without one)."
-    from wildproof.spec import SpecError, get_spec
-    try:
-        tag = (mv.tags or {}).get('wildproof.spec') if mv is not None else None
-        if tag: name, ver = tag.rsplit(' v', 1); return get_spec(store, name, int(ver))
-        return get_spec(store, model)
-    except SpecError: return None
-
-def reference(store: Store, model: str, version: str, *, target: str | None = None, settings=None) -> Reference:
+def reference(store: Store, model: str, version: str, *, settings=None) -> Reference:
     """The reference of `model` `version` (computed and cached on first use). Target, positive label, threshold and decisions
-    come from the model's spec; a model that runs elsewhere (`external: true`) is compared with its contract's reference snapshot."""
-    from wildproof.registry import _version
-    from wildproof.contracts import get_contract, validated
-    from wildproof.features import FeatureSet, build_features
-    from wildproof.training import load_model
+    come from the version's spec; a model that runs elsewhere (`external: true`) is compared with its contract's reference snapshot."""
+    from wildproof.contracts import validated
+    from wildproof.training import model_version
     st = settings or load_settings()
-    spec = _version_spec(store, model)
-    if spec is not None and spec.external: return external_reference(store, model, version, settings=st)
-    mv = _version(store, model, version, st)
-    spec = _version_spec(store, model, mv) or spec
-    if target is None: target = spec.target if spec else 'defaulted'   # a version trained before model specs: the demo's target
-    positive = spec.positive if spec else 1
-    cname, cver = mv.tags['wildproof.contract'].rsplit(' v', 1)
-    contract = get_contract(store, cname, int(cver))
-    fs = FeatureSet.from_dict(json.loads(mv.tags['wildproof.features']))
+    mv = model_version(store, model, version, st)
+    if mv.external: return external_reference(store, model, version, settings=st)
+    spec, fs = mv.spec, mv.features
     f = store.root / 'monitoring' / model / f'v{version}' / 'reference.parquet'
     frame = pd.read_parquet(f) if f.exists() else None
     if frame is None or frame.outcome.isna().all():   # (a reference cached without its outcomes is computed again)
-        pipe, _ = load_model(store, f'models:/{model}/{version}', st)   # the model itself is loaded only to score the reference once
-        data = validated(store, mv.tags['wildproof.snapshot'], contract, st).accepted()
-        X = build_features(data, fs, history=data)
-        if spec is not None:
-            from wildproof.training import scores
-            score = scores(pipe, X, spec)
-        else: score = pipe.predict_proba(X)[:, 1]
+        data = validated(store, mv.snapshot, mv.contract, st).accepted()
+        score = mv.scores(build_features(data, fs, history=data), st)   # the model itself is loaded only to score the reference once
         frame = data[fs.raw_columns].copy()
         for c in fs.categorical: frame[c] = _as_text(frame[c])
         frame['score'] = score
-        frame['outcome'] = positive_outcomes(data[target], positive) if target in data.columns else np.nan
+        frame['outcome'] = outcome_values(data[spec.target], spec.positive) if spec.target in data.columns else np.nan
         f.parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(f, index=False)
-    threshold = spec.threshold if spec else st.evaluation.decision_threshold
-    return Reference(model, str(version), frame, list(fs.numeric), list(fs.categorical), threshold, contract, contract.time_column,
-                     target=target, positive=positive, decisions=spec.decisions if spec else None,
+    return Reference(model, str(version), frame, list(fs.numeric), list(fs.categorical), spec.threshold, mv.contract, mv.contract.time_column,
+                     target=spec.target, positive=spec.positive, decisions=spec.decisions,
                      calibrator=fit_calibration(frame.score, frame.outcome, method=st.monitoring.calibration))
 
 def external_reference(store: Store, model: str, version=None, *, settings=None) -> Reference:
@@ -200,7 +171,7 @@ def external_reference(store: Store, model: str, version=None, *, settings=None)
     frame = data[numeric + categorical].copy()
     for c in categorical: frame[c] = _as_text(frame[c])
     frame['score'] = pd.to_numeric(data[col], errors='coerce').astype(float)
-    frame['outcome'] = positive_outcomes(data[spec.target], spec.positive) if spec.target in data.columns else np.nan
+    frame['outcome'] = outcome_values(data[spec.target], spec.positive) if spec.target in data.columns else np.nan
     f = store.root / 'monitoring' / model / f'v{spec.version}' / 'reference.parquet'   # for the dashboards' distributions
     f.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(f, index=False)

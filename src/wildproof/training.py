@@ -25,7 +25,7 @@ from .store import Store
 from .datasets import get_snapshot
 from .contracts import Contract, get_contract, validated
 from .spec import ModelSpec, SpecError, check_spec, get_spec
-from .features import FeatureSet, build_features, feature_set
+from .features import FeatureSet, build_features, feature_set, outcome_values
 
 # %% auto #0
 __all__ = ['TRUSTED_TYPES', 'TRUSTED_MODULES', 'DEFAULT_PARAMS', 'TrainingError', 'tracking_uri', 'mlflow_setup',
@@ -126,12 +126,7 @@ def labels(spec: ModelSpec, y: pd.Series) -> np.ndarray:
     if spec.task == 'binary': return _is_positive(y, spec.positive).astype(int)
     return y.to_numpy()
 
-def _is_positive(y, positive) -> np.ndarray:
-    y = pd.Series(y)
-    if pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
-        try: return (y.astype(float) == float(positive)).to_numpy()
-        except (TypeError, ValueError): pass
-    return (y.astype(str) == str(positive)).to_numpy()
+def _is_positive(y, positive) -> np.ndarray: return outcome_values(pd.Series(y), positive).to_numpy() == 1.0
 
 def positive_column(model, positive) -> int:
     "Which column of `predict_proba` is the positive label's (a model trained by wildproof learns 1 for it)."
