@@ -87,7 +87,7 @@ def pct(xs, qs=(50, 95, 99)) -> list[float]:
 
 MAIN, WRITER = 'main', 'writer'   # where a wrapped call ran: this (main) thread, or another one (the AuditWriter's)
 APPEND = 'append_records (total)'
-AUDIT_PARTS = ['  to the predictions schema (_as_table)', '  chain head (head())', '  columns to hash (_pieces)',
+AUDIT_PARTS = ['  to the predictions schema (as_table)', '  chain head (head())', '  columns to hash (_pieces)',
                '  sha256 of each link (link_hash)', '  Delta commit (store.append)', '  head file (_write_head)']
 DELTA, HASHING = AUDIT_PARTS[4], AUDIT_PARTS[2:4]
 
@@ -144,7 +144,7 @@ def audit_instruments(parts: Parts, store: Store, writer: AuditWriter | None = N
     "The wrappers around the audit write: append_records and its parts (wherever it runs), and the writer's submit."
     table = lambda *a, **k: (a[0] if a else k.get('table'))
     out = [_maybe(parts, APPEND, audit_mod, 'append_records'), _maybe(parts, APPEND, scoring_mod, 'append_records'),
-           _maybe(parts, AUDIT_PARTS[0], audit_mod, '_as_table'), _maybe(parts, AUDIT_PARTS[1], audit_mod, 'head'),
+           _maybe(parts, AUDIT_PARTS[0], audit_mod, 'as_table'), _maybe(parts, AUDIT_PARTS[1], audit_mod, 'head'),
            _maybe(parts, AUDIT_PARTS[2], audit_mod, '_pieces'), _maybe(parts, AUDIT_PARTS[3], audit_mod, 'link_hash'),
            (store, 'append', parts.wrap(lambda *a, **k: DELTA if table(*a, **k) == 'predictions' else 'event', store.append)),
            _maybe(parts, AUDIT_PARTS[5], audit_mod, '_write_head')]

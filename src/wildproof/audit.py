@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .settings import WildproofError, load_settings
-from .store import Store, TABLES, _as_table, utcnow
-from .contracts import _q
+from .store import Store, TABLES, as_table, utcnow
+from .store import quote as _q
 
 # %% auto #0
 __all__ = ['GENESIS', 'ROUTES', 'SCHEMA', 'CHAINED', 'AuditError', 'link_hash', 'content', 'anchor', 'head', 'append_records',
@@ -113,7 +113,7 @@ def head(store: Store) -> dict:
 # %% ../../nbs/11_audit.ipynb #a5210a33
 def append_records(store: Store, rows, groups: list[int] | None = None) -> pa.Table:
     "Chain `rows` (a table, DataFrame or list of dicts with the `predictions` columns) onto the audit log in one commit, one link per group of `groups` records (default: one link); returns them as written."
-    t = _as_table(SCHEMA, rows, 'predictions')
+    t = as_table(SCHEMA, rows, 'predictions')
     if not t.num_rows: return t
     groups = [t.num_rows] if groups is None else [g for g in groups if g]
     if sum(groups) != t.num_rows or min(groups) < 0: raise AuditError(f'links of {groups} records do not add up to the {t.num_rows} records given')
@@ -144,7 +144,7 @@ class AuditWriter:
     def submit(self, rows) -> Future:
         "Queue `rows` for the next commit; the future's result is the rows as written."
         fut = Future()
-        self._q.put((_as_table(SCHEMA, rows, 'predictions'), fut))
+        self._q.put((as_table(SCHEMA, rows, 'predictions'), fut))
         return fut
 
     def write(self, rows, timeout: float | None = 60) -> pa.Table:
@@ -194,11 +194,11 @@ class Verification:
 
 def _snapshot_problems(store: Store, t: pa.Table) -> list[str]:
     "Each snapshot batch records take their inputs from must still be in the catalog, hold their rows, and hash to its content hash."
-    from wildproof.datasets import _from_row, content_hash, read_snapshot
+    from wildproof.datasets import from_row, content_hash, read_snapshot
     refs = pa.table({'s': t['input_snapshot'], 'seq': t['seq'], 'row': t['input_row']}).filter(pc.is_valid(t['input_snapshot']))
     if not refs.num_rows: return []
     groups = refs.group_by('s').aggregate([('seq', 'min'), ('seq', 'max'), ('row', 'max')]).to_pylist()
-    snaps = {r['snapshot_id']: _from_row(r) for r in store.sql('select * from snapshots where list_contains($ids, snapshot_id)',
+    snaps = {r['snapshot_id']: from_row(r) for r in store.sql('select * from snapshots where list_contains($ids, snapshot_id)',
                                                               dict(ids=[g['s'] for g in groups]), tables=['snapshots']).to_dict('records')}
     out = []
     for r in groups:
@@ -317,11 +317,11 @@ def with_outcomes(store: Store, *, as_of: datetime | None = None, model: str | N
 # %% ../../nbs/11_audit.ipynb #941fb51c
 def inputs_join(store: Store, con, columns: list[str], *, where: str = 'true', params: dict | None = None, p: str = 'p', alias: str = 'i') -> str:
     "A `LEFT JOIN` clause bringing `columns` of the snapshot rows that batch records (those matching `where`, SQL over `predictions` as `p`) point at into a query over `predictions` as `p`; registers the snapshots on `con`."
-    from wildproof.datasets import ROW, _from_row, snapshot_dataset
+    from wildproof.datasets import ROW, from_row, snapshot_dataset
     used = {k: v for k, v in (params or {}).items() if re.search(rf'\${k}\b', where)}   # DuckDB refuses parameters a query does not use
     ids = [r[0] for r in con.execute(f'select distinct {p}.input_snapshot from predictions {p} where {p}.input_snapshot is not null and ({where}) order by 1',
                                      used).fetchall()]
-    snaps = {r['snapshot_id']: _from_row(r) for r in store.sql('select * from snapshots where list_contains($ids, snapshot_id)', dict(ids=ids),
+    snaps = {r['snapshot_id']: from_row(r) for r in store.sql('select * from snapshots where list_contains($ids, snapshot_id)', dict(ids=ids),
                                                               tables=['snapshots']).to_dict('records')} if ids else {}
     parts = []
     for k, sid in enumerate(ids):
@@ -372,7 +372,6 @@ def record(store: Store, request_id: str, settings=None) -> list[dict]:
 
 def _derived_names(store: Store, model: str, version: str, settings=None) -> list[str] | None:
     "The derived features of `model` `version`, from its registry tags (None when the registry no longer knows the version)."
-    from wildproof.features import FeatureSet
-    from wildproof.registry import _version
-    try: return FeatureSet.from_dict(json.loads(_version(store, model, version, settings).tags['wildproof.features'])).derived
+    from wildproof.training import model_version
+    try: return model_version(store, model, version, settings).features.derived
     except (WildproofError, KeyError): return None

@@ -16,7 +16,7 @@ import pyarrow.compute
 import yaml
 
 from .settings import WildproofError, load_settings
-from .store import Store, new_id, utcnow
+from .store import Store, new_id, quote, utcnow
 from .datasets import ROW, Snapshot, get_snapshot, snapshot_dataset, read_snapshot
 
 # %% auto #0
@@ -152,7 +152,7 @@ Contract.to_dict, Contract.to_yaml, Contract.save, Contract.content_hash = to_di
 Contract.from_dict, Contract.from_yaml, Contract.load = staticmethod(from_dict), staticmethod(from_yaml), staticmethod(load)
 
 # %% ../../nbs/03_contracts.ipynb #7ec6bde6
-def _q(name: str) -> str: return '"' + name.replace('"', '""') + '"'
+_q = quote
 
 def _time_column_problem(con, col: str, kind: str | None) -> str | None:
     "Why `col` (of contract `kind`, in the table `ref` of `con`) cannot be the time column, with the fix; None when it can."

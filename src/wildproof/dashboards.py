@@ -17,7 +17,7 @@ import pandas as pd
 import param
 
 from .audit import input_text, inputs_join
-from .reports import _window_label
+from .monitoring import window_label
 from .settings import WildproofError, load_settings
 from .store import Store, StoreError
 
@@ -28,7 +28,7 @@ class DashboardError(WildproofError):
     "The dashboards cannot show what was asked: no store there, or a change was attempted."
 
 
-def _label(t, granularity: str) -> str: return _window_label(pd.Timestamp(t), granularity)
+def _label(t, granularity: str) -> str: return window_label(t, granularity)
 
 
 class DashboardData:

@@ -22,8 +22,8 @@ from .settings import WildproofError
 from .store import Store, utcnow
 
 # %% auto #0
-__all__ = ['ROW', 'DataError', 'read_csv', 'read_source', 'content_hash', 'Snapshot', 'snapshot_path', 'ingest', 'get_snapshot',
-           'list_snapshots', 'snapshot_dataset', 'read_snapshot']
+__all__ = ['ROW', 'DataError', 'read_csv', 'read_source', 'content_hash', 'Snapshot', 'from_row', 'snapshot_path', 'ingest',
+           'get_snapshot', 'list_snapshots', 'snapshot_dataset', 'read_snapshot']
 
 # %% ../../nbs/02_datasets.ipynb #3b2a1e2f
 class DataError(WildproofError):
@@ -143,7 +143,7 @@ class Snapshot:
 def _schema_b64(schema: pa.Schema) -> str: return base64.b64encode(schema.serialize().to_pybytes()).decode()
 def _schema_from_b64(s: str) -> pa.Schema: return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(s)))
 
-def _from_row(r: dict) -> Snapshot:
+def from_row(r: dict) -> Snapshot:
     meta = json.loads(r['meta_json'])
     return Snapshot(r['snapshot_id'], r['dataset'], r['content_hash'], int(r['rows']), _schema_from_b64(meta.pop('arrow_schema')),
                     r['source'], r['created_at'].to_pydatetime() if hasattr(r['created_at'], 'to_pydatetime') else r['created_at'],
@@ -173,7 +173,7 @@ def ingest(store: Store, dataset: str, source, *, encoding: str = 'utf-8', paren
     with store.lock(f'dataset-{dataset}'):
         found = store.sql('select * from snapshots where dataset = $d and content_hash = $h', {'d': dataset, 'h': digest}, tables=['snapshots'])
         if len(found):
-            snap = _from_row(found.iloc[0].to_dict()); snap.existed = True
+            snap = from_row(found.iloc[0].to_dict()); snap.existed = True
             return snap
         path = snapshot_path(store, dataset, digest)
         data = stored.add_column(0, ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
@@ -196,7 +196,7 @@ def get_snapshot(store: Store, snapshot_id: str) -> Snapshot:
     else:
         r = store.sql('select * from snapshots where snapshot_id = $s', {'s': str(snapshot_id)}, tables=['snapshots'])
     if not len(r): raise DataError(f'no snapshot {snapshot_id!r} in the store at {store.root}')
-    return _from_row(r.iloc[0].to_dict())
+    return from_row(r.iloc[0].to_dict())
 
 def list_snapshots(store: Store, dataset: str | None = None) -> pd.DataFrame:
     "The catalog of snapshots (of `dataset`, or all), oldest first."

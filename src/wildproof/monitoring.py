@@ -13,17 +13,18 @@ import numpy as np
 import pandas as pd
 
 from .settings import WildproofError, load_settings
-from .store import Store, TABLES, _as_table, new_id, utcnow
+from .store import Store, TABLES, as_table, new_id, utc, utcnow
 from . import drift as _drift
 from .audit import input_number, input_text, inputs_join
-from .contracts import _q
+from .store import quote as _q
 from .features import build_features, outcome_values
 
 # %% auto #0
-__all__ = ['GRANULARITIES', 'SEVERE', 'MonitoringError', 'window_of', 'windows_between', 'Reference', 'calibration_error',
-           'fit_calibration', 'reference', 'external_reference', 'estimated_performance', 'noise_band',
-           'reference_thresholds', 'window_metrics', 'store_window', 'alerts', 'alert_history', 'acknowledge',
-           'resolve', 'judge', 'monitor', 'metrics', 'chunk_metrics', 'drill_down']
+__all__ = ['GRANULARITIES', 'SEVERE', 'MonitoringError', 'window_label', 'window_of', 'windows_between', 'Reference',
+           'calibration_error', 'fit_calibration', 'reference', 'external_reference', 'estimated_performance',
+           'noise_band', 'reference_thresholds', 'window_metrics', 'store_window', 'alerts', 'alert_history',
+           'open_alert', 'acknowledge', 'resolve', 'judge', 'production_models', 'monitor', 'metrics', 'chunk_metrics',
+           'drill_down']
 
 # %% ../../nbs/15_monitoring.ipynb #df4fbbc5
 GRANULARITIES = ('day', 'week', 'month')
@@ -31,14 +32,14 @@ GRANULARITIES = ('day', 'week', 'month')
 class MonitoringError(WildproofError):
     "Monitoring cannot run as asked."
 
-def _utc(t) -> pd.Timestamp:
-    t = pd.Timestamp(t)
-    return t.tz_localize('UTC') if t.tzinfo is None else t.tz_convert('UTC')
+def window_label(start, granularity: str) -> str:
+    "How a window is named: its month (2025-04) or its first day (2025-04-07); a chunk of rows by its first time."
+    return f'{pd.Timestamp(start):%Y-%m}' if granularity == 'month' else f'{pd.Timestamp(start):%Y-%m-%d}'
 
 def window_of(t, granularity: str = 'week') -> tuple[pd.Timestamp, pd.Timestamp]:
     "The window (start, end) holding time `t`: a UTC day, a week from Monday, or a calendar month."
     if granularity not in GRANULARITIES: raise MonitoringError(f'unknown window {granularity!r} (day, week or month)')
-    t = _utc(t).normalize()
+    t = utc(t).normalize()
     if granularity == 'day': s = t; e = s + pd.Timedelta(days=1)
     elif granularity == 'week': s = t - pd.Timedelta(days=t.weekday()); e = s + pd.Timedelta(days=7)
     else: s = t.replace(day=1); e = s + pd.DateOffset(months=1)
@@ -47,7 +48,7 @@ def window_of(t, granularity: str = 'week') -> tuple[pd.Timestamp, pd.Timestamp]
 def windows_between(start, end, granularity: str = 'week') -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     "Every window from the one holding `start` to the last one ending at or before `end`."
     out, (s, e) = [], window_of(start, granularity)
-    while e <= _utc(end):
+    while e <= utc(end):
         out.append((s, e)); s, e = window_of(e, granularity)
     return out
 
@@ -320,7 +321,7 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
     import duckdb
     st = settings or load_settings()
     mon = st.monitoring
-    start, end, as_of = _utc(start), _utc(end), _utc(as_of or utcnow())
+    start, end, as_of = utc(start), utc(end), utc(as_of or utcnow())
     if chunk is not None: cur = chunk
     elif served is None: cur = _served(store, ref.model, start, end, ref, as_of)
     else:
@@ -433,7 +434,7 @@ def store_window(store: Store, metrics: pd.DataFrame) -> int:
     if not len(metrics): return 0
     if len(metrics[['model', 'granularity', 'window_start', 'computed_at']].drop_duplicates()) != 1:
         raise MonitoringError('store_window takes one computation of one window at a time')
-    return store.append('metrics', _as_table(TABLES['metrics'], metrics, 'metrics'))
+    return store.append('metrics', as_table(TABLES['metrics'], metrics, 'metrics'))
 
 # %% ../../nbs/15_monitoring.ipynb #47d2659d
 SEVERE = ('alert', 'investigate')
@@ -454,6 +455,12 @@ def _change(store: Store, a: dict, state: str, actor: str, note: str = '') -> di
            'state': state, 'actor': actor, 'note': note, 'created_at': utcnow()}
     store.append('alerts', [row])
     return row
+
+def open_alert(store: Store, model: str, rule: str, subject: str, message: str, *, actor: str, severity: str = 'alert',
+               window_start=None, value=None, threshold=None) -> dict:
+    "Open an alert that no metric raised (a report that failed, say): it is listed, acknowledged and resolved like any other."
+    return _change(store, dict(alert_id=new_id(), model=model, rule=rule, subject=subject, severity=severity, window_start=window_start,
+                               as_of=utcnow(), value=value, threshold=threshold, message=message), 'open', actor)
 
 def _one(store: Store, alert_id: str) -> dict:
     a = alerts(store)
@@ -497,12 +504,12 @@ def judge(store: Store, metrics: pd.DataFrame, *, actor: str = 'monitor') -> lis
             changes.append(_change(store, a, 'open', actor))
         elif r.status not in SEVERE and r.status != 'pending':
             for a in mine.to_dict('records'):
-                if _utc(a['window_start']) < start:
+                if utc(a['window_start']) < start:
                     changes.append(_change(store, {**a, 'as_of': as_of}, 'resolved', actor, f'healthy again in the window from {start:%Y-%m-%d} ({r.metric} {r.value:.4g})'))
     return changes
 
 # %% ../../nbs/15_monitoring.ipynb #72e553c7
-def _production_models(store: Store) -> list[str]:
+def production_models(store: Store) -> list[str]:
     a = store.sql("select model, arg_max(version, created_at) as v from aliases where alias = 'production' group by 1 order by 1")
     return a.model.tolist()
 
@@ -521,7 +528,7 @@ def _due(store: Store, model: str, granularity: str, as_of) -> list[tuple]:
     wins = windows_between(first, as_of, granularity)
     done = store.sql('''select window_start, max(value) filter (where metric = 'label_completeness') as c, min(as_of) as as_of, min(computed_at) as computed_at
                         from metrics where model = $m and granularity = $g group by 1''', dict(m=model, g=granularity))
-    last = {_utc(t): (c, _utc(a), _utc(k)) for t, c, a, k in zip(done.window_start, done.c, done.as_of, done.computed_at)}
+    last = {utc(t): (c, utc(a), utc(k)) for t, c, a, k in zip(done.window_start, done.c, done.as_of, done.computed_at)}
     due, check = [], []
     for s, e in wins:
         if s not in last: due.append((s, e)); continue
@@ -542,7 +549,7 @@ def _due(store: Store, model: str, granularity: str, as_of) -> list[tuple]:
                 where p.model = $m and p.route <> 'shadow' and (p.created_at > w.computed_at or r.rec > w.computed_at or k.rec > w.computed_at
                                                                or r.obs > w.as_of or k.obs > w.as_of)''', dict(m=model, asof=as_of)).df()
         finally: con.close()
-        new = {_utc(t) for t in changed.s}
+        new = {utc(t) for t in changed.s}
         due += [(x['s'], x['e']) for x in check if x['s'] in new]
     return sorted(due)
 
@@ -582,9 +589,9 @@ def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, 
         if window is not None: raise MonitoringError('a window date and chunks of rows exclude each other: give one of them')
         if int(chunk_rows) < 2: raise MonitoringError(f'chunks must hold at least 2 rows, not {chunk_rows}')
     g = granularity or st.monitoring.window
-    as_of = _utc(as_of or utcnow())
+    as_of = utc(as_of or utcnow())
     if model: _check_model(store, model)
-    models = [model] if model else _production_models(store) + [m for m in _external_models(store) if m not in _production_models(store)]
+    models = [model] if model else production_models(store) + [m for m in _external_models(store) if m not in production_models(store)]
     if not models: raise MonitoringError('no model has a production version or imported answers to monitor')
     out, refs = [], {}
     for m in models:
@@ -617,20 +624,20 @@ def _monitor_chunks(store: Store, model: str, n: int, as_of, st, refs: dict, pro
     g = f'{n} rows'
     ver = str(store.sql("select arg_max(version, seq) as v from predictions where model = $m and route <> 'shadow'", dict(m=model)).v.iloc[0])
     if (model, ver) not in refs: refs[(model, ver)] = reference(store, model, ver, settings=st)
-    everything = _served(store, model, _utc('1677-09-22'), _utc('2262-04-11'), refs[(model, ver)], as_of)
+    everything = _served(store, model, utc('1677-09-22'), utc('2262-04-11'), refs[(model, ver)], as_of)
     everything = everything.assign(t=pd.to_datetime(everything.t, utc=True)).sort_values(['t', 'seq'], kind='stable').reset_index(drop=True)
     done = store.sql('''select window_start, window_end, max(value) filter (where metric = 'label_completeness') as c, min(as_of) as as_of,
                         min(computed_at) as computed_at from metrics where model = $m and granularity = $g group by 1, 2''', dict(m=model, g=g))
-    last = {(_utc(s), _utc(e)): (c, _utc(a), _utc(k)) for s, e, c, a, k in zip(done.window_start, done.window_end, done.c, done.as_of, done.computed_at)}
+    last = {(utc(s), utc(e)): (c, utc(a), utc(k)) for s, e, c, a, k in zip(done.window_start, done.window_end, done.c, done.as_of, done.computed_at)}
     o = store.sql('select max(recorded_at) as rec, max(observed_at) filter (where observed_at <= $a) as obs from outcomes', dict(a=as_of)).iloc[0]
     out = []
     for k in tqdm(range(len(everything) // n), desc=f'monitoring {model} by {g}', unit='chunk', disable=not progress, leave=False):
         rows = everything.iloc[k * n:(k + 1) * n]
-        s, e = _utc(rows.t.iloc[0]), _utc(rows.t.iloc[-1])
+        s, e = utc(rows.t.iloc[0]), utc(rows.t.iloc[-1])
         if (s, e) in last:
             c, a, at = last[(s, e)]
             if c is not None and c >= 1.0: continue
-            fresh = (pd.notna(o.rec) and _utc(o.rec) > at) or (pd.notna(o.obs) and _utc(o.obs) > a) or a > as_of
+            fresh = (pd.notna(o.rec) and utc(o.rec) > at) or (pd.notna(o.obs) and utc(o.obs) > a) or a > as_of
             if not fresh: continue
         v = str(rows.version.mode().iloc[0])
         if (model, v) not in refs: refs[(model, v)] = reference(store, model, v, settings=st)
@@ -697,7 +704,7 @@ def drill_down(store: Store, model: str, window, *, as_of=None, granularity: str
                   "and coalesce(event_time, created_at) < $e group by 1 order by n desc limit 1", dict(m=model, s=s, e=e))
     if not len(v): raise MonitoringError(f'{model} answered nothing in the {g} from {s:%Y-%m-%d}')
     ref = reference(store, model, str(v.version.iloc[0]), settings=st)
-    cur = _served(store, model, s, e, ref, _utc(as_of or utcnow()))
+    cur = _served(store, model, s, e, ref, utc(as_of or utcnow()))
     cur = cur[(cur.route != 'invalid') & cur.score.notna()]
     cols = list(ref.columns) + ['score']
     r = ref.frame.sample(min(sample, len(ref.frame)), random_state=0)

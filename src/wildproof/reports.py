@@ -19,6 +19,7 @@ import pandas as pd
 import wildproof
 from .settings import WildproofError, load_settings
 from .store import Store, new_id, utcnow
+from .monitoring import window_label
 
 KINDS = ('validation', 'evaluation', 'monitoring', 'model_card')
 TEMPLATES = Path(__file__).parent / 'templates'
@@ -102,15 +103,16 @@ def _model(store: Store, model: str) -> str:
 
 def _version(store: Store, model: str, version: str, settings=None) -> str:
     "A version number, or the version an alias (production, staging, candidate) points at; a clear error when there is none."
-    from .registry import RegistryError, _version as reg_version, alias_version, model_info
+    from .registry import alias_version, model_info
+    from .training import model_version
     model_info(store, model)   # an unknown model is a clear error
     v = str(version).removeprefix('v') if version not in (None, '') else 'production'
     if not v.isdigit():
         num = alias_version(store, model, v)
         if num is None: raise ReportError(f'model {model!r} has no version with the alias {v!r}')
         v = str(num)
-    try: reg_version(store, model, v, settings)
-    except RegistryError as e: raise ReportError(str(e)) from None
+    try: model_version(store, model, v, settings)
+    except WildproofError as e: raise ReportError(str(e)) from None
     return v
 
 
@@ -202,8 +204,6 @@ def evaluation_report(store='', model: str = '', version: str = '') -> Report:
 
 
 # monitoring --------------------------------------------------------------------------------------------------------
-def _window_label(start: pd.Timestamp, granularity: str) -> str:
-    return f'{start:%Y-%m}' if granularity == 'month' else f'{start:%Y-%m-%d}'
 
 
 def _monitoring_inputs(store: Store, model: str, version: str, window, granularity: str, as_of, settings) -> tuple:
@@ -245,7 +245,7 @@ def monitoring_report(store='', model: str = '', version: str = '', window: str 
     model = _model(store, model)
     g = granularity or st.monitoring.window
     start, end, m = _monitoring_inputs(store, model, version, window, g, as_of or None, st)
-    label = _window_label(start, g)
+    label = window_label(start, g)
     title = f'Monitoring of {model}, {g} {label}'
     ver = _window_version(store, model, m, version)
     if not len(m):
@@ -350,7 +350,7 @@ def _resolve(kind: str, store: Store, p: dict, st) -> dict:
         g = p.get('granularity') or st.monitoring.window
         start, end, m = _monitoring_inputs(store, model, p.get('version', ''), p.get('window', ''), g, p.get('as_of') or None, st)
         rows = m.drop(columns=['as_of', 'detail_json']).sort_values(['family', 'metric', 'subject']).to_dict('records') if len(m) else []
-        return dict(model=model, version=_window_version(store, model, m, p.get('version', '')), name=_window_label(start, g),
+        return dict(model=model, version=_window_version(store, model, m, p.get('version', '')), name=window_label(start, g),
                     params=dict(model=model, window=start.isoformat(), granularity=g, **({'version': p['version']} if p.get('version') else {})),
                     inputs=dict(metrics=_sha(rows), rows=len(rows)))
     if kind == 'model_card':
@@ -391,17 +391,17 @@ def _render_html(nb_path: Path, out: Path):
 
 def _log_mlflow(store: Store, st, kind: str, model: str, version: str, folder: Path) -> str | None:
     if kind == 'validation' or not st.reports.log_to_mlflow: return None
-    from .registry import _client
-    c = _client(store, st)
-    run_id = c.get_model_version(model, version).run_id
-    c.log_artifacts(run_id, str(folder), artifact_path=f'reports/{kind}/{folder.name}')
+    import mlflow
+    from .training import mlflow_setup, model_version
+    run_id = model_version(store, model, version, st).run_id
+    mlflow_setup(store, st)
+    mlflow.MlflowClient().log_artifacts(run_id, str(folder), artifact_path=f'reports/{kind}/{folder.name}')
     return run_id
 
 
 def _alert_failure(store: Store, model: str, kind: str, message: str):
-    from .monitoring import _change
-    _change(store, dict(alert_id=new_id(), model=model, rule='report.failed', subject=kind, severity='alert',
-                        window_start=None, as_of=utcnow(), value=None, threshold=None, message=message), 'open', 'reports')
+    from .monitoring import open_alert
+    open_alert(store, model, 'report.failed', kind, message, actor='reports')
 
 
 def run_report(kind: str, params: dict | None = None, *, store: Store | None = None, settings=None, actor: str = 'reports') -> dict:

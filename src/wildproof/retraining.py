@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from .settings import WildproofError, load_settings
-from .store import Store, new_id, utcnow
-from .monitoring import _utc, alerts, estimated_performance
+from .store import Store, new_id, utc, utcnow
+from .monitoring import alerts, estimated_performance
 from .audit import inputs_as_json, inputs_join
 
 # %% auto #0
@@ -50,7 +50,7 @@ def triggers(store: Store, model: str, *, as_of=None, settings=None) -> list[str
             n = store.sql("""select count(*) as n from outcomes where observed_at <= $a and ($e is null or observed_at > $e)
                              and (request_id in (select request_id from predictions where model = $m)
                                   or entity_key in (select entity_key from predictions where model = $m and entity_key is not null))""",
-                          dict(a=_utc(as_of or utcnow()), e=end, m=model)).n.iloc[0]   # this model's outcomes only
+                          dict(a=utc(as_of or utcnow()), e=end, m=model)).n.iloc[0]   # this model's outcomes only
             if n >= st.retraining.min_new_outcomes: why.append(f'{n:,} outcomes matured since the training data')
     return why
 
@@ -122,7 +122,7 @@ def retrain(store: Store, model: str, request: str, *, as_of=None, settings=None
     from wildproof.registry import alias_version, champion_challenger, compare_versions, evaluate_version, gate, mark_candidate, promote
     from wildproof.training import model_version, tag_version
     st = settings or load_settings()
-    as_of = _utc(as_of or utcnow())
+    as_of = utc(as_of or utcnow())
     champ = alias_version(store, model, 'production')
     if champ is None: raise RetrainingError(f'{model} has no production version to challenge')
     mv = model_version(store, model, champ, st)
@@ -134,7 +134,7 @@ def retrain(store: Store, model: str, request: str, *, as_of=None, settings=None
         store.event('retraining_skipped', model, actor, request=request, reason='fewer than two matured windows')
         return Retraining(request, model, None, None, None, None, None, False, ['fewer than two monitored windows have complete outcomes'])
     months = st.retraining.training_months
-    hold_start, hold_end = _utc(wins.window_start.iloc[-1]), _utc(wins.window_end.iloc[-1])
+    hold_start, hold_end = utc(wins.window_start.iloc[-1]), utc(wins.window_end.iloc[-1])
     train_start = hold_start - pd.DateOffset(months=months)
     tr = _training_frame(store, model, train_start, hold_start, as_of, contract, spec)
     # the champion's own training data, within the same span, comes along: the challenger learns from more, never from less
@@ -190,7 +190,7 @@ def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, 
     from wildproof.registry import alias_version, withdraw
     from wildproof.training import model_version
     st = settings or load_settings()
-    as_of = _utc(as_of or utcnow())
+    as_of = utc(as_of or utcnow())
     staged = alias_version(store, model, st.serving.challenger_alias)
     if staged is None: raise RetrainingError(f'{model} has no version on {st.serving.challenger_alias}')
     spec = model_version(store, model, staged, st).spec
@@ -202,7 +202,7 @@ def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, 
                      left join by_req r on p.request_id = r.request_id left join by_key k on p.entity_key = k.entity_key
                      where p.model = $m and p.route in ('champion', 'canary') and ($s is null or coalesce(p.event_time, p.created_at) >= $s)
                        and ($e is null or coalesce(p.event_time, p.created_at) < $e)''',
-                  dict(a=as_of, m=model, s=None if start is None else _utc(start), e=None if end is None else _utc(end)))
+                  dict(a=as_of, m=model, s=None if start is None else utc(start), e=None if end is None else utc(end)))
     thr = spec.threshold
     res = dict(model=model, canary=staged)
     for route in ('champion', 'canary'):

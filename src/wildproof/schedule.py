@@ -58,21 +58,21 @@ def due(store: Store, job: str, *, as_of=None, settings=None) -> list[dict]:
         a = store.sql("select model, arg_max(version, created_at) as version from aliases where alias = 'production' group by 1 order by 1")
         return [dict(model=r.model, version=r.version) for r in a.itertuples() if r.version]
     if job == 'monitoring':   # every window since the first answer that has no report yet, or metrics computed after its last report began
-        from .monitoring import _production_models, _utc, windows_between
-        from .reports import _window_label
+        from .monitoring import production_models, window_label, windows_between
+        from .store import utc
         g = st.monitoring.window
         began = {}   # (model, window label) -> when its latest report of this granularity, for all versions, started
         for r in index(store, kind='monitoring', status='ok').itertuples():
             p = json.loads(r.parameters_json)
-            if p.get('granularity') == g and not p.get('version'): began[(r.model, r.name)] = max(began.get((r.model, r.name), _utc(r.started_at)), _utc(r.started_at))
+            if p.get('granularity') == g and not p.get('version'): began[(r.model, r.name)] = max(began.get((r.model, r.name), utc(r.started_at)), utc(r.started_at))
         out = []
-        for m in _production_models(store):
+        for m in production_models(store):
             first = store.sql("select min(coalesce(event_time, created_at)) as t from predictions where model = $m and route <> 'shadow'", dict(m=m)).t.iloc[0]
             if first is None or pd.isna(first): continue
             c = store.sql('select window_start, max(computed_at) as t from metrics where model = $m and granularity = $g group by 1', dict(m=m, g=g))
-            computed = {_utc(w): _utc(t) for w, t in zip(c.window_start, c.t)}
+            computed = {utc(w): utc(t) for w, t in zip(c.window_start, c.t)}
             for s, e in windows_between(first, as_of, g):
-                b = began.get((m, _window_label(s, g)))
+                b = began.get((m, window_label(s, g)))
                 if b is None or (s in computed and computed[s] > b):
                     out.append(dict(model=m, window=s.isoformat(), granularity=g, as_of=as_of.isoformat()))
         return out

@@ -21,8 +21,8 @@ from deltalake.exceptions import DeltaError
 from .settings import WildproofError, load_settings
 
 # %% auto #0
-__all__ = ['SCHEMA_VERSION', 'TABLES', 'LATEST', 'COMPACT_EVERY', 'StoreError', 'utcnow', 'new_id', 'Store', 'version', 'append',
-           'dataset', 'cursor', 'connect', 'sql', 'event']
+__all__ = ['SCHEMA_VERSION', 'TABLES', 'LATEST', 'COMPACT_EVERY', 'StoreError', 'utcnow', 'new_id', 'utc', 'quote', 'Store',
+           'as_table', 'version', 'append', 'dataset', 'cursor', 'connect', 'sql', 'event']
 
 # %% ../../nbs/01_store.ipynb #18902329
 SCHEMA_VERSION = 6  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports;
@@ -105,6 +105,15 @@ def utcnow() -> datetime:
 def new_id() -> str:
     "A fresh, unique, sortable-enough identifier: time in hex and random bits."
     return f'{time.time_ns():x}-{uuid.uuid4().hex[:12]}'
+
+def utc(t) -> pd.Timestamp:
+    "A time as a UTC timestamp (a naive time is taken as UTC)."
+    t = pd.Timestamp(t)
+    return t.tz_localize('UTC') if t.tzinfo is None else t.tz_convert('UTC')
+
+def quote(name: str) -> str:
+    "A column or table name as a SQL identifier, whatever characters it holds."
+    return '"' + name.replace('"', '""') + '"'
 
 # %% ../../nbs/01_store.ipynb #d7ef4e7b
 class Store:
@@ -227,7 +236,7 @@ def _open(self: Store):
 Store._open = _open
 
 # %% ../../nbs/01_store.ipynb #60bce8d1
-def _as_table(schema: pa.Schema, rows, table: str) -> pa.Table:
+def as_table(schema: pa.Schema, rows, table: str) -> pa.Table:
     if isinstance(rows, pd.DataFrame): rows = pa.Table.from_pandas(rows, preserve_index=False)
     elif not isinstance(rows, pa.Table): rows = pa.Table.from_pylist(list(rows))
     extra = [c for c in rows.column_names if c not in schema.names]
@@ -332,7 +341,7 @@ Store.version, Store._put = version, _put
 def append(self: Store, table: str, rows) -> int:
     "Append `rows` to `table` in one commit (its version goes to `last_version`); returns the number of rows written. Every COMPACT_EVERY versions the table is compacted."
     self._writable(); self.table_path(table)
-    data = _as_table(TABLES[table], rows, table)
+    data = as_table(TABLES[table], rows, table)
     if data.num_rows:
         with self._mutex, self.lock(f'table-{table}'):
             before = self.version(table)
