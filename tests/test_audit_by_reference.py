@@ -67,6 +67,6 @@ def test_audit_show_names_what_the_model_saw(default_demo):
         shown = json.loads(run('--store', str(default_demo.store), 'audit', 'show', rid, cwd=default_demo.root, env=env).stdout.split('\n}\n')[0] + '\n}')
         assert shown['request_id'] == rid and shown['inputs']['application_id'] == int(store.sql(
             'select entity_key from predictions where request_id = $r', dict(r=rid)).entity_key.iloc[0])
-        assert set(shown['features']) >= {'loan_to_income', 'payment_to_income', 'region_outcomes_known', 'region_default_rate'}
+        assert set(shown['features']) >= {'loan_to_income', 'payment_to_income', 'region_default_known', 'region_default_rate'}
     r = run('--store', str(default_demo.store), 'audit', 'show', 'no-such-request', cwd=default_demo.root, env=env, check=False)
     assert r.returncode == 1 and "no prediction record with request id 'no-such-request'" in r.stdout + r.stderr and 'Traceback' not in r.stderr

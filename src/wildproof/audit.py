@@ -20,9 +20,9 @@ from .store import Store, TABLES, as_table, utcnow
 from .store import quote as _q
 
 # %% auto #0
-__all__ = ['GENESIS', 'ROUTES', 'SCHEMA', 'CHAINED', 'AuditError', 'link_hash', 'content', 'anchor', 'head', 'append_records',
-           'AuditWriter', 'Verification', 'verify', 'apply_retention', 'record_outcomes', 'with_outcomes',
-           'inputs_join', 'input_text', 'input_number', 'inputs_as_json', 'record']
+__all__ = ['GENESIS', 'ROUTES', 'SCHEMA', 'CHAINED', 'KNOWN_OUTCOMES', 'OUTCOME_JOIN', 'AuditError', 'link_hash', 'content',
+           'anchor', 'head', 'append_records', 'AuditWriter', 'Verification', 'verify', 'apply_retention',
+           'record_outcomes', 'with_outcomes', 'inputs_join', 'input_text', 'input_number', 'inputs_as_json', 'record']
 
 # %% ../../nbs/11_audit.ipynb #47df3afe
 GENESIS = '0' * 64
@@ -301,16 +301,21 @@ def record_outcomes(store: Store, outcomes, *, source: str = 'api') -> int:
         'request_id': df.request_id.map(lambda v: None if pd.isna(v) else str(v)), 'entity_key': df.entity_key.map(lambda v: None if pd.isna(v) else str(v)),
         'outcome': y.astype(float), 'observed_at': obs.fillna(pd.Timestamp(now)), 'recorded_at': pd.Timestamp(now), 'source': source}))
 
+# Outcomes as known at a time, by request and by entity key (a later observation of the same one wins): every reader of outcomes
+# (monitoring, retraining, the canary's verdict, replay) joins answers to them this way. `$asof` is the query's time parameter.
+KNOWN_OUTCOMES = '''o as (select * from outcomes where observed_at <= $asof),
+      by_req as (select request_id, arg_max(outcome, observed_at) as outcome, max(observed_at) as observed_at from o where request_id is not null group by 1),
+      by_key as (select entity_key, arg_max(outcome, observed_at) as outcome, max(observed_at) as observed_at from o where entity_key is not null group by 1)'''
+OUTCOME_JOIN = 'left join by_req r on p.request_id = r.request_id left join by_key k on p.entity_key = k.entity_key'   # answers as `p`
+
 def with_outcomes(store: Store, *, as_of: datetime | None = None, model: str | None = None,
                   routes: tuple = ('champion', 'canary', 'fallback')) -> pd.DataFrame:
     "Served predictions (by default not shadow answers nor refusals) with their outcome as known at `as_of` (default: now), or null."
-    q = '''
-      with o as (select * from outcomes where observed_at <= $asof),
-      by_req as (select request_id, arg_max(outcome, observed_at) as outcome, max(observed_at) as observed_at from o where request_id is not null group by 1),
-      by_key as (select entity_key, arg_max(outcome, observed_at) as outcome, max(observed_at) as observed_at from o where entity_key is not null group by 1)
+    q = f'''
+      with {KNOWN_OUTCOMES}
       select p.seq, p.request_id, p.created_at, p.event_time, p.model, p.version, p.route, p.entity_key, p.score, p.decision, p.review,
              coalesce(r.outcome, k.outcome) as outcome, coalesce(r.observed_at, k.observed_at) as observed_at
-      from predictions p left join by_req r on p.request_id = r.request_id left join by_key k on p.entity_key = k.entity_key
+      from predictions p {OUTCOME_JOIN}
       where list_contains($routes, p.route) and ($model is null or p.model = $model) order by p.seq'''
     return store.sql(q, dict(asof=as_of or utcnow(), routes=list(routes), model=model))
 

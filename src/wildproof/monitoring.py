@@ -15,7 +15,7 @@ import pandas as pd
 from .settings import WildproofError, load_settings
 from .store import Store, TABLES, as_table, new_id, utc, utcnow
 from . import drift as _drift
-from .audit import input_number, input_text, inputs_join
+from .audit import KNOWN_OUTCOMES, OUTCOME_JOIN, input_number, input_text, inputs_join
 from .store import quote as _q
 from .features import build_features, outcome_values
 
@@ -265,12 +265,10 @@ def _served(store: Store, model: str, start, end, ref: Reference, as_of) -> pd.D
         join = inputs_join(store, con, ref.numeric + ref.categorical, where=where, params=args)
         feats = [f'{input_number(c)} AS {_q(c)}' for c in ref.numeric] + [f'{input_text(c)} AS {_q(c)}' for c in ref.categorical]
         return con.execute(f'''
-            with o as (select * from outcomes where observed_at <= $asof),
-            by_req as (select request_id, arg_max(outcome, observed_at) as outcome from o where request_id is not null group by 1),
-            by_key as (select entity_key, arg_max(outcome, observed_at) as outcome from o where entity_key is not null group by 1)
+            with {KNOWN_OUTCOMES}
             select p.seq, coalesce(p.event_time, p.created_at) as t, p.version, p.route, p.source, p.score, p.decision, p.review, p.reasons, p.latency_ms, p.batch_size,
                    coalesce(r.outcome, k.outcome) as outcome{''.join(', ' + f for f in feats)}
-            from predictions p {join} left join by_req r on p.request_id = r.request_id left join by_key k on p.entity_key = k.entity_key
+            from predictions p {join} {OUTCOME_JOIN}
             where {where}''', args).df()
     finally: con.close()
 

@@ -13,7 +13,7 @@ import pandas as pd
 from .settings import WildproofError, load_settings
 from .store import Store, new_id, utc, utcnow
 from .monitoring import alerts, estimated_performance
-from .audit import inputs_as_json, inputs_join
+from .audit import KNOWN_OUTCOMES, OUTCOME_JOIN, inputs_as_json, inputs_join
 
 # %% auto #0
 __all__ = ['RetrainingError', 'triggers', 'request_retraining', 'Retraining', 'retrain', 'judge_canary', 'trace']
@@ -73,16 +73,13 @@ def _training_frame(store: Store, model: str, start, end, as_of, contract, spec)
     "Served requests of [start, end) as the client sent them, with their outcome (in the target's labels) as known at `as_of` and when it became known."
     where = '''p.model = $m and p.route in ('champion', 'canary', 'fallback') and coalesce(p.event_time, p.created_at) >= $s
                and coalesce(p.event_time, p.created_at) < $e'''
-    args, cols = dict(a=as_of, m=model, s=start, e=end), list(contract.columns)
+    args, cols = dict(asof=as_of, m=model, s=start, e=end), list(contract.columns)
     con = store.connect(['predictions', 'outcomes'])
     try:
-        r = con.execute(f'''with o as (select * from outcomes where observed_at <= $a),
-               by_req as (select request_id, arg_max(outcome, observed_at) as y, max(observed_at) as t from o where request_id is not null group by 1),
-               by_key as (select entity_key, arg_max(outcome, observed_at) as y, max(observed_at) as t from o where entity_key is not null group by 1)
-               select {inputs_as_json(cols)} as inputs_json, coalesce(r.y, k.y) as y, coalesce(r.t, k.t) as t from predictions p
-               {inputs_join(store, con, cols, where=where, params=args)}
-               left join by_req r on p.request_id = r.request_id left join by_key k on p.entity_key = k.entity_key
-               where {where} and coalesce(r.y, k.y) is not null
+        r = con.execute(f'''with {KNOWN_OUTCOMES}
+               select {inputs_as_json(cols)} as inputs_json, coalesce(r.outcome, k.outcome) as y, coalesce(r.observed_at, k.observed_at) as t
+               from predictions p {inputs_join(store, con, cols, where=where, params=args)} {OUTCOME_JOIN}
+               where {where} and coalesce(r.outcome, k.outcome) is not null
                qualify row_number() over (partition by coalesce(p.entity_key, p.request_id) order by p.seq) = 1
                order by p.seq''', args).df()   # a fixed order: the same request gives the same challenger
     finally: con.close()
@@ -195,14 +192,11 @@ def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, 
     if staged is None: raise RetrainingError(f'{model} has no version on {st.serving.challenger_alias}')
     spec = model_version(store, model, staged, st).spec
     if spec.task != 'binary': raise RetrainingError(f'judging a canary of a {spec.task} model comes with issue 19')
-    a = store.sql('''with o as (select * from outcomes where observed_at <= $a),
-                     by_req as (select request_id, arg_max(outcome, observed_at) as y from o where request_id is not null group by 1),
-                     by_key as (select entity_key, arg_max(outcome, observed_at) as y from o where entity_key is not null group by 1)
-                     select p.route, p.version, p.score, coalesce(r.y, k.y) as y from predictions p
-                     left join by_req r on p.request_id = r.request_id left join by_key k on p.entity_key = k.entity_key
+    a = store.sql(f'''with {KNOWN_OUTCOMES}
+                     select p.route, p.version, p.score, coalesce(r.outcome, k.outcome) as y from predictions p {OUTCOME_JOIN}
                      where p.model = $m and p.route in ('champion', 'canary') and ($s is null or coalesce(p.event_time, p.created_at) >= $s)
                        and ($e is null or coalesce(p.event_time, p.created_at) < $e)''',
-                  dict(a=as_of, m=model, s=None if start is None else utc(start), e=None if end is None else utc(end)))
+                  dict(asof=as_of, m=model, s=None if start is None else utc(start), e=None if end is None else utc(end)))
     thr = spec.threshold
     res = dict(model=model, canary=staged)
     for route in ('champion', 'canary'):
