@@ -73,3 +73,30 @@ def test_user_errors_are_one_line(work, args, message):
     r = wp(work, *args, check=False)
     assert r.returncode == 1 and message in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_built_performance_drop_alerts_and_retraining_keeps_the_spec(work):
+    """On a target that is not the demo's: the first half of the analysis period served and answered by outcomes that are
+    the opposite of the truth. Its weeks' realized accuracy collapses, monitoring opens accuracy investigations, and the
+    retraining they trigger trains a challenger with the champion's spec, features and parameters."""
+    from wildproof.store import Store
+    from wildproof.training import model_version
+    early = pd.read_csv(work / 'eval.csv')
+    early.drop(columns=['repaid']).to_csv(work / 'early.csv', index=False)
+    early.assign(repaid=1 - early.repaid)[['id', 'repaid']].to_csv(work / 'wrong.csv', index=False)
+    wp(work, 'ingest', 'car_loan_early', work / 'early.csv')
+    assert 'scored 25,000 of 25,000 rows' in wp(work, 'score', 'car_loan_early@latest', '--model', 'car_loan').stdout
+    wp(work, 'outcomes', work / 'wrong.csv')
+    out = wp(work, 'monitor', '--model', 'car_loan', '--every', 'week').stdout
+    weeks = [l.split() for l in out.splitlines() if l.startswith('car_loan ') and '2018-1' in l]
+    assert len(weeks) >= 8 and all(float(w[-2]) < 0.2 for w in weeks), out   # accuracy collapsed; the estimate (labels unseen) did not
+    live = wp(work, 'alerts', '--model', 'car_loan', '--state', 'open').stdout
+    assert 'performance.accuracy' in live, live
+    out = wp(work, 'retrain', '--model', 'car_loan').stdout
+    assert 'realized accuracy below the reference' in out and 'challenger v2 trained' in out, out
+    store = Store(work / 'store')
+    champion, challenger = model_version(store, 'car_loan', 1), model_version(store, 'car_loan', 2)
+    assert challenger.spec == champion.spec and challenger.spec.target == 'repaid'
+    assert challenger.tags['wildproof.spec'] == champion.tags['wildproof.spec']
+    assert challenger.tags['wildproof.params'] == champion.tags['wildproof.params']
+    assert challenger.features == champion.features
