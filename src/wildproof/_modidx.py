@@ -463,6 +463,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'wildproof.scoring._json_column': ('scoring.html#_json_column', 'wildproof/scoring.py'),
                                    'wildproof.scoring._labels': ('scoring.html#_labels', 'wildproof/scoring.py'),
                                    'wildproof.scoring._predict': ('scoring.html#_predict', 'wildproof/scoring.py'),
+                                   'wildproof.scoring._probabilities': ('scoring.html#_probabilities', 'wildproof/scoring.py'),
                                    'wildproof.scoring._regression': ('scoring.html#_regression', 'wildproof/scoring.py'),
                                    'wildproof.scoring._set': ('scoring.html#_set', 'wildproof/scoring.py'),
                                    'wildproof.scoring.canary_bucket': ('scoring.html#canary_bucket', 'wildproof/scoring.py'),

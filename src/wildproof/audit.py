@@ -20,9 +20,10 @@ from .store import Store, TABLES, as_table, utcnow
 from .store import quote as _q
 
 # %% auto #0
-__all__ = ['GENESIS', 'ROUTES', 'SCHEMA', 'CHAINED', 'KNOWN_OUTCOMES', 'OUTCOME_JOIN', 'AuditError', 'link_hash', 'content',
-           'anchor', 'head', 'append_records', 'AuditWriter', 'Verification', 'verify', 'apply_retention',
-           'record_outcomes', 'with_outcomes', 'inputs_join', 'input_text', 'input_number', 'inputs_as_json', 'record']
+__all__ = ['GENESIS', 'ROUTES', 'SCHEMA', 'CHAINED', 'KNOWN_OUTCOMES', 'KNOWN_OUTCOME', 'KNOWN_LABEL', 'OUTCOME_JOIN',
+           'AuditError', 'link_hash', 'content', 'anchor', 'head', 'append_records', 'AuditWriter', 'Verification',
+           'verify', 'apply_retention', 'record_outcomes', 'with_outcomes', 'inputs_join', 'input_text', 'input_number',
+           'inputs_as_json', 'record']
 
 # %% ../../nbs/11_audit.ipynb #47df3afe
 GENESIS = '0' * 64
@@ -60,11 +61,16 @@ def _pieces(t: pa.Table) -> list[tuple]:
             out.append((valid, np.where(np.isnan(v), np.nan, v) if v.dtype.kind == 'f' else v))
     return out
 
+# Columns added after links (store schema 7 on) enter a link's hash only when one of its records has a value: links
+# written before them keep their hashes, and a value added to or taken from a record still breaks its link.
+_LATER = {CHAINED.index(c) for c in ('probabilities',)}
+
 def link_hash(prev: str, pieces: list[tuple], a: int, b: int) -> str:
     "The hash of the link of records `a`..`b-1` (positions in `pieces`): the hash before it, how many records, and each chained column of theirs."
     h = hashlib.sha256(prev.encode())
     h.update(int(b - a).to_bytes(8, 'little'))
-    for p in pieces:
+    for i, p in enumerate(pieces):
+        if i in _LATER and not p[0][a:b].any(): continue
         h.update(p[0][a:b]); h.update(p[1][a:b])
         if len(p) == 4: h.update(p[3][p[2][a]:p[2][b]])
     return h.hexdigest()
@@ -282,30 +288,40 @@ def apply_retention(store: Store, *, days: int | None = None, now: datetime | No
 
 # %% ../../nbs/11_audit.ipynb #bb8f08a7
 def record_outcomes(store: Store, outcomes, *, source: str = 'api') -> int:
-    "Record outcomes: rows with `outcome` (a number), `request_id` or `entity_key`, and `observed_at` (default: now). Returns how many."
+    """Record outcomes: rows with `outcome` (a number: binary 0/1, a regression's value) or `label` (a class, as text: multiclass),
+    `request_id` or `entity_key`, and `observed_at` (default: now). Returns how many; refuses them all, saying why, if any is unusable."""
     df = pd.DataFrame(outcomes).copy() if not isinstance(outcomes, pd.DataFrame) else outcomes.copy()
     if not len(df): return 0
-    for c in ('request_id', 'entity_key', 'observed_at'):
+    for c in ('request_id', 'entity_key', 'observed_at', 'outcome', 'label'):
         if c not in df.columns: df[c] = None
-    if 'outcome' not in df.columns: raise AuditError('outcomes need an "outcome" field')
+    if df.outcome.isna().all() and df.label.isna().all(): raise AuditError('outcomes need an "outcome" (a number) or a "label" (a class) field')
     problems = []
     keyless = df.request_id.isna() & df.entity_key.isna()
     problems += [f'outcome {i}: needs a request_id or an entity_key' for i in np.flatnonzero(keyless)]
     y = pd.to_numeric(df.outcome, errors='coerce')
-    problems += [f'outcome {i}: outcome {df.outcome.iloc[i]!r} is not a number' for i in np.flatnonzero(y.isna() | ~np.isfinite(y.fillna(0)))]
+    label = df.label.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    bad = (df.outcome.notna() & (y.isna() | ~np.isfinite(y.fillna(0)))) | (df.outcome.isna() & label.isna())
+    problems += [f'outcome {i}: outcome {df.outcome.iloc[i]!r} is not a number' + (' (a class goes in "label")' if isinstance(df.outcome.iloc[i], str) else '')
+                 for i in np.flatnonzero(bad)]
     obs = pd.to_datetime(df.observed_at, errors='coerce', utc=True)
     problems += [f'outcome {i}: observed_at {df.observed_at.iloc[i]!r} is not a time' for i in np.flatnonzero(obs.isna() & df.observed_at.notna())]
     if problems: raise AuditError(f'{len(problems)} outcome(s) refused, none recorded: ' + '; '.join(problems[:5]) + (' …' if len(problems) > 5 else ''))
     now = utcnow()
     return store.append('outcomes', pd.DataFrame({
         'request_id': df.request_id.map(lambda v: None if pd.isna(v) else str(v)), 'entity_key': df.entity_key.map(lambda v: None if pd.isna(v) else str(v)),
-        'outcome': y.astype(float), 'observed_at': obs.fillna(pd.Timestamp(now)), 'recorded_at': pd.Timestamp(now), 'source': source}))
+        'outcome': y.astype(float), 'observed_at': obs.fillna(pd.Timestamp(now)), 'recorded_at': pd.Timestamp(now), 'source': source,
+        'label': label.astype(object)}))
 
 # Outcomes as known at a time, by request and by entity key (a later observation of the same one wins): every reader of outcomes
 # (monitoring, retraining, the canary's verdict, replay) joins answers to them this way. `$asof` is the query's time parameter.
 KNOWN_OUTCOMES = '''o as (select * from outcomes where observed_at <= $asof),
-      by_req as (select request_id, arg_max(outcome, observed_at) as outcome, max(observed_at) as observed_at from o where request_id is not null group by 1),
-      by_key as (select entity_key, arg_max(outcome, observed_at) as outcome, max(observed_at) as observed_at from o where entity_key is not null group by 1)'''
+      by_req as (select request_id, arg_max(outcome, observed_at) as outcome, arg_max(label, observed_at) as label, max(observed_at) as observed_at
+                 from o where request_id is not null group by 1),
+      by_key as (select entity_key, arg_max(outcome, observed_at) as outcome, arg_max(label, observed_at) as label, max(observed_at) as observed_at
+                 from o where entity_key is not null group by 1)'''
+# An answer's outcome as known (`outcome`: a number; `label`: a class), from its request id first, else its entity key.
+KNOWN_OUTCOME = 'coalesce(r.outcome, k.outcome)'
+KNOWN_LABEL = 'coalesce(r.label, k.label)'
 OUTCOME_JOIN = 'left join by_req r on p.request_id = r.request_id left join by_key k on p.entity_key = k.entity_key'   # answers as `p`
 
 def with_outcomes(store: Store, *, as_of: datetime | None = None, model: str | None = None,
@@ -314,7 +330,7 @@ def with_outcomes(store: Store, *, as_of: datetime | None = None, model: str | N
     q = f'''
       with {KNOWN_OUTCOMES}
       select p.seq, p.request_id, p.created_at, p.event_time, p.model, p.version, p.route, p.entity_key, p.score, p.decision, p.review,
-             coalesce(r.outcome, k.outcome) as outcome, coalesce(r.observed_at, k.observed_at) as observed_at
+             p.probabilities, {KNOWN_OUTCOME} as outcome, {KNOWN_LABEL} as label, coalesce(r.observed_at, k.observed_at) as observed_at
       from predictions p {OUTCOME_JOIN}
       where list_contains($routes, p.route) and ($model is null or p.model = $model) order by p.seq'''
     return store.sql(q, dict(asof=as_of or utcnow(), routes=list(routes), model=model))

@@ -167,18 +167,19 @@ class ScoringCore:
 
 # %% ../../nbs/12_scoring.ipynb #637238b1
 def _predict(route: Route, rows: pd.DataFrame) -> tuple[np.ndarray | None, pd.DataFrame | None, str | None, np.ndarray | None]:
-    """The route's answers to `rows`: (score, features, error, class). The score is P(positive) for a binary model, the value for a
-    regression, the probability of the most likely class for a multiclass model, whose class (an index into its classes) comes fourth."""
+    """The route's answers to `rows`: (score, features, error, probabilities). The score is P(positive) for a binary model, the value
+    for a regression, the probability of the most likely class for a multiclass model, whose probabilities of every class (n x k, in
+    the order of its classes) come fourth."""
     if not route.ok: return None, None, route.error, None
     try:
         X = build_features(rows, route.features, route.history)
         from wildproof.training import scores
         p = scores(route.pipe, X, route.spec)
-        cls = None
-        if p.ndim == 2: cls = p.argmax(1); p = p[np.arange(len(p)), cls]
+        P = None
+        if p.ndim == 2: P = p; p = P.max(1)
         p = np.asarray(p, float)
         if len(p) != len(rows): raise ValueError(f'{len(p)} scores for {len(rows)} rows')
-        return p, X, None, cls
+        return p, X, None, P
     except Exception as e:
         return None, None, f'{route.model} v{route.version} failed: {type(e).__name__}: {e}', None
 
@@ -189,10 +190,10 @@ def _decision_labels(route: Route) -> list[str]:
     if route.spec.task == 'multiclass': return [str(c) for c in getattr(route.pipe, 'classes_', route.spec.classes or [])]
     return []
 
-def _decision_codes(route: Route, score: np.ndarray, cls: np.ndarray | None) -> np.ndarray:
-    "Each answer's decision as an index into `_decision_labels(route)` (-1: none)."
+def _decision_codes(route: Route, score: np.ndarray, P: np.ndarray | None) -> np.ndarray:
+    "Each answer's decision as an index into `_decision_labels(route)` (-1: none): the side of the threshold, or the most likely class."
     if route.spec is not None and route.spec.task == 'binary': return (score >= route.spec.threshold).astype(np.int16)
-    if cls is not None: return cls.astype(np.int16)
+    if P is not None: return P.argmax(1).astype(np.int16)
     return np.full(len(score), -1, np.int16)
 
 def _json_column(con, df: pd.DataFrame) -> pa.ChunkedArray:
@@ -225,6 +226,24 @@ def _feature_values(parts: list, n: int) -> pa.Array:
     order = np.full(n, -1); order[pos] = np.arange(len(pos))
     return out.take(pa.array(order, mask=order < 0))
 
+def _probabilities(parts: list, n: int, keep: np.ndarray | None = None) -> pa.Array:
+    "Each row's class probabilities as a list, from the (row positions, n x k probabilities) of each multiclass route; null elsewhere (and where not `keep`)."
+    typ = AUDIT_SCHEMA.field('probabilities').type
+    if not parts: return pa.nulls(n, typ)
+    rows = np.full(n, -1); flat, at = [], 0
+    for idx, P, *_ in parts:
+        rows[idx] = np.arange(len(idx)) + at; at += len(idx); flat.append(P)
+    k = [P.shape[1] for _, P, *_ in parts]
+    if len(set(k)) > 1:   # a champion and a challenger that know different numbers of classes: one list per row the long way
+        vals = np.full(n, None, object)
+        for idx, P, *_ in parts:
+            for i, row in zip(idx, P): vals[i] = row.tolist()
+        return pa.array([None if v is None or (keep is not None and not keep[i]) else v for i, v in enumerate(vals)], typ)
+    P = np.concatenate(flat); k = k[0]
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(len(P) + 1, dtype=np.int32) * k), pa.array(P.ravel(), pa.float64()))
+    order = rows if keep is None else np.where(keep, rows, -1)
+    return lists.take(pa.array(order, mask=order < 0))
+
 def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list[str] | None = None, source: str | None = None,
                 t0: float | None = None, snapshot: str | None = None, snapshot_rows: np.ndarray | None = None,
                 served: bool = True) -> tuple[pd.DataFrame | None, pa.Table]:
@@ -254,17 +273,19 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
     names = _decision_labels(champ) + _decision_labels(chal) + [self.fallback_decision]   # decisions as codes into these labels
     dcode = np.full(n, -1, np.int16)
     reasons: dict[int, list[str]] = {}   # only the rows that have any
+    probs = []   # (row positions, class probabilities) of each multiclass route that answered
     featured = []
     for r, mask, code in ((champ, ~canary, 0), (chal, canary, 1)):
         if not mask.any(): continue
         idx = np.flatnonzero(mask)
-        p, X, err, cls = _predict(r, rows if len(idx) == n else rows.iloc[idx])
+        p, X, err, P = _predict(r, rows if len(idx) == n else rows.iloc[idx])
         route[idx] = vcode[idx] = code
         if err:
             for i in idx: reasons.setdefault(i, []).append(f'model unavailable: {err}' if not r.ok else f'model error: {err}')
         else:
             score[idx] = p; featured.append((idx, X, r))
-            dc = _decision_codes(r, p, cls)
+            if P is not None: probs.append((idx, P, r))
+            dc = _decision_codes(r, p, P)
             dcode[idx] = np.where(dc < 0, -1, dc + (len(_decision_labels(champ)) if code else 0))
     bad = ~np.isfinite(score)
     for i in np.flatnonzero(bad):
@@ -298,17 +319,19 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
                       'inputs_json': pa.nulls(n, pa.string()) if by_ref else inputs_json if isinstance(inputs_json, pa.ChunkedArray) else pa.array(inputs_json, pa.string()),
                       'features_json': feats, 'latency_ms': const(ms, pa.float64()), 'batch_size': const(n, pa.int32()),
                       'input_snapshot': const(snapshot) if by_ref else pa.nulls(n, pa.string()),
-                      'input_row': pa.array(snapshot_rows, pa.int64()) if by_ref else pa.nulls(n, pa.int64()), 'feature_values': values})
+                      'input_row': pa.array(snapshot_rows, pa.int64()) if by_ref else pa.nulls(n, pa.int64()), 'feature_values': values,
+                      'probabilities': _probabilities(probs, n, ~bad)})
     parts = [audit]
     if self.shadow and chal.ok:
         idx = np.flatnonzero(~canary)
         if len(idx):
-            p, Xs, err, cls = _predict(chal, rows.iloc[idx])
+            p, Xs, err, P = _predict(chal, rows.iloc[idx])
             sh = audit.take(pa.array(idx))
             m = len(idx)
             sh = _set(sh, 'route', ['shadow'] * m); sh = _set(sh, 'version', [chal.version] * m); sh = _set(sh, 'review', np.zeros(m, bool))
             sh = _set(sh, 'score', pa.array(p, pa.float64()) if p is not None else pa.nulls(m, pa.float64()))
-            sh = _set(sh, 'decision', _labels(_decision_labels(chal), _decision_codes(chal, p, cls)) if p is not None else [None] * m)
+            sh = _set(sh, 'decision', _labels(_decision_labels(chal), _decision_codes(chal, p, P)) if p is not None else [None] * m)
+            sh = _set(sh, 'probabilities', _probabilities([(np.arange(m), P)] if P is not None else [], m))
             if by_ref: sh = _set(sh, 'feature_values', _feature_values([(np.arange(m), Xs, chal)] if Xs is not None else [], m))
             else: sh = _set(sh, 'features_json', _json_column(con, Xs) if Xs is not None else pa.nulls(m, pa.string()))
             sh = _set(sh, 'reasons', [json.dumps([f'model error: {err}'])] * m if err else [None] * m)
@@ -319,6 +342,12 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
         answers = pd.DataFrame({'request_id': audit['request_id'].to_pylist(), 'entity_key': keys.to_pylist() if key else None, 'score': score,
                                 'decision': audit['decision'].to_pylist(), 'route': audit['route'].to_pylist(), 'model': self.model,
                                 'version': audit['version'].to_pylist(), 'review': fb, 'reasons': [w or [] for w in why]})
+        if probs:   # a multiclass answer names every class's probability
+            pv = np.full(n, None, object)
+            for idx, P, r in probs:
+                names = _decision_labels(r)
+                for i, row in zip(idx, P.tolist()): pv[i] = dict(zip(names, row))
+            answers['probabilities'] = pv
     return answers, pa.concat_tables(parts)
 
 ScoringCore.score_frame = score_frame

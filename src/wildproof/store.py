@@ -25,8 +25,9 @@ __all__ = ['SCHEMA_VERSION', 'TABLES', 'LATEST', 'COMPACT_EVERY', 'StoreError', 
            'as_table', 'version', 'append', 'dataset', 'cursor', 'connect', 'sql', 'event']
 
 # %% ../../nbs/01_store.ipynb #18902329
-SCHEMA_VERSION = 6  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports;
-                    # 5: predictions reference a batch's snapshot rows (input_snapshot, input_row) and hold its derived feature values; 6: specs
+SCHEMA_VERSION = 7  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports;
+                    # 5: predictions reference a batch's snapshot rows (input_snapshot, input_row) and hold its derived feature values; 6: specs;
+                    # 7: a multiclass answer's class probabilities (predictions.probabilities) and class outcomes (outcomes.label)
 _ts = pa.timestamp('us', tz='UTC')
 
 TABLES: dict[str, pa.Schema] = {
@@ -68,10 +69,13 @@ TABLES: dict[str, pa.Schema] = {
         ('reasons', pa.string()), ('inputs_json', pa.string()), ('features_json', pa.string()), ('latency_ms', pa.float64()), ('batch_size', pa.int32()),
         ('prev_hash', pa.string()), ('hash', pa.string()),
         # a batch record's inputs are a row of an immutable snapshot (not copied), its derived features a list of numbers
-        ('input_snapshot', pa.string()), ('input_row', pa.int64()), ('feature_values', pa.list_(pa.float64()))]),
+        ('input_snapshot', pa.string()), ('input_row', pa.int64()), ('feature_values', pa.list_(pa.float64())),
+        # a multiclass answer's probability of each class, in the order of its model's classes (score: the highest; decision: its class)
+        ('probabilities', pa.list_(pa.float64()))]),
     'outcomes': pa.schema([  # outcomes (labels) that arrive later, keyed by request id or entity key, with when they were observed
         ('request_id', pa.string()), ('entity_key', pa.string()), ('outcome', pa.float64()), ('observed_at', _ts),
-        ('recorded_at', _ts), ('source', pa.string())]),
+        ('recorded_at', _ts), ('source', pa.string()),
+        ('label', pa.string())]),   # a class outcome (multiclass) as text; `outcome` holds binary 0/1 and regression values
     'metrics': pa.schema([  # monitoring results per model and window, one set per computation (see LATEST)
         ('model', pa.string()), ('version', pa.string()), ('granularity', pa.string()), ('window_start', _ts), ('window_end', _ts),
         ('family', pa.string()), ('metric', pa.string()), ('subject', pa.string()), ('value', pa.float64()), ('status', pa.string()),
