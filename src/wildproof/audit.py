@@ -388,8 +388,18 @@ def record(store: Store, request_id: str, settings=None) -> list[dict]:
             inputs = json.loads(x['inputs_json']) if x['inputs_json'] else None
             features = json.loads(x['features_json']) if x['features_json'] else None
         fields = {k: v for k, v in x.items() if k not in ('inputs_json', 'features_json', 'feature_values')}
+        if x.get('probabilities') is not None:   # a multiclass answer: each class's probability, by name
+            values = [float(v) for v in x['probabilities']]
+            names = _classes(store, x['model'], x['version'], settings) or [f'class_{i}' for i in range(len(values))]
+            fields['probabilities'] = dict(zip(names, values))
         out.append({**fields, 'inputs': inputs, 'features': features})
     return out
+
+def _classes(store: Store, model: str, version: str, settings=None) -> list[str] | None:
+    "The classes of a multiclass `model` `version`, in the order of its probabilities (None when the registry no longer knows it)."
+    from wildproof.training import model_version
+    try: return model_version(store, model, version, settings).classes
+    except (WildproofError, KeyError): return None
 
 def _derived_names(store: Store, model: str, version: str, settings=None) -> list[str] | None:
     "The derived features of `model` `version`, from its registry tags (None when the registry no longer knows the version)."

@@ -273,6 +273,7 @@ def cmd_audit_show(args):
     for x in record(_store(args), args.request_id, settings=args.settings):
         head = {k: x[k] for k in ('seq', 'request_id', 'created_at', 'source', 'model', 'version', 'route', 'entity_key', 'event_time',
                                   'score', 'decision', 'review', 'reasons', 'latency_ms', 'input_snapshot', 'input_row')}
+        if x.get('probabilities') is not None: head['probabilities'] = x['probabilities']   # a multiclass answer's every class
         print(json.dumps({**head, 'inputs': x['inputs'], 'features': x['features']}, indent=1, default=str))
 
 

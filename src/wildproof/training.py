@@ -233,6 +233,12 @@ def _log(store, model, X, y, *, spec, fs, contract, snap, vsum, settings, regist
                'wildproof.contract': f'{contract.name} v{contract.version}', 'wildproof.spec': f'{spec.model} v{spec.version}',
                'wildproof.task': spec.task, 'wildproof.validation': vsum['validation_id'], 'wildproof.how': how,
                **{f'wildproof.code.{k}': str(v) for k, v in code_version(code_path).items()}}
+    if spec.task == 'multiclass':   # the order of its probabilities, for every reader of its answers
+        known = [str(c) for c in getattr(model, 'classes_', [])]
+        if not known: raise TrainingError(f'a multiclass model must know its classes (classes_); {type(_final(model)).__name__} does not')
+        if spec.classes and sorted(map(str, spec.classes)) != sorted(known):
+            raise TrainingError(f'the model knows the classes {known}, the spec of {spec.model} names {[str(c) for c in spec.classes]}')
+        lineage['wildproof.classes'] = json.dumps(known)
     trusted, libs, own = _trusted(model, trusted_types)
     code, installed = _packaged([*own, *([fs.code.partition(':')[0]] if fs.code else [])])
     exp = mlflow_setup(store, settings)
@@ -371,6 +377,13 @@ class ModelVersion:
 
     @property
     def uri(self) -> str: return f'models:/{self.model}/{self.version}'
+
+    @property
+    def classes(self) -> list[str] | None:
+        "A multiclass version's classes, in the order of its probabilities (its model's, as text; an external model's from its spec)."
+        if self.spec.task != 'multiclass': return None
+        if 'wildproof.classes' in self.tags: return json.loads(self.tags['wildproof.classes'])
+        return [str(c) for c in (self.spec.classes or self.spec.scores or [])] or None
 
     def fitted(self, settings=None):
         "The fitted model (loaded on first use)."
