@@ -91,7 +91,7 @@ def serve_and_score(settings_file: Path, usercode: Path, model: str, records: li
     text = settings_file.read_text(encoding='utf-8')
     if '[serving]' not in text: settings_file.write_text(text + f'\n[serving]\nmodel = {model}\n', encoding='utf-8')
     t0 = time.perf_counter()
-    with Server(settings_file, PYTHONPATH='') as srv:
+    with Server(settings_file, model=model, PYTHONPATH='') as srv:
         started = time.perf_counter() - t0
         version = srv.version()
         scores = []

@@ -17,6 +17,7 @@ import pytest
 
 from tests.test_cli import run
 from wildproof.examples.credit import world
+from wildproof.examples.credit.features import credit_spec
 from wildproof.contracts import check_records, get_contract, infer_contract
 from wildproof.datasets import ingest
 from wildproof.features import build_features
@@ -41,14 +42,14 @@ class ServerDied(RuntimeError):
 
 class Server:
     "`wildproof serve` in a subprocess on 127.0.0.1 and a free port, with the settings file `settings` and extra env vars."
-    def __init__(self, settings: Path, *, log: Path | None = None, **env):
+    def __init__(self, settings: Path, *, log: Path | None = None, model: str = MODEL, **env):
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}'
         e = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
         e.update(ENV, WILDPROOF_SETTINGS=str(settings), **{k: str(v) for k, v in env.items()})
         self.log = log or settings.parent / f'serve-{self.port}.log'
         self._out = open(self.log, 'wb')
-        self.proc = subprocess.Popen([sys.executable, '-m', 'wildproof.cli', 'serve', '--host', '127.0.0.1', '--port', str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, '-m', 'wildproof.cli', 'serve', '--model', model, '--host', '127.0.0.1', '--port', str(self.port)],
                                      env=e, cwd=settings.parent, stdout=self._out, stderr=subprocess.STDOUT)
         t0 = time.monotonic()
         while True:   # /version answers even when the service is degraded (then /health is 503)
@@ -159,8 +160,9 @@ def trained(tmp_path_factory) -> Trained:
         ref = ingest(store, 'loans_reference', reference)
         contract = infer_contract(store, ref, name='loan_applications', key=world.key, time_column=world.time_column,
                                   exclude=[world.target, world.outcome_time_column], settings=settings).register(store)
-        v1 = train(store, ref, contract, name=MODEL, settings=settings)
-        v2 = train(store, ref, contract, name=MODEL, settings=settings, params=dict(max_leaf_nodes=7), seed=1)
+        spec = credit_spec(store, 'loan_applications', model=MODEL).register(store)
+        v1 = train(store, ref, spec, settings=settings)
+        v2 = train(store, ref, spec, settings=settings, params=dict(max_leaf_nodes=7), seed=1)
         _move(store, MODEL, 'production', v1.version, 'promote', 'test')
         _move(store, MODEL, 'staging', v2.version, 'promote', 'test')
     assert (v1.version, v2.version) == ('1', '2')

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from wildproof.examples.credit import world
+from wildproof.examples.credit.features import credit_spec
 from wildproof.contracts import infer_contract
 from wildproof.datasets import ingest
 from wildproof.features import build_features
@@ -21,18 +22,19 @@ def trained(tmp_path_factory):
     snap = ingest(store, 'ref', ref)
     contract = infer_contract(store, snap, name='apps', key=world.key, time_column=world.time_column,
                               exclude=[world.target, world.outcome_time_column]).register(store)
-    return store, snap, contract, ref, later, train(store, snap, contract, name='m')
+    spec = credit_spec(store, 'apps', model='m').register(store)
+    return store, snap, spec, ref, later, train(store, snap, spec)
 
 
 def test_same_snapshot_and_code_give_identical_predictions(trained):
-    store, snap, contract, ref, later, first = trained
-    second = train(store, snap, contract, name='m', register=False)
+    store, snap, spec, ref, later, first = trained
+    second = train(store, snap, spec, register=False)
     X = build_features(later, first.features, history=ref)
     assert np.array_equal(first.model.predict_proba(X), second.model.predict_proba(X))
 
 
 def test_loaded_in_a_fresh_process_predicts_identically(trained, tmp_path):
-    store, snap, contract, ref, later, first = trained
+    store, snap, spec, ref, later, first = trained
     X = build_features(later.head(500), first.features, history=ref)
     X.to_parquet(tmp_path / 'X.parquet')
     expected = first.model.predict_proba(X)[:, 1]
@@ -52,18 +54,18 @@ def test_loaded_in_a_fresh_process_predicts_identically(trained, tmp_path):
 
 
 def test_training_on_a_batch_that_fails_its_contract_is_refused(trained):
-    store, snap, contract, ref, later, first = trained
+    store, snap, spec, ref, later, first = trained
     broken = ref.drop(columns=['income'])
     with pytest.raises(TrainingError, match='missing column income'):
-        train(store, ingest(store, 'ref', broken), contract, name='m')
+        train(store, ingest(store, 'ref', broken), spec)
 
 
 def test_lineage_is_in_the_registry(trained):
     import mlflow
-    store, snap, contract, ref, later, first = trained
+    store, snap, spec, ref, later, first = trained
     mv = mlflow.MlflowClient().get_model_version('m', first.version)
     assert mv.tags['wildproof.content_hash'] == snap.content_hash
-    assert mv.tags['wildproof.contract'] == f'apps v{contract.version}'
+    assert mv.tags['wildproof.contract'] == 'apps v1' and mv.tags['wildproof.spec'] == f'm v{spec.version}'
     assert mv.tags['wildproof.code.commit']
     reqs = mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path='model/requirements.txt')
     pins = open(reqs).read().split()
