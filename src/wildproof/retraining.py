@@ -13,7 +13,7 @@ import pandas as pd
 from .settings import WildproofError, load_settings
 from .store import Store, new_id, utc, utcnow
 from .monitoring import alerts, estimated_performance
-from .audit import KNOWN_OUTCOMES, OUTCOME_JOIN, inputs_as_json, inputs_join
+from .audit import KNOWN_LABEL, KNOWN_OUTCOME, KNOWN_OUTCOMES, OUTCOME_JOIN, inputs_as_json, inputs_join
 
 # %% auto #0
 __all__ = ['RetrainingError', 'triggers', 'request_retraining', 'Retraining', 'retrain', 'judge_canary', 'trace']
@@ -61,10 +61,11 @@ def request_retraining(store: Store, model: str, reasons: list[str], *, actor: s
     store.event('retraining_requested', model, actor, request=rid, reasons=reasons)
     return rid
 
-def _label(spec, y: np.ndarray) -> np.ndarray:
-    "Outcomes as recorded (a binary one: 1 for the positive label) back in the target's own labels."
-    if spec.task == 'regression': return y
-    if spec.task == 'multiclass': raise RetrainingError(f'retraining {spec.model} from served outcomes needs multiclass outcomes (issue 19)')
+def _label(spec, y: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
+    "Outcomes as recorded (a binary one: 1 for the positive label; a class: its label) back in the target's own labels."
+    if spec.task == 'regression': return y.astype(float)
+    if spec.task == 'multiclass': return label.astype(object)
+    y = y.astype(float)
     pos = spec.positive
     other = (0 if pos == 1 else 1) if isinstance(pos, (int, float, bool)) else f'not {pos}'
     return np.where(y >= 0.5, pos, other)
@@ -77,9 +78,9 @@ def _training_frame(store: Store, model: str, start, end, as_of, contract, spec)
     con = store.connect(['predictions', 'outcomes'])
     try:
         r = con.execute(f'''with {KNOWN_OUTCOMES}
-               select {inputs_as_json(cols)} as inputs_json, coalesce(r.outcome, k.outcome) as y, coalesce(r.observed_at, k.observed_at) as t
+               select {inputs_as_json(cols)} as inputs_json, {KNOWN_OUTCOME} as y, {KNOWN_LABEL} as label, coalesce(r.observed_at, k.observed_at) as t
                from predictions p {inputs_join(store, con, cols, where=where, params=args)} {OUTCOME_JOIN}
-               where {where} and coalesce(r.outcome, k.outcome) is not null
+               where {where} and {KNOWN_LABEL if spec.task == 'multiclass' else KNOWN_OUTCOME} is not null
                qualify row_number() over (partition by coalesce(p.entity_key, p.request_id) order by p.seq) = 1
                order by p.seq''', args).df()   # a fixed order: the same request gives the same challenger
     finally: con.close()
@@ -87,7 +88,7 @@ def _training_frame(store: Store, model: str, start, end, as_of, contract, spec)
     typed, why = check_records(contract, [json.loads(x) for x in r.inputs_json], now=pd.Timestamp('2262-01-01').to_pydatetime())
     keep = np.array([not w for w in why])
     typed = typed[keep].reset_index(drop=True)
-    typed[spec.target] = _label(spec, r.y.to_numpy()[keep].astype(float))
+    typed[spec.target] = _label(spec, r.y.to_numpy()[keep], r.label.to_numpy()[keep])
     known_at = spec.outcome_time or '_outcome_known_at'
     typed[known_at] = pd.to_datetime(r.t.to_numpy()[keep]).tz_localize(None) if pd.to_datetime(r.t).dt.tz is None else pd.to_datetime(r.t[keep]).dt.tz_convert('UTC').dt.tz_localize(None).to_numpy()
     return typed
@@ -182,8 +183,19 @@ def _again(store: Store, mv, snapshot, settings):
     return train(store, snapshot, mv.spec, params={k: v for k, v in params.items() if k not in mv.spec.params}, seed=seed, settings=settings)
 
 # %% ../../nbs/16_retraining.ipynb #59d2fa63
+def _accuracy(task: str, x: pd.DataFrame, threshold: float) -> tuple[float | None, float | None]:
+    "Realized accuracy of answers `x` where outcomes are known, and the accuracy their scores promise (None: no answers)."
+    known = x.dropna(subset=['label' if task == 'multiclass' else 'y'])
+    if task == 'multiclass':   # the decision is the class; its score the class's probability, the chance it is right
+        realized = float((known.decision == known.label).mean()) if len(known) else None
+        return realized, float(x.score.dropna().mean()) if len(x) else None
+    realized = float(((known.score >= threshold) == (known.y >= 0.5)).mean()) if len(known) else None
+    return realized, estimated_performance(x.score.dropna(), threshold)['accuracy'] if len(x) else None
+
 def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, settings=None, min_answers: int = 200, actor: str = 'retraining') -> dict:
-    "Compare the canary's answers with the champion's over a window: realized accuracy where outcomes are known, else estimated; a worse canary leaves staging."
+    """Compare the canary's answers with the champion's over a window: realized accuracy where outcomes are known, else the accuracy
+    their scores promise (a binary model's estimated from its scores; a multiclass model's: the mean probability of the class it
+    answered); a worse canary leaves staging."""
     from wildproof.registry import alias_version, withdraw
     from wildproof.training import model_version
     st = settings or load_settings()
@@ -191,20 +203,18 @@ def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, 
     staged = alias_version(store, model, st.serving.challenger_alias)
     if staged is None: raise RetrainingError(f'{model} has no version on {st.serving.challenger_alias}')
     spec = model_version(store, model, staged, st).spec
-    if spec.task != 'binary': raise RetrainingError(f'judging a canary of a {spec.task} model comes with issue 19')
+    if spec.task == 'regression': raise RetrainingError(f'judging the canary of a regression ({model}) is not built yet: compare its errors with `wildproof monitor`')
     a = store.sql(f'''with {KNOWN_OUTCOMES}
-                     select p.route, p.version, p.score, coalesce(r.outcome, k.outcome) as y from predictions p {OUTCOME_JOIN}
+                     select p.route, p.version, p.score, p.decision, {KNOWN_OUTCOME} as y, {KNOWN_LABEL} as label from predictions p {OUTCOME_JOIN}
                      where p.model = $m and p.route in ('champion', 'canary') and ($s is null or coalesce(p.event_time, p.created_at) >= $s)
                        and ($e is null or coalesce(p.event_time, p.created_at) < $e)''',
                   dict(asof=as_of, m=model, s=None if start is None else utc(start), e=None if end is None else utc(end)))
-    thr = spec.threshold
     res = dict(model=model, canary=staged)
     for route in ('champion', 'canary'):
         x = a[(a.route == route) & ((a.version == staged) if route == 'canary' else True)]
-        known = x.dropna(subset=['y'])
-        res[route] = dict(answers=len(x), known=len(known),
-                          realized=float(((known.score >= thr) == (known.y >= 0.5)).mean()) if len(known) else None,
-                          estimated=estimated_performance(x.score.dropna(), thr)['accuracy'] if len(x) else None)
+        realized, estimated = _accuracy(spec.task, x, spec.threshold)
+        res[route] = dict(answers=len(x), known=int(x[['label' if spec.task == 'multiclass' else 'y']].notna().sum().iloc[0]),
+                          realized=realized, estimated=estimated)
     if res['canary']['answers'] < min_answers:
         res['verdict'] = 'wait'; res['reason'] = f'only {res["canary"]["answers"]} canary answers (needs {min_answers})'
     else:
