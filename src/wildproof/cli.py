@@ -135,7 +135,13 @@ def cmd_train(args):
 def _spec_kw(args) -> dict:
     kw = dict(positive=args.positive, threshold=args.threshold, decisions=args.decisions, sensitive=args.sensitive, slices=args.slices,
               inputs=args.inputs, features=args.features, outcome_time=args.outcome_time, key=args.key, time_column=args.time_column,
-              primary_metric=args.primary_metric, prediction=args.prediction, score=args.score, external=args.external or None)
+              primary_metric=args.primary_metric, prediction=args.prediction, score=args.score, external=args.external or None,
+              classes=args.classes, scores=None)
+    if args.scores:
+        bad = [x for x in args.scores if '=' not in x or not x.partition('=')[0] or not x.partition('=')[2]]
+        if bad: raise WildproofError(f'--scores takes CLASS=COLUMN pairs, not {bad[0]!r}')
+        kw['scores'] = dict(x.split('=', 1) for x in args.scores)
+        kw['classes'] = kw['classes'] or list(kw['scores'])
     if kw['positive'] is not None:
         try: kw['positive'] = int(kw['positive'])
         except ValueError: pass
@@ -562,6 +568,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--external', action='store_true', help='a model that runs elsewhere: monitored from its imported predictions')
     s.add_argument('--prediction', help='external: the column of its predicted label or value')
     s.add_argument('--score', help='external: the column of its score (a binary model: the probability of the positive label)')
+    s.add_argument('--classes', nargs='*', help='a multiclass model\'s class labels (default: those it learns)')
+    s.add_argument('--scores', nargs='*', metavar='CLASS=COLUMN', help='external multiclass: the column of each class\'s probability')
     s.add_argument('-o', '--output', help='YAML file to write (default: MODEL.spec.yaml)')
     s = madd('register', cmd_model_register, 'Register an edited spec file as a new version')
     s.add_argument('file', help='model spec YAML file')
