@@ -14,13 +14,14 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .settings import WildproofError, load_settings
-from .spec import ModelSpec, LOWER_IS_BETTER, TASK_METRICS
+from .spec import ModelSpec, LOWER_IS_BETTER, TASK_METRICS, TASKS
 from .training import TrainingError, labels as task_labels, positive_column
 
 # %% auto #0
-__all__ = ['SUPPORTED_TASKS', 'SLOW_FACTOR', 'SMALL_GAIN', 'LATENCY_BUDGET_S', 'LATENCY_MIN_CALLS', 'FORMAT', 'NOT_APPLICABLE',
-           'EvaluationError', 'check_task', 'evaluation_spec', 'slice_definitions', 'ClipToRange', 'baseline_pipeline',
-           'Evaluation', 'evaluate', 'compare']
+__all__ = ['SUPPORTED_TASKS', 'SLICE_METRICS', 'SLOW_FACTOR', 'SMALL_GAIN', 'LEAKAGE_BINS', 'LATENCY_BUDGET_S',
+           'LATENCY_MIN_CALLS', 'FORMAT', 'METRIC_LABELS', 'OVERALL_METRICS', 'NOT_APPLICABLE', 'EvaluationError',
+           'check_task', 'evaluation_spec', 'slice_definitions', 'ClipToRange', 'baseline_pipeline', 'Evaluation',
+           'margin_metric', 'evaluate', 'compare']
 
 # %% ../../nbs/08_evaluation.ipynb #eb55a568
 class EvaluationError(WildproofError):
@@ -48,6 +49,11 @@ class _Ranked:
         self.order = np.argsort(s, kind='stable')
         ss, self.pos = s[self.order], y[self.order].astype(bool)
         self.starts = np.flatnonzero(np.r_[True, ss[1:] != ss[:-1]])
+        size = np.diff(np.r_[self.starts, len(ss)])
+        self.tied = np.flatnonzero(np.repeat(size > 1, size))        # sorted positions in tie groups of two or more
+        g = np.repeat(np.arange(len(size)), size)[self.tied]           # their group
+        self.tied_starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, int)
+        self.tied_first = np.repeat(self.tied_starts, np.diff(np.r_[self.tied_starts, len(g)]))   # each one's group start in the tied subset
 
     def _groups(self, C: np.ndarray):
         Cs = C[:, self.order]
@@ -56,9 +62,19 @@ class _Ranked:
 
     def auc(self, C: np.ndarray) -> np.ndarray:
         "ROC AUC under each row of counts `C` (ties count one half); NaN where a class is absent."
-        P, N = self._groups(C)
-        below = np.cumsum(N, axis=1) - N
-        num, den = (P * (2 * below + N)).sum(1), 2 * P.sum(1) * N.sum(1)
+        # Σ over positives of 2 × the negatives below, row by row (one cumulative sum), then for each tie group the
+        # correction to its positives × negatives (each tied pair counts one half): exact integer arithmetic.
+        Cs = C[:, self.order]
+        P = np.where(self.pos, Cs, 0)
+        N = Cs - P
+        cN = np.cumsum(N, axis=1)
+        num = 2 * (P * cN).sum(1)
+        if len(self.tied):
+            Pt, Nt = P[:, self.tied], N[:, self.tied]
+            cNt = np.cumsum(Nt, axis=1)
+            before = cNt[:, self.tied_first] - Nt[:, self.tied_first]   # the group's negatives counted before it starts
+            num += (np.add.reduceat(Pt, self.tied_starts, axis=1) * np.add.reduceat(Nt, self.tied_starts, axis=1)).sum(1) - 2 * (Pt * (cNt - before)).sum(1)
+        den = 2 * P.sum(1) * cN[:, -1]
         with np.errstate(invalid='ignore', divide='ignore'): return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
     def ap(self, C: np.ndarray) -> np.ndarray:
@@ -88,13 +104,65 @@ def _ci(v: np.ndarray, confidence: float) -> list[float] | None:
 
 def _rng(seed: int, *path: int) -> np.random.Generator: return np.random.default_rng([seed, *path])
 
+def _onehot(idx: np.ndarray, k: int) -> np.ndarray: return (np.asarray(idx)[:, None] == np.arange(k)).astype(float)
+
+def _nanmean(a: np.ndarray, axis: int = 1) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # a resample where no class has a defined value
+        return np.nanmean(a, axis)
+
+def _measure(task: str, y: np.ndarray, s: np.ndarray, threshold: float = .5):
+    """The weighted metrics of the task for labels (regression: values) `y` and answers `s` (P(positive); the value; one probability per
+    class), as a function `f(C, names)` of a (resamples × rows) count matrix: {name: one value per resample}. Regression also has
+    `abs_mean_error`; multiclass also `brier` (summed over the classes) and, per class (resamples × classes), `class_precision`,
+    `class_recall`, `class_f1` and `class_roc_auc` (one-vs-rest)."""
+    if task == 'binary':
+        r, (ll, sq) = _Ranked(y, s), _losses(y, s)
+        per = dict(log_loss=ll, brier=sq, accuracy=((s >= threshold) == (y == 1)).astype(float))
+        return lambda C, names: {n: r.auc(C) if n == 'roc_auc' else r.ap(C) if n == 'pr_auc' else _wmean(C, per[n]) for n in names}
+    if task == 'regression':
+        e, yc = s - y, y - y.mean()   # centred: no cancellation in the variance of large values
+        V = np.stack([e, np.abs(e), e * e, yc, yc * yc], 1)
+        def reg(C, names):
+            me, mae, mse, my, my2 = ((C @ V) / C.sum(1)[:, None]).T
+            sst = my2 - my * my
+            with np.errstate(invalid='ignore', divide='ignore'):
+                d = dict(rmse=np.sqrt(mse), mae=mae, r2=np.where(sst > 0, 1 - mse / sst, np.nan), mean_error=me, abs_mean_error=np.abs(me))
+            return {n: d[n] for n in names}
+        return reg
+    k = s.shape[1]
+    Y, P = _onehot(y, k), _onehot(s.argmax(1), k)
+    V = np.stack([-np.log(np.clip(s[np.arange(len(y)), y], _EPS, 1)), ((s - Y) ** 2).sum(1)], 1)
+    ranked = [_Ranked(Y[:, j], s[:, j]) for j in range(k)]
+    def mc(C, names):
+        Cf = C.astype(float)
+        n = Cf.sum(1)
+        true, pred, tp = Cf @ Y, Cf @ P, Cf @ (Y * P)
+        ll, br = ((Cf @ V) / n[:, None]).T
+        with np.errstate(invalid='ignore', divide='ignore'):
+            f1 = np.where(true + pred > 0, 2 * tp / (true + pred), np.nan)
+            d = dict(log_loss=ll, brier=br, accuracy=tp.sum(1) / n, macro_f1=_nanmean(f1), class_f1=f1,
+                     class_precision=np.where(pred > 0, tp / pred, np.nan), class_recall=np.where(true > 0, tp / true, np.nan))
+            if {'macro_roc_auc', 'weighted_roc_auc', 'class_roc_auc'} & set(names):
+                A = np.stack([r.auc(C) for r in ranked], 1)     # NaN for a class without positives or without negatives
+                w = np.where(np.isfinite(A), true, 0)
+                d.update(class_roc_auc=A, macro_roc_auc=_nanmean(A), weighted_roc_auc=np.where(w.sum(1) > 0, np.nansum(A * w, 1) / w.sum(1), np.nan))
+        return {n: d[n] for n in names}
+    return mc
+
+def _lower(metric: str) -> bool: return metric in LOWER_IS_BETTER or metric in ('abs_mean_error', 'mean_error')
+
+def _judged(metric: str) -> str:
+    "The measure a metric is judged by: a bias (mean error) by its size."
+    return 'abs_mean_error' if metric == 'mean_error' else metric
+
 # %% ../../nbs/08_evaluation.ipynb #5693ca90
-SUPPORTED_TASKS = ('binary',)   # multiclass and regression come with issue 19
+SUPPORTED_TASKS = TASKS
 
 def check_task(spec: ModelSpec) -> None:
-    "Refuse, with one line, a task whose evaluation is not built yet (rather than measure it wrongly)."
+    "Refuse, with one line, a task wildproof cannot evaluate (rather than measure it wrongly)."
     if spec.task not in SUPPORTED_TASKS:
-        raise EvaluationError(f'evaluation of {spec.task} models comes with issue 19 (model {spec.model}); today wildproof evaluates {", ".join(SUPPORTED_TASKS)} models')
+        raise EvaluationError(f'wildproof cannot evaluate {spec.task} models (model {spec.model}); it evaluates {", ".join(SUPPORTED_TASKS)} models')
 
 def evaluation_spec(spec: ModelSpec | None = None, **kw) -> ModelSpec:
     """What an evaluation judges by: `spec` (a model spec), with the keywords given (not None) put in its place;
@@ -130,13 +198,20 @@ def _columns(data: pd.DataFrame, cols, what: str) -> list[str]:
     if missing: raise EvaluationError(f'unknown {what}{"s" if len(missing) > 1 else ""} {", ".join(map(repr, missing))} (columns: {", ".join(map(str, data.columns))})')
     return cols
 
-def _labels(data: pd.DataFrame, spec: ModelSpec, what: str = 'evaluation data') -> np.ndarray:
-    "The binary target as 0/1 (1: the spec's positive label), checked."
+def _labels(data: pd.DataFrame, spec: ModelSpec, what: str = 'evaluation data', classes=None) -> np.ndarray:
+    """The target, checked: 0/1 for a binary task (1: the spec's positive label), numbers for a regression, the index of each
+    label in `classes` (the model's classes, in its `predict_proba` order) for a multiclass task."""
     target = spec.target
     if target not in data.columns:
         raise EvaluationError(f'unknown target column {target!r}: the {what} has columns {", ".join(map(str, data.columns))}')
     t = data[target]
     if t.isna().any(): raise EvaluationError(f'the target {target!r} has {int(t.isna().sum()):,} missing values in the {what}')
+    if spec.task == 'regression':
+        try: y = task_labels(spec, t)
+        except TrainingError as e: raise EvaluationError(f'the {what}: {e}') from None
+        if not np.isfinite(y).all(): raise EvaluationError(f'the regression target {target!r} holds infinite values in the {what}')
+        return y
+    if spec.task == 'multiclass': return _class_index(t, classes, what)
     values = pd.unique(t)
     if len(values) > 2: raise EvaluationError(f'the binary target {target!r} holds {len(values)} labels in the {what} '
                                               f'(such as {", ".join(map(repr, values[:5].tolist()))}): a binary target holds two')
@@ -145,6 +220,23 @@ def _labels(data: pd.DataFrame, spec: ModelSpec, what: str = 'evaluation data') 
                                           f'(its labels: {", ".join(map(repr, values.tolist()))}); ROC AUC is undefined')
     if y.all(): raise EvaluationError(f'the {what} has no negative labels: every {target!r} is the positive label {spec.positive!r}; ROC AUC is undefined')
     return y
+
+def _class_index(t: pd.Series, classes, what: str) -> np.ndarray:
+    "The position of each label of `t` in `classes`; labels and classes match as they are, or else as text (2 and '2')."
+    idx = t.map({c: i for i, c in enumerate(classes)})
+    if idx.isna().any(): idx = t.astype(str).map({str(c): i for i, c in enumerate(classes)})
+    if idx.isna().any():
+        unknown = pd.unique(t[idx.isna()])
+        raise EvaluationError(f'the {what} holds labels the model does not know: {", ".join(map(repr, unknown[:5].tolist()))} '
+                              f'(its classes: {", ".join(map(repr, list(classes)))})')
+    return idx.to_numpy(np.int64)
+
+def _classes(model, spec: ModelSpec, what: str = 'model') -> list:
+    "A multiclass model's classes in its `predict_proba` order (its `classes_`, else the spec's classes)."
+    c = getattr(model, 'classes_', None)
+    c = list(c) if c is not None else spec.classes
+    if not c or len(c) < 2: raise EvaluationError(f'the {what} ({type(model).__name__}) does not say its classes (classes_) and the spec lists none')
+    return [x.item() if isinstance(x, np.generic) else x for x in c]
 
 def _features(model, data: pd.DataFrame, target: str, features) -> list[str]:
     if features is None:
@@ -174,6 +266,35 @@ def _score(model, X: pd.DataFrame, what: str = 'model', positive=1) -> np.ndarra
         except TrainingError as e: raise EvaluationError(f'the {what}: {e}') from None
     if p.shape != (len(X),): raise EvaluationError(f'the {what} returned {p.shape} probabilities for {len(X):,} rows')
     if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1: raise EvaluationError(f'the {what} returned scores that are not probabilities (outside 0 to 1, or not finite)')
+    return p
+
+def _method(task: str) -> str: return 'predict' if task == 'regression' else 'predict_proba'
+
+def _predict(model, X: pd.DataFrame, spec: ModelSpec, what: str = 'model', classes=None) -> np.ndarray:
+    """The model's answers to `X` for the spec's task: P(positive) for binary, the value for regression, one probability
+    per class for multiclass, its columns in the order of `classes`."""
+    if spec.task == 'binary': return _score(model, X, what, spec.positive)
+    m = _method(spec.task)
+    if not callable(getattr(model, m, None)):
+        raise EvaluationError(f'the {what} ({type(model).__name__}) has no {m} method: a {spec.task} evaluation needs '
+                              + ('its predicted values' if spec.task == 'regression' else 'its probability of each class'))
+    try: p = np.asarray(getattr(model, m)(X), dtype=float)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        raise EvaluationError(f'the {what} ({_describe(model)}) could not score the data: {type(e).__name__}: {msg}') from e
+    if spec.task == 'regression':
+        if p.ndim == 2 and p.shape[1] == 1: p = p[:, 0]
+        if p.shape != (len(X),): raise EvaluationError(f'the {what} returned {p.shape} predictions for {len(X):,} rows')
+        if not np.isfinite(p).all(): raise EvaluationError(f'the {what} returned predictions that are not finite')
+        return p
+    have = [str(c) for c in _classes(model, spec, what)]
+    want = [str(c) for c in (classes if classes is not None else have)]
+    if p.ndim != 2 or p.shape != (len(X), len(have)):
+        raise EvaluationError(f'the {what} returned {p.shape} probabilities for {len(X):,} rows and {len(have)} classes')
+    if sorted(have) != sorted(want): raise EvaluationError(f'the {what} knows the classes {have}, not {want}')
+    p = p[:, [have.index(c) for c in want]]
+    if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1 or np.abs(p.sum(1) - 1).max() > 1e-3:
+        raise EvaluationError(f'the {what} returned scores that are not probabilities (outside 0 to 1, not finite, or not summing to 1 over the classes)')
     return p
 
 def _seed(seed) -> int:
@@ -253,6 +374,36 @@ def _slice_result(d: dict, mask, why, y, s, *, boot: int, conf: float, min_suppo
     if m < min_support: out['note'] = f'under-supported: {m:,} rows < {min_support:,}'
     return out
 
+# The metrics each slice of a task reports (with the primary metric, when it is not among them)
+SLICE_METRICS = dict(binary=('roc_auc',), regression=('rmse', 'mae', 'mean_error'), multiclass=('log_loss', 'accuracy', 'macro_roc_auc'))
+
+def _slice_names(spec: ModelSpec) -> list[str]:
+    return list(SLICE_METRICS['binary']) if spec.task == 'binary' else list(dict.fromkeys([*SLICE_METRICS[spec.task], spec.primary_metric]))
+
+def _one(m: int) -> np.ndarray: return np.ones((1, m), np.int64)
+
+def _values(f, m: int, names: list[str], boot: int, rng, conf: float) -> dict:
+    "Point values and bootstrap intervals of `names` under the measure `f` of `m` rows."
+    point = f(_one(m), names)
+    draws = _resample(m, boot, rng, lambda C: np.stack([v for v in f(C, names).values()]))
+    return {k: v for j, n in enumerate(names) for k, v in ((n, float(point[n][0])), (f'{n}_ci', _ci(draws[j], conf)))}
+
+def _slice_task(d: dict, mask, why, y, s, *, task: str, names: list[str], boot: int, conf: float, min_support: int, rng) -> dict:
+    "A regression or multiclass slice: its support, its metrics with intervals (regression: also the mean target and prediction)."
+    out = dict(name=d['name'], kind=d['kind'], definition=d['definition'], support=0, supported=False, note=why,
+               **{k: None for n in names for k in (n, f'{n}_ci')})
+    if task == 'regression': out.update(mean_target=None, mean_prediction=None)
+    if mask is None: return out
+    ys, ss = y[mask], s[mask]
+    m = len(ys)
+    out.update(support=m, supported=m >= min_support)
+    if not m: out['note'] = 'no rows'; return out
+    if task == 'regression': out.update(mean_target=float(ys.mean()), mean_prediction=float(ss.mean()))
+    out.update(_values(_measure(task, ys, ss), m, names, boot, rng, conf))
+    if task == 'multiclass' and len(np.unique(ys)) < 2: out['note'] = 'only one class: ROC AUC is undefined'
+    elif m < min_support: out['note'] = f'under-supported: {m:,} rows < {min_support:,}'
+    return out
+
 # %% ../../nbs/08_evaluation.ipynb #622cf028
 def _fairness(data: pd.DataFrame, attr: str, y, s, *, threshold: float, boot: int, conf: float, min_support: int, seed: int, k: int) -> dict:
     pred = (s >= threshold).astype(np.int8)
@@ -297,6 +448,72 @@ def _fairness(data: pd.DataFrame, attr: str, y, s, *, threshold: float, boot: in
                 tpr_difference=tpr_d, fpr_difference=fpr_d,
                 equalized_odds_difference=eo, equalized_odds_difference_ci=_ci(np.fmax(tpr_b, fpr_b), conf), note=note)
 
+def _compared(groups: list[dict]) -> tuple[list[int], str | None]:
+    "The groups the differences compare (the supported ones, unless fewer than two are), and a note saying who is left out."
+    use = [i for i, g in enumerate(groups) if g['supported']]
+    if len(use) < 2:
+        return list(range(len(groups))), ('fewer than two groups are supported: the differences compare all groups' if len(groups) > 1 else None)
+    if len(use) < len(groups):
+        return use, 'left out of the differences (under-supported): ' + ', '.join(str(groups[i]['group']) for i in range(len(groups)) if i not in use)
+    return use, None
+
+def _gap(points: list, draws: list[np.ndarray]) -> tuple:
+    "The largest minus the smallest of the groups' `points`, and the same per resample of their `draws`."
+    v = [x for x in points if x is not None and math.isfinite(x)]
+    if len(draws) < 2: return (max(v) - min(v) if len(v) > 1 else None), None
+    a = np.stack(draws)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        return (max(v) - min(v) if len(v) > 1 else None), np.nanmax(a, 0) - np.nanmin(a, 0)
+
+def _task_fairness(data: pd.DataFrame, attr: str, y, s, *, task: str, classes, overall_mae, boot: int, conf: float, min_support: int, seed: int, k: int) -> dict:
+    """Per group of `attr`: regression: MAE, mean error (bias) and RMSE; multiclass: accuracy, macro F1 and each class's recall; all with intervals.
+    The gaps (largest minus smallest over the compared groups): regression: MAE and mean error, also as a share of the overall MAE;
+    multiclass: accuracy, macro F1, and the largest recall gap of any class (the multiclass analogue of equalized odds)."""
+    col = data[attr].astype(object).where(data[attr].notna(), None)
+    values = sorted(col.unique(), key=lambda v: (v is None, str(v)))
+    names = ['mae', 'mean_error', 'rmse'] if task == 'regression' else ['accuracy', 'macro_f1']
+    groups, draws = [], []
+    for i, v in enumerate(values):
+        g = (col.isna() if v is None else col == v).to_numpy()
+        yg, sg, m = y[g], s[g], int(g.sum())
+        f = _measure(task, yg, sg)
+        if task == 'regression': fn = lambda C, f=f: np.stack(list(f(C, names).values()))
+        else: fn = lambda C, f=f: np.vstack([*f(C, names).values(), f(C, ['class_recall'])['class_recall'].T])
+        point, b = fn(_one(m))[:, 0], _resample(m, boot, _rng(seed, 2, k, i), fn)
+        draws.append(b)
+        row = dict(group=v.item() if isinstance(v, np.generic) else v, support=m, supported=m >= min_support,
+                   **{kk: x for j, n in enumerate(names) for kk, x in ((n, float(point[j])), (f'{n}_ci', _ci(b[j], conf)))})
+        if task == 'regression': row.update(mean_target=float(yg.mean()), mean_prediction=float(sg.mean()))
+        else:
+            row['recall'] = {str(c): (float(point[len(names) + j]) if math.isfinite(point[len(names) + j]) else None) for j, c in enumerate(classes)}
+            row['recall_ci'] = {str(c): _ci(b[len(names) + j], conf) for j, c in enumerate(classes)}
+        groups.append(row)
+    use, note = _compared(groups)
+    out = dict(attribute=attr, groups=groups, compared=[groups[i]['group'] for i in use], note=note)
+    gaps = ['mae', 'mean_error'] if task == 'regression' else ['accuracy', 'macro_f1']
+    for n in gaps:
+        j = names.index(n)
+        gp, gb = _gap([groups[i][n] for i in use], [draws[i][j] for i in use])
+        out[f'{n}_gap'], out[f'{n}_gap_ci'] = gp, _ci(gb, conf) if gb is not None else None
+    if task == 'regression':
+        for n in gaps:
+            scale = overall_mae if overall_mae else np.nan
+            out[f'relative_{n}_gap'] = None if out[f'{n}_gap'] is None else out[f'{n}_gap'] / scale
+            out[f'relative_{n}_gap_ci'] = None if out[f'{n}_gap_ci'] is None else [x / scale for x in out[f'{n}_gap_ci']]
+    else:
+        per = [_gap([groups[i]['recall'][str(c)] for i in use], [draws[i][len(names) + j] for i in use]) for j, c in enumerate(classes)]
+        pts = [p for p, _ in per]
+        worst = max((j for j in range(len(classes)) if pts[j] is not None), key=lambda j: pts[j], default=None)
+        out['recall_gap_by_class'] = {str(c): pts[j] for j, c in enumerate(classes)}
+        out['recall_gap'] = None if worst is None else pts[worst]
+        out['recall_gap_class'] = None if worst is None else classes[worst]
+        bs = [b for _, b in per if b is not None]
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)
+            out['recall_gap_ci'] = _ci(np.nanmax(np.stack(bs), 0), conf) if bs else None
+    return out
+
 # %% ../../nbs/08_evaluation.ipynb #8fd95192
 SLOW_FACTOR, SMALL_GAIN = 5.0, 0.01  # the slow-for-its-gain rule
 
@@ -314,11 +531,12 @@ def _as_text(X):
     "Text columns as strings (missing values as a category of their own), for one-hot encoding."
     return pd.DataFrame(X).astype(object).where(pd.DataFrame(X).notna(), '(missing)').astype(str)
 
-def baseline_pipeline(X: pd.DataFrame):
-    "An unfitted logistic-regression pipeline for the columns of `X`: numbers clipped to their training range, imputed and standardised; text one-hot encoded; times left out."
+def baseline_pipeline(X: pd.DataFrame, task: str = 'binary'):
+    """An unfitted linear pipeline for the columns of `X`: numbers clipped to their training range, imputed and standardised; text one-hot encoded;
+    times left out; then a logistic regression (binary; multinomial for multiclass) or a ridge regression (regression)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
     num = [c for c in X.columns if _kind(X[c]) == 'numeric']
@@ -326,7 +544,7 @@ def baseline_pipeline(X: pd.DataFrame):
     if not num and not cat: raise EvaluationError('the baseline has no numeric or text features to use')
     parts = ([('num', make_pipeline(ClipToRange(), SimpleImputer(strategy='median', keep_empty_features=True), StandardScaler()), num)] if num else []) + \
             ([('cat', make_pipeline(FunctionTransformer(_as_text), OneHotEncoder(handle_unknown='ignore')), cat)] if cat else [])
-    return make_pipeline(ColumnTransformer(parts), LogisticRegression(max_iter=1000))
+    return make_pipeline(ColumnTransformer(parts), Ridge(alpha=1.0) if task == 'regression' else LogisticRegression(max_iter=1000))
 
 # %% ../../nbs/08_evaluation.ipynb #84aff588
 def _point(y, s) -> dict:
@@ -366,13 +584,54 @@ def _single_feature(data, y, f: str, train, train_y, seed: int) -> dict:
     return dict(feature=f, kind=kind, method=method, roc_auc=auc, direction=direction if kind != 'categorical' else None,
                 missing=int((~ok).sum()), note=None)
 
-def _leakage(data, y, features, *, train, train_y, feature_times, decision_time, threshold, seed) -> dict:
-    single = [_single_feature(data, y, f, train, train_y, seed) for f in features]
+LEAKAGE_BINS = 20  # quantile bins of a number, for the one-feature model of a regression or multiclass target
+
+def _keys(train_x: pd.Series, x: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    "Group keys of a feature's training and evaluation values: the category as text, or the quantile bin of a number or time (missing: a key of its own)."
+    if _kind(x) == 'categorical':
+        key = lambda s: s.astype(object).where(s.notna(), '(missing)').astype(str).to_numpy()
+        return key(train_x), key(x)
+    v = _numbers(pd.concat([train_x, x], ignore_index=True))   # one origin for times
+    vt, vx = v[:len(train_x)], v[len(train_x):]
+    fin = vt[np.isfinite(vt)]
+    edges = np.unique(np.quantile(fin, np.linspace(0, 1, LEAKAGE_BINS + 1))[1:-1]) if len(fin) else np.array([])
+    key = lambda a: np.where(np.isfinite(a), np.searchsorted(edges, a, side='right'), -1)
+    return key(vt), key(vx)
+
+def _lookup(train_key, T: np.ndarray, key) -> np.ndarray:
+    "The mean of the columns of `T` per training key, looked up for `key` (a key unseen in training: the overall mean)."
+    means = pd.DataFrame(T).groupby(train_key).mean()
+    return means.reindex(key).fillna(pd.Series(T.mean(0), index=means.columns)).to_numpy(float)
+
+def _single_feature_task(data, y, f: str, train, train_y, seed: int, task: str, k: int | None) -> dict:
+    "How well one feature alone predicts a regression (R²) or multiclass (macro ROC AUC) target, by its mean target (class shares) per category or bin."
+    T = (lambda v: v[:, None]) if task == 'regression' else (lambda v: _onehot(v, k))
+    s, kind = data[f], _kind(data[f])
+    what = ('mean target' if task == 'regression' else 'class shares') + (' per category' if kind == 'categorical' else f' per quantile bin ({LEAKAGE_BINS})')
+    if train is not None:
+        tk, xk = _keys(train[f], s)
+        P, method = _lookup(tk, T(train_y), xk), f'{what} learnt on the training data'
+    else:
+        from sklearn.model_selection import KFold
+        P = np.empty((len(s), 1 if task == 'regression' else k))
+        for fit, held in KFold(5, shuffle=True, random_state=seed).split(s):
+            tk, xk = _keys(s.iloc[fit], s.iloc[held])
+            P[held] = _lookup(tk, T(y[fit]), xk)
+        method = f'{what}, out-of-fold (5 folds)'
+    metric = 'r2' if task == 'regression' else 'macro_roc_auc'
+    v = float(_measure(task, y, P[:, 0] if task == 'regression' else P)(_one(len(y)), [metric])[metric][0])
+    v = v if math.isfinite(v) else None
+    return dict(feature=f, kind=kind, method=method, metric=metric, value=v, **{metric: v}, note=None if v is not None else f'{metric} is undefined')
+
+def _leakage(data, y, features, *, train, train_y, feature_times, decision_time, threshold, seed, task: str = 'binary', k: int | None = None) -> dict:
+    if task == 'binary': single = [dict(r, metric='roc_auc', value=r['roc_auc']) for r in (_single_feature(data, y, f, train, train_y, seed) for f in features)]
+    else: single = [_single_feature_task(data, y, f, train, train_y, seed, task, k) for f in features]
+    label = dict(roc_auc='ROC AUC', r2='R²', macro_roc_auc='macro ROC AUC')
     for r in single:
-        r['flagged'] = r['roc_auc'] is not None and r['roc_auc'] >= threshold
-        r['reason'] = (f"{r['feature']} alone reaches ROC AUC {r['roc_auc']:.3f} (>= {threshold}): too good to be true for a single "
+        r['flagged'] = r['value'] is not None and r['value'] >= threshold
+        r['reason'] = (f"{r['feature']} alone reaches {label[r['metric']]} {r['value']:.3f} (>= {threshold}): too good to be true for a single "
                        f"feature; check that it is known before the decision and is not a proxy of the target") if r['flagged'] else None
-    single.sort(key=lambda r: -(r['roc_auc'] or 0))
+    single.sort(key=lambda r: -(r['value'] or 0))
     times = dict(feature_times or {})
     for f in features:
         if decision_time is not None and pd.api.types.is_datetime64_any_dtype(data[f]) and f != decision_time: times.setdefault(f, f)
@@ -392,21 +651,22 @@ def _leakage(data, y, features, *, train, train_y, feature_times, decision_time,
                              f'({late / len(data):.0%}): it would not exist when the decision is made') if late else None)
             stamped.append(r)
     flagged = sorted({r['feature'] for r in single + stamped if r['flagged']}, key=features.index)
-    return dict(threshold=threshold, decision_time=decision_time, flagged=flagged, single_feature=single, timestamps=stamped)
+    return dict(threshold=threshold, metric=single[0]['metric'] if single else None, decision_time=decision_time, flagged=flagged,
+                single_feature=single, timestamps=stamped)
 
 # %% ../../nbs/08_evaluation.ipynb #16c4d836
 LATENCY_BUDGET_S, LATENCY_MIN_CALLS = 2.0, 20  # stop measuring a model after 2 s, once 20 calls are in
 
-def _latency(model, X: pd.DataFrame, calls: int) -> dict:
-    "Single-row `predict_proba` latency percentiles (ms) over up to `calls` rows spread over `X`, one native thread."
+def _latency(model, X: pd.DataFrame, calls: int, method: str = 'predict_proba') -> dict:
+    "Single-row latency percentiles (ms) of `model.<method>` (`predict_proba`; `predict` for a regression) over up to `calls` rows spread over `X`, one native thread."
     from threadpoolctl import threadpool_limits
     rows = [X.iloc[[i]] for i in np.linspace(0, len(X) - 1, max(int(calls), 1)).astype(int)]
-    ms = []
+    ms, answer = [], getattr(model, method)
     with threadpool_limits(1):
-        for r in rows[:3]: model.predict_proba(r)
+        for r in rows[:3]: answer(r)
         start = time.perf_counter()
         for r in rows:
-            t = time.perf_counter(); model.predict_proba(r); ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter(); answer(r); ms.append((time.perf_counter() - t) * 1000)
             if len(ms) >= LATENCY_MIN_CALLS and time.perf_counter() - start > LATENCY_BUDGET_S: break
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
     return dict(p50=float(p50), p95=float(p95), p99=float(p99), calls=len(ms))
@@ -471,8 +731,18 @@ class Evaluation:
         if section == 'slices': return pd.DataFrame([{k: v for k, v in s.items() if k != 'definition'} for s in self.slices])
         if section == 'fairness': return pd.DataFrame([dict(attribute=a, **g) for a, f in self.fairness.items() for g in f['groups']])
         if section == 'leakage': return pd.DataFrame(self.leakage['single_feature'])
-        if section == 'calibration': return pd.DataFrame(self.calibration['bins'])
-        raise EvaluationError(f"unknown section {section!r}: use 'slices', 'fairness', 'leakage' or 'calibration'")
+        if section == 'calibration':
+            if 'per_class' in self.calibration: return pd.DataFrame([dict({'class': c}, **b) for c, r in self.calibration['per_class'].items() for b in r['bins']])
+            return pd.DataFrame(self.calibration['bins'])
+        if section == 'classes' and 'per_class' in self.overall: return pd.DataFrame(self.overall['per_class'])
+        raise EvaluationError(f"unknown section {section!r}: use 'slices', 'fairness', 'leakage', 'calibration'" + (" or 'classes'" if 'per_class' in self.overall else ''))
+
+    def summary(self) -> str:
+        "One line: the task's overall metrics with their intervals (what a command line prints)."
+        o = self.overall
+        names = self.info.get('metrics') or OVERALL_METRICS[self.info.get('task', 'binary')]
+        ci = lambda c: f' [{c[0]:.4g}, {c[1]:.4g}]' if c else ''
+        return ', '.join(f'{_label(k)} {o[k]:.4g}{ci(o.get(f"{k}_ci"))}' for k in names if o.get(k) is not None)
 
 # %% ../../nbs/08_evaluation.ipynb #697becf4
 def _calibration(y, s, bins: int = 10) -> dict:
@@ -499,6 +769,43 @@ def _overall(y, s, *, boot, conf, spec, rng) -> dict:
                                fpr=float(pred[y == 0].mean()), precision=float(y[pred].mean()) if pred.any() else None)
     return out
 
+def _overall_task(task: str, y, s, *, classes, boot, conf, rng) -> dict:
+    "Regression: RMSE, MAE, R², mean error (bias: prediction − target). Multiclass: log loss, macro and weighted ROC AUC, accuracy, macro F1, Brier; per class precision, recall, F1, ROC AUC; the confusion matrix."
+    f, m, names = _measure(task, y, s), len(y), list(OVERALL_METRICS[task])
+    if task == 'regression':
+        return dict(support=m, mean_target=float(y.mean()), mean_prediction=float(s.mean()), **_values(f, m, names, boot, rng, conf))
+    per = ['class_precision', 'class_recall', 'class_f1', 'class_roc_auc']
+    point = f(_one(m), names + per)
+    b = _resample(m, boot, rng, lambda C: (lambda d: np.vstack([np.stack([d[n] for n in names])] + [d[n].T for n in per]))(f(C, names + per)))
+    out = dict(support=m, classes=classes, **{k: v for j, n in enumerate(names) for k, v in ((n, float(point[n][0])), (f'{n}_ci', _ci(b[j], conf)))})
+    k, counts, pred = len(classes), np.bincount(y, minlength=len(classes)), s.argmax(1)
+    num = lambda x: float(x) if math.isfinite(x) else None
+    out['per_class'] = [dict({'class': c, 'support': int(counts[j]), 'predicted': int((pred == j).sum())},
+                             **{k_: v for i, n in enumerate(per) for k_, v in ((n[6:], num(point[n][0, j])), (f'{n[6:]}_ci', _ci(b[len(names) + i * k + j], conf)))})
+                        for j, c in enumerate(classes)]
+    out['confusion'] = dict(labels=classes, rows='target', columns='predicted class (the most probable)',
+                            matrix=np.bincount(y * k + pred, minlength=k * k).reshape(k, k).tolist())
+    return out
+
+def _residuals(y, s, bins: int = 10) -> dict:
+    "Residuals (prediction − target) by decile of the prediction: mean predicted and observed, mean, MAE and the 10th, 50th and 90th percentiles of the residual."
+    e = s - y
+    edges = np.unique(np.quantile(s, np.linspace(0, 1, bins + 1)))
+    b = np.clip(np.searchsorted(edges, s, side='right') - 1, 0, max(len(edges) - 2, 0))
+    out = []
+    for i in np.unique(b):
+        m = b == i
+        p10, p50, p90 = np.percentile(e[m], [10, 50, 90])
+        out.append(dict(mean_predicted=float(s[m].mean()), observed=float(y[m].mean()), mean_residual=float(e[m].mean()), mae=float(np.abs(e[m]).mean()),
+                        residual_p10=float(p10), residual_p50=float(p50), residual_p90=float(p90), count=int(m.sum())))
+    bias = sum(r['count'] * abs(r['mean_residual']) for r in out) / len(y)
+    return dict(strategy=f'{bins} quantile bins of the prediction (residual = prediction − target)', bins=out, decile_bias=float(bias))
+
+def _class_calibration(y, s, classes, bins: int = 10) -> dict:
+    "Reliability per class (one-vs-rest: the class's probability against whether the row is of the class), and the mean of the classes' ECE."
+    per = {str(c): _calibration((y == j).astype(float), s[:, j], bins) for j, c in enumerate(classes)}
+    return dict(strategy=f'per class, {bins} quantile bins of its probability', per_class=per, ece=float(np.mean([v['ece'] for v in per.values()])))
+
 def _baseline(model_s, y, data, features, *, train, spec, boot, conf, seed, st, model_latency, measure_cost, latency_calls) -> tuple[dict, object]:
     if train is None: return dict(available=False, note='no training data given (train=): the baselines were not fitted'), None
     from sklearn.dummy import DummyClassifier
@@ -521,6 +828,8 @@ def _baseline(model_s, y, data, features, *, train, spec, boot, conf, seed, st, 
                majority_class=dict(pj, positive_rate=float(ty.mean())),
                best=best, margin=margin, margin_ci=_ci(b[0] - np.fmax(b[1], b[2]), conf),
                margin_over_logistic=pm['roc_auc'] - pl['roc_auc'], margin_over_logistic_ci=_ci(b[0] - b[1], conf),
+               metric='roc_auc', margin_kind='difference', model_value=pm['roc_auc'], names=['logistic_regression', 'majority_class'], linear='logistic_regression',
+               margin_over_linear=pm['roc_auc'] - pl['roc_auc'], margin_over_linear_ci=_ci(b[0] - b[1], conf),
                meets_margin={t: bool(margin >= st[f'policy_{t}'].min_baseline_margin) for t in ('low', 'medium', 'high')},
                latency_ratio=None, slow_for_gain=None,
                slow_for_gain_rule=f'single-row p95 latency over {SLOW_FACTOR:g} times the logistic regression\'s while the ROC AUC margin over it is below {SMALL_GAIN}')
@@ -531,13 +840,81 @@ def _baseline(model_s, y, data, features, *, train, spec, boot, conf, seed, st, 
         out['slow_for_gain'] = bool(out['latency_ratio'] > SLOW_FACTOR and out['margin_over_logistic'] < SMALL_GAIN)
     return out, logit
 
-def _setup(settings, seed, data, spec):
+METRIC_LABELS = dict(roc_auc='ROC AUC', pr_auc='PR AUC', log_loss='log loss', brier='Brier score', accuracy='accuracy', rmse='RMSE', mae='MAE',
+                     r2='R²', mean_error='mean error', abs_mean_error='absolute mean error', macro_roc_auc='macro ROC AUC',
+                     weighted_roc_auc='weighted ROC AUC', macro_f1='macro F1')
+OVERALL_METRICS = dict(binary=('roc_auc', 'pr_auc', 'log_loss', 'brier'), regression=('rmse', 'mae', 'r2', 'mean_error'),
+                       multiclass=('log_loss', 'macro_roc_auc', 'weighted_roc_auc', 'accuracy', 'macro_f1', 'brier'))
+
+def margin_metric(spec: ModelSpec) -> str:
+    "The metric the baseline margin is judged on: ROC AUC for binary, the primary metric otherwise (RMSE when a regression's is its bias)."
+    if spec.task == 'binary': return 'roc_auc'
+    return 'rmse' if spec.primary_metric == 'mean_error' else spec.primary_metric
+
+def _margin(task: str, metric: str, model, base):
+    "How much the model beats a baseline: the share of the baseline's error it removes (RMSE, MAE), else the difference in the better direction."
+    with np.errstate(invalid='ignore', divide='ignore'):
+        if task == 'regression' and metric in ('rmse', 'mae'): return (base - model) / base
+        return base - model if _lower(metric) else model - base
+
+def _proba(m, X, k: int) -> np.ndarray:
+    "A baseline classifier's probabilities of the class indices 0 .. k-1 (a class it never saw: 0)."
+    p = np.zeros((len(X), k)); p[:, np.asarray(m.classes_, int)] = m.predict_proba(X)
+    return p
+
+def _task_baseline(model_s, y, data, features, *, train, spec, classes, boot, conf, seed, st, model_latency, measure_cost, latency_calls) -> dict:
+    "Regression: mean, median and ridge regressors; multiclass: the class shares (majority class) and a multinomial logistic regression."
+    if train is None: return dict(available=False, note='no training data given (train=): the baselines were not fitted')
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    task = spec.task
+    train = _frame(train, 'training data')
+    _columns(train, features, 'feature of the training data')
+    ty, Xt, X = _labels(train, spec, 'training data', classes), train[features], data[features]
+    linear = 'linear_regression' if task == 'regression' else 'logistic_regression'
+    lin = baseline_pipeline(Xt, task)
+    try: lin.fit(Xt, ty)
+    except ValueError as e: raise EvaluationError(f'the {linear.replace("_", " ")} baseline could not be fitted on the training data: {e}') from None
+    if task == 'regression':
+        fitted = dict(mean=DummyRegressor(strategy='mean').fit(Xt, ty), median=DummyRegressor(strategy='median').fit(Xt, ty), linear_regression=lin)
+        preds = {n: np.asarray(m.predict(X), float) for n, m in fitted.items()}
+    else:
+        fitted = dict(majority_class=DummyClassifier(strategy='prior').fit(Xt, ty), logistic_regression=lin)
+        preds = {n: _proba(m, X, len(classes)) for n, m in fitted.items()}
+    metric, names = margin_metric(spec), list(fitted)
+    fm, fb = _measure(task, y, model_s), {n: _measure(task, y, p) for n, p in preds.items()}
+    allm = list(OVERALL_METRICS[task])
+    point = {n: {k: float(v[0]) for k, v in f(_one(len(y)), allm).items()} for n, f in fb.items()}
+    mv = float(fm(_one(len(y)), [metric])[metric][0])
+    b = _resample(len(y), boot, _rng(seed, 3), lambda C: np.stack([fm(C, [metric])[metric]] + [fb[n](C, [metric])[metric] for n in names]))
+    pick = np.nanmin if _lower(metric) else np.nanmax
+    best = (min if _lower(metric) else max)(names, key=lambda n: point[n][metric])
+    margin = float(_margin(task, metric, mv, point[best][metric]))
+    lin_margin = float(_margin(task, metric, mv, point[linear][metric]))
+    out = dict(available=True, fitted_on_rows=len(train), metric=metric, margin_kind='relative' if task == 'regression' and metric in ('rmse', 'mae') else 'difference',
+               model_value=mv, names=names, **{n: point[n] for n in names}, best=best, margin=margin,
+               margin_ci=_ci(_margin(task, metric, b[0], pick(b[1:], 0)), conf), linear=linear,
+               margin_over_linear=lin_margin, margin_over_linear_ci=_ci(_margin(task, metric, b[0], b[1 + names.index(linear)]), conf),
+               meets_margin={t: bool(margin >= st[f'policy_{t}'].min_baseline_margin) for t in ('low', 'medium', 'high')},
+               latency_ratio=None, slow_for_gain=None,
+               slow_for_gain_rule=f'single-row p95 latency over {SLOW_FACTOR:g} times the {linear.replace("_", " ")}\'s while the margin over it is below {SMALL_GAIN}')
+    out[linear]['features'] = [c for c in features if _kind(data[c]) != 'time']
+    if task == 'regression': out['mean']['value'], out['median']['value'] = float(fitted['mean'].constant_[0][0]), float(fitted['median'].constant_[0][0])
+    else: out['majority_class'].update(majority=classes[int(np.argmax(np.bincount(ty, minlength=len(classes))))],
+                                       class_shares={str(c): float(x) for c, x in zip(classes, np.bincount(ty, minlength=len(classes)) / len(ty))})
+    if measure_cost and model_latency:
+        lp95 = _latency(lin, X, latency_calls, _method(task))['p95']
+        out[linear]['latency_p95_ms'] = lp95
+        out['latency_ratio'] = model_latency['p95'] / max(lp95, 1e-9)
+        out['slow_for_gain'] = bool(out['latency_ratio'] > SLOW_FACTOR and lin_margin < SMALL_GAIN)
+    return out
+
+def _setup(settings, seed, data, spec, classes=None):
     "What `evaluate` and `compare` both start from: settings, bootstrap parameters, the checked data, labels and sensitive columns."
     st = settings or load_settings()
     cfg = st.evaluation
     data = _frame(data, 'evaluation data')
     if spec.time_column is not None: _columns(data, spec.time_column, 'time column')
-    return (st, cfg, cfg.bootstrap, cfg.confidence, cfg.min_slice_support, _seed(seed), data, _labels(data, spec),
+    return (st, cfg, cfg.bootstrap, cfg.confidence, cfg.min_slice_support, _seed(seed), data, _labels(data, spec, classes=classes),
             _columns(data, spec.sensitive, 'sensitive attribute'))
 
 NOT_APPLICABLE = 'not applicable: the model spec names no sensitive attributes'
@@ -551,57 +928,75 @@ def evaluate(model, data: pd.DataFrame, *, spec: ModelSpec | None = None, target
              decisions: list[str] | None = None, sensitive: list[str] | None = None, slices: list[str] | None = None, edge_slices=None,
              time_column: str | None = None, features: list[str] | None = None, train: pd.DataFrame | None = None,
              feature_times: dict[str, str] | None = None, decision_time: str | None = None, settings=None, seed: int = 0,
-             measure_cost: bool = True, latency_calls: int = 100) -> Evaluation:
-    """Evaluate `model` (anything with `predict_proba` taking `data[features]`) on `data`: overall, slices, fairness, baselines fitted on `train`,
-    leakage, cost. Target, positive label, threshold and decisions, sensitive attributes, slices, edge slices and time column come from `spec`
-    (a `ModelSpec`); a keyword given overrides the spec's value (without a spec: `target=` at least)."""
-    spec = evaluation_spec(spec, target=target, positive=positive, threshold=threshold, decisions=decisions, sensitive=sensitive,
+             measure_cost: bool = True, latency_calls: int = 100, task: str | None = None) -> Evaluation:
+    """Evaluate `model` on `data` for the spec's task (`predict_proba` of a binary or multiclass model, `predict` of a regression, taking
+    `data[features]`): overall, slices, fairness, baselines fitted on `train`, leakage, cost. Target, positive label, threshold and decisions,
+    sensitive attributes, slices, edge slices and time column come from `spec` (a `ModelSpec`); a keyword given overrides the spec's value
+    (without a spec: `target=` at least, and `task=` unless binary)."""
+    spec = evaluation_spec(spec, task=task, target=target, positive=positive, threshold=threshold, decisions=decisions, sensitive=sensitive,
                            slices=slices, edge_slices=edge_slices, time_column=time_column)
-    st, cfg, boot, conf, min_support, seed, data, y, sensitive = _setup(settings, seed, data, spec)
+    task = spec.task
+    classes = _classes(model, spec) if task == 'multiclass' else None
+    st, cfg, boot, conf, min_support, seed, data, y, sensitive = _setup(settings, seed, data, spec, classes)
     target, time_column = spec.target, spec.time_column
     features = _features(model, data, target, features)
-    if not callable(getattr(model, 'predict_proba', None)):
-        raise EvaluationError(f'the model ({type(model).__name__}) has no predict_proba method: evaluation needs probabilities')
+    if not callable(getattr(model, _method(task), None)):
+        raise EvaluationError(f'the model ({type(model).__name__}) has no {_method(task)} method: ' +
+                              ('evaluation needs probabilities' if task != 'regression' else 'a regression evaluation needs its predicted values'))
     X = data[features]
-    t0 = time.perf_counter(); s = _score(model, X, positive=spec.positive); batch_s = time.perf_counter() - t0
+    t0 = time.perf_counter(); s = _predict(model, X, spec, classes=classes); batch_s = time.perf_counter() - t0
 
-    overall = _overall(y, s, boot=boot, conf=conf, spec=spec, rng=_rng(seed, 0))
+    if task == 'binary': overall, calibration = _overall(y, s, boot=boot, conf=conf, spec=spec, rng=_rng(seed, 0)), _calibration(y, s)
+    else:
+        overall = _overall_task(task, y, s, classes=classes, boot=boot, conf=conf, rng=_rng(seed, 0))
+        calibration = _residuals(y, s) if task == 'regression' else _class_calibration(y, s, classes)
     slice_cols = [c for c in dict.fromkeys(features + sensitive) if _kind(data[c]) == 'categorical']
     defs = slice_definitions(data, slice_cols, time_column=time_column, edge_slices=spec.edge_slices, named=spec.slices, settings=st)
-    slices = [_slice_result(d, *_slice_mask(data, d), y, s, boot=boot, conf=conf, min_support=min_support, rng=_rng(seed, 1, i))
-              for i, d in enumerate(defs)]
-    fairness = {a: _fairness(data, a, y, s, threshold=spec.threshold, boot=boot, conf=conf, min_support=min_support, seed=seed, k=k)
-                for k, a in enumerate(sensitive)}
+    if task == 'binary':
+        slices = [_slice_result(d, *_slice_mask(data, d), y, s, boot=boot, conf=conf, min_support=min_support, rng=_rng(seed, 1, i)) for i, d in enumerate(defs)]
+        fairness = {a: _fairness(data, a, y, s, threshold=spec.threshold, boot=boot, conf=conf, min_support=min_support, seed=seed, k=k)
+                    for k, a in enumerate(sensitive)}
+    else:
+        names = _slice_names(spec)
+        slices = [_slice_task(d, *_slice_mask(data, d), y, s, task=task, names=names, boot=boot, conf=conf, min_support=min_support, rng=_rng(seed, 1, i))
+                  for i, d in enumerate(defs)]
+        fairness = {a: _task_fairness(data, a, y, s, task=task, classes=classes, overall_mae=overall.get('mae'), boot=boot, conf=conf,
+                                      min_support=min_support, seed=seed, k=k) for k, a in enumerate(sensitive)}
     cost = None
     if measure_cost:
-        lat = _latency(model, X, latency_calls)
+        lat = _latency(model, X, latency_calls, _method(task))
         cost = dict(latency_ms=lat, sla_latency_p95_ms=st.sla.latency_p95_ms, within_sla=lat['p95'] <= st.sla.latency_p95_ms,
                     batch_rows=len(X), batch_seconds=batch_s, rows_per_second=len(X) / max(batch_s, 1e-9), model_size_bytes=_size(model))
-    baseline, _ = _baseline(s, y, data, features, train=train, spec=spec, boot=boot, conf=conf, seed=seed, st=st,
-                            model_latency=cost and cost['latency_ms'], measure_cost=measure_cost, latency_calls=latency_calls)
-    train_y = _labels(_frame(train, 'training data'), spec, 'training data') if train is not None else None
+    kw = dict(train=train, spec=spec, boot=boot, conf=conf, seed=seed, st=st, model_latency=cost and cost['latency_ms'], measure_cost=measure_cost, latency_calls=latency_calls)
+    baseline = _baseline(s, y, data, features, **kw)[0] if task == 'binary' else _task_baseline(s, y, data, features, classes=classes, **kw)
+    train_y = _labels(_frame(train, 'training data'), spec, 'training data', classes) if train is not None else None
     leakage = _leakage(data, y, features, train=train.reset_index(drop=True) if train is not None else None, train_y=train_y,
-                       feature_times=feature_times, decision_time=decision_time or time_column, threshold=cfg.leakage_auc, seed=seed)
+                       feature_times=feature_times, decision_time=decision_time or time_column, seed=seed, task=task, k=classes and len(classes),
+                       threshold=cfg.leakage_r2 if task == 'regression' else cfg.leakage_auc)
 
     flags = [dict(section='leakage', subject=r['feature'], reason=r['reason']) for r in leakage['single_feature'] + leakage['timestamps'] if r['flagged']]
+    mname = METRIC_LABELS.get(baseline.get('metric'), baseline.get('metric'))
     if baseline['available'] and baseline['margin'] <= 0:
         flags.append(dict(section='baseline', subject=baseline['best'], reason=f"the model does not beat the {baseline['best'].replace('_', ' ')} baseline "
-                                                                               f"(ROC AUC margin {baseline['margin']:+.3f})"))
+                                                                               f"({mname} margin {baseline['margin']:+.3f})"))
     if baseline.get('slow_for_gain'):
-        flags.append(dict(section='baseline', subject='slow_for_gain', reason=f"{baseline['latency_ratio']:.1f} times slower than the logistic regression "
-                                                                              f"for a ROC AUC gain of {baseline['margin_over_logistic']:+.3f} (< {SMALL_GAIN})"))
+        flags.append(dict(section='baseline', subject='slow_for_gain', reason=f"{baseline['latency_ratio']:.1f} times slower than the {baseline['linear'].replace('_', ' ')} "
+                                                                              f"for a {mname} gain of {baseline['margin_over_linear']:+.3f} (< {SMALL_GAIN})"))
     if cost and not cost['within_sla']:
         flags.append(dict(section='cost', subject='latency', reason=f"single-row p95 latency {cost['latency_ms']['p95']:.1f} ms is over the service level of {st.sla.latency_p95_ms:g} ms"))
     flags += _edge_flags(slices)
     t = pd.to_datetime(data[time_column]) if time_column else None
-    info = dict(format=FORMAT, model=_describe(model), spec=None if spec.version is None else f'{spec.model} v{spec.version}', task=spec.task,
-                target=target, positive=spec.positive, threshold=spec.threshold, decisions=spec.decisions, primary_metric=spec.primary_metric,
-                rows=len(data), positives=int(y.sum()), features=features, sensitive=sensitive,
+    binary = task == 'binary'
+    info = dict(format=FORMAT, model=_describe(model), spec=None if spec.version is None else f'{spec.model} v{spec.version}', task=task,
+                target=target, positive=spec.positive if binary else None, classes=classes, threshold=spec.threshold if binary else None,
+                decisions=spec.decisions if binary else None, primary_metric=spec.primary_metric, metrics=list(OVERALL_METRICS[task]),
+                slice_metrics=_slice_names(spec), rows=len(data), positives=int(y.sum()) if binary else None, features=features, sensitive=sensitive,
                 fairness='measured' if sensitive else NOT_APPLICABLE, slices=spec.slices, edge_slices=spec.edge_slices, time_column=time_column,
                 period=dict(start=_iso(t.min()), end=_iso(t.max())) if t is not None and t.notna().any() else None,
                 train_rows=len(train) if train is not None else None, seed=seed,
-                settings=dict(bootstrap=boot, confidence=conf, min_slice_support=min_support, recent_months=cfg.recent_months, leakage_auc=cfg.leakage_auc))
-    return Evaluation(**_plain(dict(info=info, overall=overall, calibration=_calibration(y, s), slices=slices, fairness=fairness,
+                settings=dict(bootstrap=boot, confidence=conf, min_slice_support=min_support, recent_months=cfg.recent_months, leakage_auc=cfg.leakage_auc,
+                              leakage_r2=cfg.leakage_r2))
+    return Evaluation(**_plain(dict(info=info, overall=overall, calibration=calibration, slices=slices, fairness=fairness,
                                     baseline=baseline, leakage=leakage, cost=cost, flags=flags)))
 
 # %% ../../nbs/08_evaluation.ipynb #e9d49544
@@ -621,6 +1016,7 @@ def _table(head: list[str], rows: list[list[str]], grey: list[bool] | None = Non
     return f'<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 def _repr_html_(self: Evaluation) -> str:
+    if self.info.get('task', 'binary') != 'binary': return _html_task(self)
     i, o, b, lk, c = self.info, self.overall, self.baseline, self.leakage, self.cost
     conf = i['settings']['confidence']
     out = [f"<h4>Evaluation of {html.escape(i['model'])}: {i['rows']:,} rows, {i['positives']:,} positive ({html.escape(i['target'])})</h4>"]
@@ -652,10 +1048,102 @@ def _repr_html_(self: Evaluation) -> str:
                      f"{(c['model_size_bytes'] or 0) / 1e6:.2f} MB.</p>")
     return '\n'.join(out)
 
+def _label(m: str) -> str: return METRIC_LABELS.get(m, m.replace('_', ' '))
+
+def _cost_html(c) -> str:
+    return (f"<p><b>Cost</b>: single-row latency p50 {c['latency_ms']['p50']:.1f} ms, p95 {c['latency_ms']['p95']:.1f} ms, p99 {c['latency_ms']['p99']:.1f} ms "
+            f"(service level {c['sla_latency_p95_ms']:g} ms); {c['rows_per_second']:,.0f} rows/s in batch; {(c['model_size_bytes'] or 0) / 1e6:.2f} MB.</p>")
+
+def _html_task(self: Evaluation) -> str:
+    "The summary of a regression or multiclass evaluation: its own metrics, never a binary one."
+    i, o, b, lk, c = self.info, self.overall, self.baseline, self.leakage, self.cost
+    conf, task, sm = i['settings']['confidence'], i['task'], i['slice_metrics']
+    what = f"{len(i['classes'])} classes" if task == 'multiclass' else f"mean target {_f(o['mean_target'])}, mean prediction {_f(o['mean_prediction'])}"
+    out = [f"<h4>Evaluation of {html.escape(i['model'])} ({task}): {i['rows']:,} rows, {what} ({html.escape(i['target'])})</h4>"]
+    if self.flags: out.append('<p style="color:#b00"><b>Flags</b></p><ul>' + ''.join(f"<li style=\"color:#b00\">{html.escape(f['section'])}: {html.escape(f['reason'])}</li>" for f in self.flags) + '</ul>')
+    out.append(_table(['metric', 'value', f'{conf:.0%} interval'], [[_label(k), _f(o[k]), _fci(o[f'{k}_ci'])] for k in i['metrics']]))
+    if task == 'regression':
+        r = self.calibration
+        out.append(f"<p><b>Residuals</b> (prediction − target) by decile of the prediction; mean absolute bias over the deciles {_f(r['decile_bias'])}:</p>")
+        out.append(_table(['mean predicted', 'mean target', 'mean residual', 'MAE', 'residual p10', 'p90', 'rows'],
+                          [[_f(x['mean_predicted']), _f(x['observed']), _f(x['mean_residual']), _f(x['mae']), _f(x['residual_p10']), _f(x['residual_p90']), _f(x['count'])]
+                           for x in r['bins']]))
+    else:
+        out.append(_table(['class', 'rows', 'predicted', 'precision', 'interval', 'recall', 'interval', 'ROC AUC (one vs rest)', 'ECE'],
+                          [[_f(p['class']), _f(p['support']), _f(p['predicted']), _f(p['precision']), _fci(p['precision_ci']), _f(p['recall']), _fci(p['recall_ci']),
+                            _f(p['roc_auc']), _f(self.calibration['per_class'][str(p['class'])]['ece'])] for p in o['per_class']]))
+        cm = o['confusion']
+        out.append('<p><b>Confusion matrix</b> (rows: target, columns: predicted class)</p>' +
+                   _table([''] + [str(x) for x in cm['labels']], [[_f(l)] + [_f(v) for v in row] for l, row in zip(cm['labels'], cm['matrix'])]))
+    out.append(f"<b>Slices</b> (grey: under {i['settings']['min_slice_support']:,} rows)")
+    out.append(_table(['slice', 'rows'] + [h for m in sm for h in (_label(m), 'interval')] + ['note'],
+                      [[_f(s['name']), _f(s['support'])] + [x for m in sm for x in (_f(s[m]), _fci(s[f'{m}_ci']))] + [_f(s['note'] or '')] for s in self.slices],
+                      [not s['supported'] for s in self.slices]))
+    if not self.fairness: out.append(f"<p><b>Fairness</b>: {html.escape(i.get('fairness') or NOT_APPLICABLE)}.</p>")
+    for a, f in self.fairness.items():
+        note = f" ({html.escape(f['note'])})" if f['note'] else ''
+        if task == 'regression':
+            out.append(f"<b>Fairness: {html.escape(a)}</b> — MAE gap {_f(f['mae_gap'])} {_fci(f['mae_gap_ci'])} ({_f(f['relative_mae_gap'])} of the overall MAE), "
+                       f"mean-error gap {_f(f['mean_error_gap'])} {_fci(f['mean_error_gap_ci'])} ({_f(f['relative_mean_error_gap'])} of the overall MAE){note}")
+            out.append(_table(['group', 'rows', 'MAE', 'interval', 'mean error', 'interval', 'RMSE'],
+                              [[_f(g['group']), _f(g['support']), _f(g['mae']), _fci(g['mae_ci']), _f(g['mean_error']), _fci(g['mean_error_ci']), _f(g['rmse'])]
+                               for g in f['groups']], [not g['supported'] for g in f['groups']]))
+        else:
+            out.append(f"<b>Fairness: {html.escape(a)}</b> — accuracy gap {_f(f['accuracy_gap'])} {_fci(f['accuracy_gap_ci'])}, macro F1 gap {_f(f['macro_f1_gap'])} "
+                       f"{_fci(f['macro_f1_gap_ci'])}, largest recall gap {_f(f['recall_gap'])} {_fci(f['recall_gap_ci'])} (class {_f(f['recall_gap_class'])}){note}")
+            cls = [str(x) for x in i['classes']]
+            out.append(_table(['group', 'rows', 'accuracy', 'interval', 'macro F1'] + [f'recall {x}' for x in cls],
+                              [[_f(g['group']), _f(g['support']), _f(g['accuracy']), _fci(g['accuracy_ci']), _f(g['macro_f1'])] + [_f(g['recall'][x]) for x in cls]
+                               for g in f['groups']], [not g['supported'] for g in f['groups']]))
+    if b['available']:
+        kind = ' (share of the baseline\'s error removed)' if b['margin_kind'] == 'relative' else ''
+        out.append(f"<p><b>Baselines</b> ({_label(b['metric'])}): " + ', '.join(f"{n.replace('_', ' ')} {_f(b[n][b['metric']])}" for n in b['names'])
+                   + f"; the model {_f(b['model_value'])}, margin over the best {b['margin']:+.3f} {_fci(b['margin_ci'])}{kind}"
+                   + (f"; {b['latency_ratio']:.1f} times the {b['linear'].replace('_', ' ')}'s latency" if b['latency_ratio'] else '')
+                   + (' — <b>slow for its gain</b>' if b['slow_for_gain'] else '') + '.</p>')
+    else: out.append(f"<p><b>Baselines</b>: {html.escape(b['note'])}.</p>")
+    top = ', '.join(f"{html.escape(r['feature'])} {_f(r['value'])}" for r in lk['single_feature'][:3])
+    out.append(f"<p><b>Leakage</b>: {'flagged ' + html.escape(', '.join(lk['flagged'])) if lk['flagged'] else 'nothing flagged'} "
+               f"(strongest single features by {_label(lk['metric'] or '')}: {top}).</p>")
+    if c: out.append(_cost_html(c))
+    return '\n'.join(out)
+
+def _slice_axis(ax, slices: list, m: str, overall: float | None):
+    "Each slice's metric `m` with its interval (grey: under-supported), and the overall value."
+    shown = [s for s in slices if s.get(m) is not None]
+    yy = np.arange(len(shown))[::-1]
+    for y_, s in zip(yy, shown):
+        lo, hi = s[f'{m}_ci'] or (s[m], s[m])
+        ax.errorbar(s[m], y_, xerr=[[s[m] - lo], [hi - s[m]]], fmt='o', ms=4, capsize=2, color='C0' if s['supported'] else '#aaa')
+    if overall is not None: ax.axvline(overall, color='C3', lw=1, label='overall')
+    ax.set_yticks(yy); ax.set_yticklabels([s['name'] for s in shown], fontsize=8)
+    ax.set_xlabel(_label(m)); ax.set_title('Slices (grey: under-supported)'); ax.legend(loc='lower right', frameon=False)
+    return len(shown)
+
 def _plot(self: Evaluation):
-    "A matplotlib figure: the calibration curve, and each slice's ROC AUC with its interval (grey: under-supported)."
+    "A matplotlib figure: the calibration curve (regression: the residuals by decile; multiclass: reliability per class), and each slice's headline metric with its interval (grey: under-supported)."
     try: import matplotlib.pyplot as plt
     except ImportError: raise EvaluationError('plot needs matplotlib: pip install matplotlib') from None
+    task = self.info.get('task', 'binary')
+    if task != 'binary':
+        m = self.info['primary_metric'] if self.info['primary_metric'] in self.info['slice_metrics'] else self.info['slice_metrics'][0]
+        fig, (left, sl) = plt.subplots(1, 2, figsize=(12, max(4.5, .25 * len(self.slices) + 1)), gridspec_kw=dict(width_ratios=[1, 1.5]))
+        if task == 'regression':
+            bins = self.calibration['bins']
+            x = [b['mean_predicted'] for b in bins]
+            left.fill_between(x, [b['residual_p10'] for b in bins], [b['residual_p90'] for b in bins], color='C0', alpha=.2, label='10th to 90th percentile')
+            left.plot(x, [b['mean_residual'] for b in bins], 'o-', color='C0', label='mean residual')
+            left.axhline(0, color='#bbb', lw=1, ls='--'); left.legend(frameon=False, fontsize=8)
+            left.set_xlabel('prediction (decile mean)'); left.set_ylabel('residual (prediction − target)'); left.set_title('Residuals by decile of the prediction')
+        else:
+            left.plot([0, 1], [0, 1], color='#bbb', lw=1, ls='--')
+            for j, (c, r) in enumerate(self.calibration['per_class'].items()):
+                left.plot([x['mean_predicted'] for x in r['bins']], [x['observed'] for x in r['bins']], 'o-', ms=3, color=f'C{j}', label=f"{c} (ECE {r['ece']:.3f})")
+            left.set_xlim(0, 1); left.set_ylim(0, 1); left.legend(frameon=False, fontsize=8)
+            left.set_xlabel('mean predicted probability'); left.set_ylabel('observed share'); left.set_title('Reliability per class')
+        _slice_axis(sl, self.slices, m, self.overall.get(m))
+        fig.tight_layout(); plt.close(fig)
+        return fig
     shown = [s for s in self.slices if s['roc_auc'] is not None]
     fig, (cal, sl) = plt.subplots(1, 2, figsize=(12, max(4.5, .25 * len(shown) + 1)), gridspec_kw=dict(width_ratios=[1, 1.5]))
     bins = self.calibration['bins']
@@ -679,41 +1167,55 @@ def _plot(self: Evaluation):
 Evaluation._repr_html_, Evaluation.plot = _repr_html_, _plot
 
 # %% ../../nbs/08_evaluation.ipynb #8608e72c
-def _metric(name: str, y: np.ndarray, s: np.ndarray, threshold: float):
-    "The weighted binary metric `name` of labels `y` and scores `s`, as a function of a (resamples × rows) count matrix."
-    if name in ('roc_auc', 'pr_auc'):
-        r = _Ranked(y, s)
-        return r.auc if name == 'roc_auc' else r.ap
-    ll, sq = _losses(y, s)
-    per_row = dict(log_loss=ll, brier=sq, accuracy=((s >= threshold) == (y == 1)).astype(float)).get(name)
-    if per_row is None: raise EvaluationError(f'compare cannot judge by {name!r} (binary metrics: {", ".join(TASK_METRICS["binary"])})')
-    return lambda C: _wmean(C, per_row)
+def _metric(name: str, y: np.ndarray, s: np.ndarray, threshold: float, task: str = 'binary'):
+    "The weighted metric `name` of the task for labels (values) `y` and answers `s`, as a function of a (resamples × rows) count matrix."
+    known = TASK_METRICS[task] + (('abs_mean_error',) if task == 'regression' else ())
+    if name not in known: raise EvaluationError(f'compare cannot judge by {name!r} ({task} metrics: {", ".join(TASK_METRICS[task])})')
+    f = _measure(task, y, s, threshold)
+    return lambda C: f(C, [name])[name]
+
+def _scale(task: str, judged: str, y, s) -> float | None:
+    "What a regression's gain is a share of: the champion's RMSE or MAE (its MAE for a bias); None for a scale-free metric."
+    if task != 'regression' or judged == 'r2': return None
+    e = s - y
+    return float(np.sqrt((e * e).mean())) if judged == 'rmse' else float(np.abs(e).mean())
 
 def compare(champion, challenger, data: pd.DataFrame, *, spec: ModelSpec | None = None, target: str | None = None, positive=None,
             threshold: float | None = None, primary_metric: str | None = None, features: list[str] | None = None, slices_from=None,
             sensitive: list[str] | None = None, time_column: str | None = None, settings=None, seed: int = 0,
-            measure_cost: bool = True, latency_calls: int = 100) -> dict:
+            measure_cost: bool = True, latency_calls: int = 100, task: str | None = None) -> dict:
     """Champion against challenger on the same rows of `data`: paired bootstraps of the difference (challenger − champion) in the spec's primary metric,
-    overall and per slice, and of the Brier score difference; how many decisions change at the spec's threshold; latency of each."""
-    spec = evaluation_spec(spec, target=target, positive=positive, threshold=threshold, primary_metric=primary_metric, sensitive=sensitive,
+    overall and per slice (a regression's also as a share of the champion's error), and of the Brier score difference (binary, multiclass);
+    how many decisions (binary: at the spec's threshold; multiclass: the most probable class) change; latency of each."""
+    spec = evaluation_spec(spec, task=task, target=target, positive=positive, threshold=threshold, primary_metric=primary_metric, sensitive=sensitive,
                            time_column=time_column)
-    st, cfg, boot, conf, min_support, seed, data, y, sensitive = _setup(settings, seed, data, spec)
-    metric, lower = spec.primary_metric, spec.primary_metric in LOWER_IS_BETTER
+    task = spec.task
+    classes = _classes(champion, spec, 'champion') if task == 'multiclass' else None
+    st, cfg, boot, conf, min_support, seed, data, y, sensitive = _setup(settings, seed, data, spec, classes)
+    metric = spec.primary_metric
+    judged, lower = _judged(metric), _lower(metric)
     sign = -1.0 if lower else 1.0
     fa, fb = _features(champion, data, spec.target, features), _features(challenger, data, spec.target, features)
-    sa = _score(champion, data[fa], 'champion', spec.positive)
-    sb = sa if challenger is champion and fa == fb else _score(challenger, data[fb], 'challenger', spec.positive)
-    one = lambda m: np.ones((1, m), np.int64)
-    ma, mb = _metric(metric, y, sa, spec.threshold), _metric(metric, y, sb, spec.threshold)
+    sa = _predict(champion, data[fa], spec, 'champion', classes)
+    sb = sa if challenger is champion and fa == fb else _predict(challenger, data[fb], spec, 'challenger', classes)
+    one, thr = _one, spec.threshold
+    ma, mb = _metric(judged, y, sa, thr, task), _metric(judged, y, sb, thr, task)
     val_a, val_b = float(ma(one(len(y)))[0]), float(mb(one(len(y)))[0])
     diff = _resample(len(y), boot, _rng(seed, 4), lambda C: mb(C) - ma(C))
-    qa_, qb_ = _losses(y, sa)[1], _losses(y, sb)[1]   # squared errors: the Brier score is their mean
-    bdiff = _resample(len(y), boot, _rng(seed, 6), lambda C: _wmean(C, qb_) - _wmean(C, qa_))
-    calibration = dict(champion_brier=float(qa_.mean()), challenger_brier=float(qb_.mean()), brier_difference=float(qb_.mean() - qa_.mean()),
-                       brier_difference_ci=_ci(bdiff, conf))
-    thr, above = spec.threshold, spec.decisions[1]
-    decisions = dict(threshold=thr, decisions=dict(below=spec.decisions[0], at_or_above=above), champion_share=float((sa >= thr).mean()),
-                     challenger_share=float((sb >= thr).mean()), changed_share=float(((sa >= thr) != (sb >= thr)).mean()))
+    calibration = decisions = None
+    if task != 'regression':
+        sq = (lambda p: _losses(y, p)[1]) if task == 'binary' else (lambda p: ((p - _onehot(y, len(classes))) ** 2).sum(1))
+        qa_, qb_ = sq(sa), sq(sb)   # squared errors: the Brier score is their mean
+        bdiff = _resample(len(y), boot, _rng(seed, 6), lambda C: _wmean(C, qb_) - _wmean(C, qa_))
+        calibration = dict(champion_brier=float(qa_.mean()), challenger_brier=float(qb_.mean()), brier_difference=float(qb_.mean() - qa_.mean()),
+                           brier_difference_ci=_ci(bdiff, conf))
+    if task == 'binary':
+        decisions = dict(threshold=thr, decisions=dict(below=spec.decisions[0], at_or_above=spec.decisions[1]), champion_share=float((sa >= thr).mean()),
+                         challenger_share=float((sb >= thr).mean()), changed_share=float(((sa >= thr) != (sb >= thr)).mean()))
+    elif task == 'multiclass':
+        pa, pb = sa.argmax(1), sb.argmax(1)
+        shares = lambda p: {str(c): float((p == j).mean()) for j, c in enumerate(classes)}
+        decisions = dict(rule='the most probable class', champion_shares=shares(pa), challenger_shares=shares(pb), changed_share=float((pa != pb).mean()))
 
     if slices_from is None:
         cols = [c for c in dict.fromkeys(fa + fb + sensitive) if _kind(data[c]) == 'categorical']
@@ -724,40 +1226,53 @@ def compare(champion, challenger, data: pd.DataFrame, *, spec: ModelSpec | None 
             raise EvaluationError('slices_from must be an Evaluation, its dict, or a list of slice definitions (name, kind, definition)')
         defs = [dict(name=d['name'], kind=d['kind'], definition=d['definition']) for d in src]
     ci = lambda v: None if v is None else sorted(sign * x for x in v)
+    rel = lambda v, sc: None if v is None or not sc else (v / sc if not isinstance(v, list) else [x / sc for x in v])
+    auc = judged in ('roc_auc', 'pr_auc', 'macro_roc_auc', 'weighted_roc_auc')
     slices = []
     for i, d in enumerate(defs):
         mask, why = _slice_mask(data, d)
-        r = dict(name=d['name'], kind=d['kind'], definition=d['definition'], support=0, positives=0, supported=False,
+        r = dict(name=d['name'], kind=d['kind'], definition=d['definition'], support=0, positives=0 if task == 'binary' else None, supported=False,
                  champion_value=None, challenger_value=None, difference=None, difference_ci=None, gain=None, gain_ci=None, note=why)
+        if task == 'regression': r.update(relative_gain=None, relative_gain_ci=None)
         if mask is not None:
             ys, m = y[mask], int(mask.sum())
-            k = int(ys.sum())
-            r.update(support=m, positives=k, supported=m >= min_support)
+            r.update(support=m, supported=m >= min_support)
+            if task == 'binary': r['positives'] = k = int(ys.sum())
             if not m: r['note'] = 'no rows'
-            elif k in (0, m) and metric in ('roc_auc', 'pr_auc'): r['note'] = f'only one class ({"all positive" if k else "no positive"}): {metric} is undefined'
+            elif task == 'binary' and k in (0, m) and auc: r['note'] = f'only one class ({"all positive" if k else "no positive"}): {metric} is undefined'
+            elif task == 'multiclass' and auc and len(np.unique(ys)) < 2: r['note'] = f'only one class: {metric} is undefined'
             else:
-                qa, qb = _metric(metric, ys, sa[mask], thr), _metric(metric, ys, sb[mask], thr)
+                qa, qb = _metric(judged, ys, sa[mask], thr, task), _metric(judged, ys, sb[mask], thr, task)
                 r.update(champion_value=float(qa(one(m))[0]), challenger_value=float(qb(one(m))[0]))
                 r['difference'] = r['challenger_value'] - r['champion_value']
                 r['difference_ci'] = _ci(_resample(m, boot, _rng(seed, 5, i), lambda C: qb(C) - qa(C)), conf)
                 r['gain'], r['gain_ci'] = sign * r['difference'], ci(r['difference_ci'])
+                if task == 'regression':
+                    sc = _scale(task, judged, ys, sa[mask])
+                    r['relative_gain'], r['relative_gain_ci'] = (rel(r['gain'], sc), rel(r['gain_ci'], sc)) if sc else (r['gain'], r['gain_ci'])
                 if m < min_support: r['note'] = f'under-supported: {m:,} rows < {min_support:,}'
         slices.append(r)
-    judged = [s for s in slices if s['supported'] and s['gain'] is not None]
-    worst = min(judged, key=lambda s: s['gain']) if judged else None
+    judged_slices = [s for s in slices if s['supported'] and s['gain'] is not None]
+    key = 'relative_gain' if task == 'regression' else 'gain'
+    worst = min(judged_slices, key=lambda s: s[key]) if judged_slices else None
 
     latency = dict(budget_p95_ms=st.sla.latency_p95_ms, champion_p95_ms=None, challenger_p95_ms=None, ratio=None, challenger_within_budget=None)
     if measure_cost:
-        la, lb = _latency(champion, data[fa], latency_calls)['p95'], _latency(challenger, data[fb], latency_calls)['p95']
+        la, lb = _latency(champion, data[fa], latency_calls, _method(task))['p95'], _latency(challenger, data[fb], latency_calls, _method(task))['p95']
         latency.update(champion_p95_ms=la, challenger_p95_ms=lb, ratio=lb / max(la, 1e-9), challenger_within_budget=lb <= st.sla.latency_p95_ms)
     gains = sign * diff
-    return _plain(dict(
-        target=spec.target, positive=spec.positive, metric=metric, lower_is_better=lower,
-        rows=len(data), positives=int(y.sum()), seed=seed, bootstrap=boot, confidence=conf, min_slice_support=min_support,
+    out = dict(
+        task=task, target=spec.target, positive=spec.positive if task == 'binary' else None, classes=classes, metric=metric, judged_by=judged, lower_is_better=lower,
+        rows=len(data), positives=int(y.sum()) if task == 'binary' else None, seed=seed, bootstrap=boot, confidence=conf, min_slice_support=min_support,
         champion={'model': _describe(champion), 'features': fa, metric: val_a},
         challenger={'model': _describe(challenger), 'features': fb, metric: val_b},
         difference=val_b - val_a, difference_mean=float(np.nanmean(diff)), difference_ci=_ci(diff, conf),
         gain=sign * (val_b - val_a), gain_ci=_ci(gains, conf),
         challenger_win_share=float(np.mean(gains > 0)), p_value=float(np.mean(~(gains > 0))),
-        slices=slices, worst_slice=None if worst is None else {k: worst[k] for k in ('name', 'support', 'champion_value', 'challenger_value', 'difference', 'difference_ci', 'gain', 'gain_ci')},
-        calibration=calibration, decisions=decisions, latency=latency))
+        slices=slices, worst_slice=None if worst is None else {k: worst[k] for k in ('name', 'support', 'champion_value', 'challenger_value', 'difference', 'difference_ci', 'gain', 'gain_ci')
+                                                                + (('relative_gain', 'relative_gain_ci') if task == 'regression' else ())},
+        calibration=calibration, decisions=decisions, latency=latency)
+    if task == 'regression':
+        sc = _scale(task, judged, y, sa)
+        out.update(scale=sc, relative_gain=rel(out['gain'], sc) if sc else out['gain'], relative_gain_ci=rel(out['gain_ci'], sc) if sc else out['gain_ci'])
+    return _plain(out)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 # %% auto #0
-__all__ = ['SPEC', 'RETIRED', 'WildproofError', 'SettingsError', 'Key', 'Section', 'Settings', 'find_settings_file',
-           'load_settings']
+__all__ = ['SPEC', 'POLICY_KEYS', 'RETIRED', 'WildproofError', 'SettingsError', 'Key', 'Section', 'Settings',
+           'find_settings_file', 'load_settings']
 
 # %% ../../nbs/00_settings.ipynb #d9a1d760
 class WildproofError(Exception):
@@ -44,6 +44,13 @@ def _nonneg_float(s: str) -> float:
     v = float(s)
     if v < 0: raise ValueError(f'expected a number of at least 0, got {s!r}')
     return v
+
+def _optional(parse):
+    "`parse`, or None for an empty value (a limit that is not checked)."
+    def opt(s: str):
+        return None if not s.strip() else parse(s)
+    opt.__name__ = f'optional {parse.__name__}'
+    return opt
 
 def _choice(*options):
     def parse(s: str):
@@ -95,7 +102,8 @@ SPEC: list[Key] = [
     Key('evaluation', 'confidence', _share, '0.95', 'Confidence level of the intervals.'),
     Key('evaluation', 'min_slice_support', _positive(int), '200', 'Slices with fewer rows are marked as under-supported (shown, not hidden).'),
     Key('evaluation', 'recent_months', _positive(int), '3', 'The recent-period slice: the last this many months of the evaluation data.'),
-    Key('evaluation', 'leakage_auc', _share, '0.95', 'A single feature whose ROC AUC alone reaches this is flagged as possible leakage.'),
+    Key('evaluation', 'leakage_auc', _share, '0.95', 'A single feature whose ROC AUC (binary) or macro ROC AUC (multiclass) alone reaches this is flagged as possible leakage.'),
+    Key('evaluation', 'leakage_r2', _share, '0.9', 'A single feature whose R² alone (its mean target per category or quantile bin) reaches this is flagged as possible leakage in a regression.'),
     Key('sla', 'latency_p95_ms', _positive(float), '50', 'Service level: 95th percentile of single-prediction latency, in milliseconds.'),
     Key('serving', 'host', _str, '127.0.0.1', 'Address the REST service listens on (wildproof serve --host overrides it).'),
     Key('serving', 'port', _positive(int), '8000', 'Port of the REST service (wildproof serve --port overrides it).'),
@@ -141,17 +149,35 @@ SPEC: list[Key] = [
     Key('demo', 'seed', int, '7', 'Seed of the demo world; the same seed gives the same world.'),
     Key('demo', 'reference_months', _positive(int), '6', 'Months of demo data used as the reference for contracts (and later, training).'),
 ]
-def _policy(tier: str, min_auc: str, margin: str, gap: str, drop: str, brier: str) -> list[Key]:
-    "The gate policy keys of one risk tier (section policy_<tier>)."
-    g = f'Gate for {tier}-risk models: '
-    return [Key(f'policy_{tier}', 'min_roc_auc', _share, min_auc, g + 'the least ROC AUC on the evaluation data.'),
-            Key(f'policy_{tier}', 'min_baseline_margin', _nonneg_float, margin, g + 'ROC AUC must beat the best simple baseline by this much.'),
-            Key(f'policy_{tier}', 'max_equalized_odds_gap', _share, gap, g + 'the largest equalized-odds difference over sensitive attributes.'),
-            Key(f'policy_{tier}', 'max_slice_drop', _share, drop, g + 'a challenger may lose at most this much ROC AUC on any supported slice.'),
-            Key(f'policy_{tier}', 'max_brier_increase', _share, brier, g + "a challenger's Brier score may exceed the champion's by at most this much (the interval's upper bound).")]
+# A tier's policy carries keys for every task; a gate applies the shared keys and those of the evaluated model's task.
+# An empty value is a limit that is not checked (limits in the target's units have no sensible default).
+POLICY_KEYS = [  # name, parser, task (None: every task), doc, default per tier (low, medium, high)
+    ('min_baseline_margin', _nonneg_float, None, 'the least margin over the best simple baseline: binary, in ROC AUC; regression, the share of the '
+     "best baseline's RMSE (MAE, by the primary metric) the model removes; multiclass, in the primary metric.", ('0.0', '0.01', '0.02')),
+    ('max_slice_drop', _share, None, "a challenger may lose at most this much of the primary metric against the champion, overall (interval's lower bound) "
+     "and on any supported slice; regression: as a share of the champion's error.", ('0.05', '0.03', '0.02')),
+    ('max_brier_increase', _share, None, "binary and multiclass: a challenger's Brier score may exceed the champion's by at most this much (the interval's upper bound).",
+     ('0.01', '0.005', '0.0025')),
+    ('min_roc_auc', _share, 'binary', 'binary: the least ROC AUC on the evaluation data.', ('0.65', '0.70', '0.75')),
+    ('max_equalized_odds_gap', _share, 'binary', 'binary: the largest equalized-odds difference over sensitive attributes.', ('0.45', '0.15', '0.10')),
+    ('min_r2', _share, 'regression', 'regression: the least R² on the evaluation data.', ('0.3', '0.5', '0.6')),
+    ('max_rmse', _optional(_nonneg_float), 'regression', "regression: the largest RMSE, in the target's units; empty: not checked.", ('', '', '')),
+    ('max_mae', _optional(_nonneg_float), 'regression', "regression: the largest MAE, in the target's units; empty: not checked.", ('', '', '')),
+    ('max_relative_mae_gap', _nonneg_float, 'regression', 'regression: the largest MAE gap between groups of a sensitive attribute, as a share of the overall MAE.',
+     ('0.5', '0.3', '0.2')),
+    ('max_relative_mean_error_gap', _nonneg_float, 'regression', 'regression: the largest mean-error (bias) gap between groups of a sensitive attribute, '
+     'as a share of the overall MAE.', ('0.3', '0.2', '0.1')),
+    ('min_macro_roc_auc', _share, 'multiclass', 'multiclass: the least macro one-vs-rest ROC AUC on the evaluation data.', ('0.65', '0.70', '0.75')),
+    ('max_log_loss', _optional(_nonneg_float), 'multiclass', 'multiclass: the largest log loss; empty: not checked.', ('', '', '')),
+    ('max_accuracy_gap', _share, 'multiclass', 'multiclass: the largest accuracy gap between groups of a sensitive attribute.', ('0.45', '0.15', '0.10')),
+    ('max_recall_gap', _share, 'multiclass', "multiclass: the largest gap in any class's recall between groups of a sensitive attribute.", ('0.45', '0.15', '0.10')),
+]
 
-SPEC += (_policy('low', '0.65', '0.0', '0.45', '0.05', '0.01') + _policy('medium', '0.70', '0.01', '0.15', '0.03', '0.005')
-         + _policy('high', '0.75', '0.02', '0.10', '0.02', '0.0025'))
+def _policy(tier: str, i: int) -> list[Key]:
+    "The gate policy keys of one risk tier (section policy_<tier>)."
+    return [Key(f'policy_{tier}', name, parse, defaults[i], f'Gate for {tier}-risk models, {doc}') for name, parse, task, doc, defaults in POLICY_KEYS]
+
+SPEC += _policy('low', 0) + _policy('medium', 1) + _policy('high', 2)
 _SPEC = {(k.section, k.name): k for k in SPEC}
 
 # Settings that were, and where they went: a file or variable that still sets one is refused with this, not as an unknown key.
