@@ -428,7 +428,11 @@ def score_snapshot(store: Store, snapshot, *, model: str | None = None, settings
             _, audit = core.score_frame(rows, ids=ids, source='batch', snapshot=snap.snapshot_id, snapshot_rows=numbers[at:at + len(rows)], served=False)
             pending.append((core.writer.submit(audit), audit.slice(0, len(rows))))   # the audit commit of this chunk overlaps the scoring of the next
         cols = ['request_id', 'entity_key', 'score', 'decision', 'route', 'model', 'version', 'review', 'reasons']
-        out = pa.concat_tables([a.select(cols) for _, a in pending]) if pending else AUDIT_SCHEMA.empty_table().select(cols)
+        out = pa.concat_tables([a.select(cols + ['probabilities']) for _, a in pending]) if pending else AUDIT_SCHEMA.empty_table().select(cols + ['probabilities'])
+        probs = out['probabilities']
+        out = out.drop_columns(['probabilities'])
+        for i, c in enumerate(_decision_labels(core.routes['champion']) if core.routes['champion'].spec.task == 'multiclass' else []):
+            out = out.append_column(f'probability_{c}', pc.list_element(probs, i) if out.num_rows else pa.array([], pa.float64()))   # a column per class
         f = store.root / 'scores' / core.model / f'{snap.snapshot_id.replace("@", "-")}-{batch}.parquet'
         f.parent.mkdir(parents=True, exist_ok=True)
         tmp = f.with_name(f'.{f.name}.partial')
