@@ -176,15 +176,29 @@ def cmd_model_list(args):
     print(_table(list_specs(_store(args))))
 
 
+METRIC_NAMES = dict(roc_auc='ROC AUC', pr_auc='PR AUC', brier='Brier', log_loss='log loss', accuracy='accuracy', macro_roc_auc='macro ROC AUC',
+                    weighted_roc_auc='weighted ROC AUC', macro_f1='macro F1', rmse='RMSE', mae='MAE', r2='R²', mean_error='mean error')
+
+def _metrics_text(o: dict, task: str) -> str:
+    "The task's headline metrics of an evaluation, each with its interval where it has one."
+    from wildproof.spec import TASK_METRICS
+    out = []
+    for m in TASK_METRICS[task]:
+        v = o.get(m)
+        if not isinstance(v, (int, float)) or v != v: continue
+        ci = o.get(f'{m}_ci')
+        d = 4 if m == 'brier' else 3 if abs(v) < 100 else 1
+        out.append(f'{METRIC_NAMES.get(m, m)} {v:.{d}f}' + (f' [{ci[0]:.{d}f}, {ci[1]:.{d}f}]' if ci else ''))
+    return ', '.join(out)
+
+
 def cmd_evaluate(args):
     from wildproof.registry import evaluate_version
     ev = evaluate_version(_store(args), args.model, args.version, args.snapshot, settings=args.settings, measure_cost=not args.no_cost)
     out = Path(args.output or f'{args.model}-v{args.version}.evaluation.json')
     ev.save(out)
-    o = ev.overall
-    print(f'{args.model} v{args.version} on {args.snapshot}: ROC AUC {o["roc_auc"]:.3f} [{o["roc_auc_ci"][0]:.3f}, {o["roc_auc_ci"][1]:.3f}], '
-          f'PR AUC {o["pr_auc"]:.3f}, Brier {o["brier"]:.4f}; fairness {"by " + ", ".join(ev.info["sensitive"]) if ev.info["sensitive"] else "not applicable"}; '
-          f'{len(ev.flags)} flags; written to {out}')
+    print(f'{args.model} v{args.version} on {args.snapshot}: {_metrics_text(ev.overall, ev.info.get("task", "binary"))}; '
+          f'fairness {"by " + ", ".join(ev.info["sensitive"]) if ev.info["sensitive"] else "not applicable"}; {len(ev.flags)} flags; written to {out}')
     for f in ev.flags: print(f'  - {f["section"]}: {f["subject"]}: {f["reason"]}')
 
 
