@@ -14,10 +14,10 @@ from .store import Store, new_id, utcnow
 from .training import mlflow_setup, model_version
 
 # %% auto #0
-__all__ = ['STAGES', 'ROLES', 'TIERS', 'METRICS', 'APPLIES', 'RegistryError', 'Policy', 'Verdict', 'latest_verdict',
-           'describe_model', 'model_info', 'alias_version', 'mark_candidate', 'withdraw', 'gate', 'champion_challenger',
-           'approvals', 'approve', 'promote', 'production_history', 'rollback', 'evaluate_version', 'compare_versions',
-           'inventory']
+__all__ = ['STAGES', 'ROLES', 'TIERS', 'ALL', 'METRICS', 'POLICY_RULES', 'APPLIES', 'set_rmse', 'fair', 'none', 'lost',
+           'HEADLINE', 'RegistryError', 'Policy', 'Verdict', 'latest_verdict', 'describe_model', 'model_info',
+           'alias_version', 'mark_candidate', 'withdraw', 'gate', 'champion_challenger', 'approvals', 'approve',
+           'promote', 'production_history', 'rollback', 'evaluate_version', 'compare_versions', 'inventory']
 
 # %% ../../nbs/09_registry.ipynb #add1577b
 class RegistryError(WildproofError):
@@ -28,21 +28,49 @@ ROLES = ('technical', 'business')
 TIERS = ('low', 'medium', 'high')
 
 # %% ../../nbs/09_registry.ipynb #3487e869
-def _max_eo(e):
-    vals = [f.get('equalized_odds_difference') for f in (e.get('fairness') or {}).values()]
-    vals = [v for v in vals if v is not None]
-    return max(vals) if vals else None
+def _max(key: str):
+    "The largest `key` of the fairness section over the sensitive attributes (None when none was measured)."
+    def get(e):
+        vals = [f.get(key) for f in (e.get('fairness') or {}).values()]
+        vals = [v for v in vals if v is not None]
+        return max(vals) if vals else None
+    return get
 
+def _overall(key: str): return lambda e: e['overall'][key]
+
+ALL = ('binary', 'regression', 'multiclass')
+# name: (the tasks it exists for, how to read it from an evaluation, what it is)
 METRICS = {
-    'roc_auc': (lambda e: e['overall']['roc_auc'], 'ROC AUC on the evaluation data'),
-    'pr_auc': (lambda e: e['overall']['pr_auc'], 'PR AUC on the evaluation data'),
-    'brier': (lambda e: e['overall']['brier'], 'Brier score'),
-    'calibration_error': (lambda e: e['calibration']['ece'], 'expected calibration error'),
-    'baseline_margin': (lambda e: e['baseline']['margin'] if e['baseline'].get('available') else None, 'ROC AUC margin over the best simple baseline'),
-    'equalized_odds_gap': (_max_eo, 'largest equalized-odds difference over the sensitive attributes'),
-    'leaky_features': (lambda e: len(e['leakage']['flagged']), 'features flagged for leakage'),
-    'latency_p95_ms': (lambda e: e['cost']['latency_ms']['p95'] if e.get('cost') else None, 'single-row p95 latency (ms)'),
+    'roc_auc': (('binary',), _overall('roc_auc'), 'ROC AUC on the evaluation data'),
+    'pr_auc': (('binary',), _overall('pr_auc'), 'PR AUC on the evaluation data'),
+    'brier': (('binary', 'multiclass'), _overall('brier'), 'Brier score'),
+    'log_loss': (('binary', 'multiclass'), _overall('log_loss'), 'log loss on the evaluation data'),
+    'accuracy': (('binary', 'multiclass'), _overall('accuracy'), 'accuracy on the evaluation data'),
+    'calibration_error': (('binary', 'multiclass'), lambda e: e['calibration']['ece'], 'expected calibration error (multiclass: the mean over the classes)'),
+    'equalized_odds_gap': (('binary',), _max('equalized_odds_difference'), 'largest equalized-odds difference over the sensitive attributes'),
+    'rmse': (('regression',), _overall('rmse'), 'RMSE on the evaluation data'),
+    'mae': (('regression',), _overall('mae'), 'MAE on the evaluation data'),
+    'r2': (('regression',), _overall('r2'), 'R² on the evaluation data'),
+    'abs_mean_error': (('regression',), lambda e: abs(e['overall']['mean_error']), 'absolute mean error (bias) on the evaluation data'),
+    'relative_mae_gap': (('regression',), _max('relative_mae_gap'), 'largest MAE gap between groups of a sensitive attribute, as a share of the overall MAE'),
+    'relative_mean_error_gap': (('regression',), _max('relative_mean_error_gap'), 'largest mean-error gap between groups of a sensitive attribute, as a share of the overall MAE'),
+    'macro_roc_auc': (('multiclass',), _overall('macro_roc_auc'), 'macro one-vs-rest ROC AUC on the evaluation data'),
+    'weighted_roc_auc': (('multiclass',), _overall('weighted_roc_auc'), 'weighted one-vs-rest ROC AUC on the evaluation data'),
+    'macro_f1': (('multiclass',), _overall('macro_f1'), 'macro F1 on the evaluation data'),
+    'accuracy_gap': (('multiclass',), _max('accuracy_gap'), 'largest accuracy gap between groups of a sensitive attribute'),
+    'recall_gap': (('multiclass',), _max('recall_gap'), "largest gap in a class's recall between groups of a sensitive attribute"),
+    'baseline_margin': (ALL, lambda e: e['baseline']['margin'] if e['baseline'].get('available') else None, 'margin over the best simple baseline'),
+    'leaky_features': (ALL, lambda e: len(e['leakage']['flagged']), 'features flagged for leakage'),
+    'latency_p95_ms': (ALL, lambda e: e['cost']['latency_ms']['p95'] if e.get('cost') else None, 'single-row p95 latency (ms)'),
 }
+# The settings key of a tier's policy behind each rule: (key, metric, operator); the key's task is the metric's.
+POLICY_RULES = [('min_roc_auc', 'roc_auc', '>='), ('min_r2', 'r2', '>='), ('max_rmse', 'rmse', '<='), ('max_mae', 'mae', '<='),
+                ('min_macro_roc_auc', 'macro_roc_auc', '>='), ('max_log_loss', 'log_loss', '<='), ('min_baseline_margin', 'baseline_margin', '>='),
+                ('max_equalized_odds_gap', 'equalized_odds_gap', '<='), ('max_relative_mae_gap', 'relative_mae_gap', '<='),
+                ('max_relative_mean_error_gap', 'relative_mean_error_gap', '<='), ('max_accuracy_gap', 'accuracy_gap', '<='),
+                ('max_recall_gap', 'recall_gap', '<=')]
+_POLICY_TASK = {'max_log_loss': 'multiclass'}   # log loss exists for binary too; the key is the multiclass one
+
 def _fairness_applies(e) -> str | None:
     "Why fairness does not apply to an evaluation (its model spec names no sensitive attributes), or None when it does."
     info = e.get('info') or {}
@@ -51,8 +79,10 @@ def _fairness_applies(e) -> str | None:
 
 # A metric that may not apply to an evaluation: a function saying why not (None: it applies). A rule on a metric that
 # does not apply passes, with the reason recorded; one that applies and was not measured fails.
-APPLIES = {'equalized_odds_gap': _fairness_applies}
+APPLIES = {m: _fairness_applies for m in ('equalized_odds_gap', 'relative_mae_gap', 'relative_mean_error_gap', 'accuracy_gap', 'recall_gap')}
 _OPS = {'>=': lambda a, b: a >= b, '<=': lambda a, b: a <= b, '>': lambda a, b: a > b, '<': lambda a, b: a < b}
+
+def _task(evaluation: dict) -> str: return (evaluation.get('info') or {}).get('task') or 'binary'
 
 @dataclass
 class Policy:
@@ -67,30 +97,55 @@ class Policy:
             if op not in _OPS: raise RegistryError(f'the gate policy has an unknown operator {op!r} for {m} (use {", ".join(_OPS)})')
 
     @classmethod
-    def from_settings(cls, tier: str, settings=None) -> 'Policy':
-        "The policy of `tier` from `[policy_<tier>]` and the service level in `[sla]`."
+    def from_settings(cls, tier: str, settings=None, task: str = 'binary') -> 'Policy':
+        "The policy of `tier` for a model of `task`: the keys of `[policy_<tier>]` for every task and for `task` (an empty limit is not checked), and the service level in `[sla]`."
         if tier not in TIERS: raise RegistryError(f'unknown risk tier {tier!r} (tiers: {", ".join(TIERS)})')
+        if task not in ALL: raise RegistryError(f'unknown task {task!r} (tasks: {", ".join(ALL)})')
         st = settings or load_settings()
         p = st[f'policy_{tier}']
-        return cls(tier, [('roc_auc', '>=', p.min_roc_auc), ('baseline_margin', '>=', p.min_baseline_margin),
-                          ('equalized_odds_gap', '<=', p.max_equalized_odds_gap), ('leaky_features', '<=', 0),
-                          ('latency_p95_ms', '<=', st.sla.latency_p95_ms)])
+        rules = [(m, op, p[k]) for k, m, op in POLICY_RULES if p[k] is not None and (_POLICY_TASK.get(k, task) == task and task in METRICS[m][0])]
+        return cls(tier, rules + [('leaky_features', '<=', 0), ('latency_p95_ms', '<=', st.sla.latency_p95_ms)])
 
     def check(self, evaluation: dict) -> list[dict]:
-        "Each rule with the measured value and whether it holds; a rule whose metric does not apply passes with the reason, a value that cannot be measured fails."
+        """Each rule with the measured value and whether it holds; a rule whose metric does not apply passes with the reason, a value that cannot
+        be measured fails. A rule naming a metric the evaluated model's task lacks is refused."""
+        task = _task(evaluation)
+        wrong = [m for m, _, _ in self.rules if task not in METRICS[m][0]]
+        if wrong: raise RegistryError(f'the gate policy names {", ".join(wrong)}, which {task} models lack '
+                                      f'({task} metrics: {", ".join(m for m, v in METRICS.items() if task in v[0])})')
         out = []
         for m, op, t in self.rules:
+            desc = METRICS[m][2]
             why = APPLIES[m](evaluation) if m in APPLIES else None
             if why is not None:
-                out.append(dict(metric=m, operator=op, threshold=t, value=None, passed=True, applicable=False, reason=f'{METRICS[m][1]}: {why}'))
+                out.append(dict(metric=m, operator=op, threshold=t, value=None, passed=True, applicable=False, reason=f'{desc}: {why}'))
                 continue
-            try: v = METRICS[m][0](evaluation)
+            try: v = METRICS[m][1](evaluation)
             except (KeyError, TypeError): v = None
             ok = v is not None and _OPS[op](v, t)
             out.append(dict(metric=m, operator=op, threshold=t, value=v, passed=bool(ok), applicable=True,
-                            reason=(f'{METRICS[m][1]} is {v:.4g}, {"meets" if ok else "fails"} {op} {t:g}' if v is not None
-                                    else f'{METRICS[m][1]} was not measured: fails {op} {t:g}')))
+                            reason=(f'{desc} is {v:.4g}, {"meets" if ok else "fails"} {op} {t:g}' if v is not None
+                                    else f'{desc} was not measured: fails {op} {t:g}')))
         return out
+
+test_eq(Policy.from_settings('high').rules[0], ('roc_auc', '>=', 0.75))
+test_fail(lambda: Policy('high', [('kappa', '>=', 0.9)]), contains="unknown metric 'kappa'")
+test_eq([m for m, _, _ in Policy.from_settings('high', task='regression').rules],
+        ['r2', 'baseline_margin', 'relative_mae_gap', 'relative_mean_error_gap', 'leaky_features', 'latency_p95_ms'])   # max_rmse, max_mae empty: not checked
+test_eq([m for m, _, _ in Policy.from_settings('high', task='multiclass').rules],
+        ['macro_roc_auc', 'baseline_margin', 'accuracy_gap', 'recall_gap', 'leaky_features', 'latency_p95_ms'])
+set_rmse = load_settings(env={'WILDPROOF_POLICY_HIGH_MAX_RMSE': '1200'})
+test_eq(Policy.from_settings('high', set_rmse, task='regression').rules[1], ('rmse', '<=', 1200.0))
+test_fail(lambda: Policy('high', [('roc_auc', '>=', .7)]).check(dict(info=dict(task='regression'), overall=dict(rmse=3.))),
+          contains='the gate policy names roc_auc, which regression models lack')
+test_fail(lambda: Policy.from_settings('extreme'), contains="unknown risk tier 'extreme'")
+fair = Policy('high', [('equalized_odds_gap', '<=', 0.1)])
+none = fair.check(dict(info=dict(sensitive=[], fairness='not applicable: the model spec names no sensitive attributes'), fairness={}))[0]
+test_eq((none['passed'], none['applicable'], none['value']), (True, False, None))
+assert none['reason'].endswith('not applicable: the model spec names no sensitive attributes'), none['reason']
+lost = fair.check(dict(info=dict(sensitive=['group']), fairness={}))[0]   # sensitive attributes named, but nothing measured: fails
+test_eq((lost['passed'], lost['applicable']), (False, True))
+assert 'was not measured' in lost['reason']
 
 # %% ../../nbs/09_registry.ipynb #942e4fe3
 @dataclass
@@ -182,11 +237,15 @@ def withdraw(store: Store, model: str, version, alias: str, *, actor: str | None
     if alias_version(store, model, alias) == str(version): _client(store).delete_registered_model_alias(model, alias)
 
 # %% ../../nbs/09_registry.ipynb #1e10a072
+HEADLINE = dict(binary=('roc_auc', 'pr_auc', 'brier', 'log_loss'), regression=('rmse', 'mae', 'r2', 'mean_error'),
+                multiclass=('log_loss', 'macro_roc_auc', 'weighted_roc_auc', 'accuracy', 'macro_f1'))  # what a verdict keeps of the overall metrics
+
 def gate(store: Store, model: str, version, evaluation, *, policy: Policy | None = None, settings=None) -> Verdict:
-    "Judge a version's `evaluation` (an `Evaluation` or its dict) by the policy of the model's risk tier; the verdict is stored."
+    "Judge a version's `evaluation` (an `Evaluation` or its dict) by the policy of the model's risk tier for its task; the verdict is stored."
     _version(store, model, version, settings)
     ev = evaluation.to_dict() if hasattr(evaluation, 'to_dict') else evaluation
-    policy = policy or Policy.from_settings(model_info(store, model)['risk_tier'], settings)
+    task = _task(ev)
+    policy = policy or Policy.from_settings(model_info(store, model)['risk_tier'], settings, task)
     checks = policy.check(ev)
     passed = all(c['passed'] for c in checks)
     reasons = [('✔ ' if c['passed'] else '✘ ') + c['reason'] for c in checks]
@@ -198,43 +257,59 @@ def gate(store: Store, model: str, version, evaluation, *, policy: Policy | None
     v = Verdict(vid, model, str(version), 'gate', passed, policy.tier, reasons,
                 dict(checks=checks, rules=policy.rules, evaluation_file=str(ev_file),
                      not_applicable={c['metric']: c['reason'] for c in checks if not c.get('applicable', True)},
-                     overall={k: ev['overall'].get(k) for k in ('roc_auc', 'roc_auc_ci', 'pr_auc', 'brier', 'log_loss')}))
+                     task=task, overall={k: ev['overall'].get(k) for m in HEADLINE[task] for k in (m, f'{m}_ci')}))
     return _record(store, v)
 
 def champion_challenger(store: Store, model: str, challenger_version, comparison: dict, *, settings=None) -> Verdict:
-    "Judge a paired champion-challenger `comparison` (from `evaluation.compare`) by the spec's primary metric: the challenger must not be worse overall, nor on any supported slice by more than the tier allows, must not be worse calibrated by more than the tier allows, and must keep the latency budget."
+    """Judge a paired champion-challenger `comparison` (from `evaluation.compare`) by the spec's primary metric: the challenger must not be worse overall,
+    nor on any supported slice by more than the tier allows (a regression's loss as a share of the champion's error), must not be worse calibrated
+    (Brier score, binary and multiclass) by more than the tier allows, and must keep the latency budget."""
     st = settings or load_settings()
     _version(store, model, challenger_version, st)
     tier = model_info(store, model)['risk_tier']
     drop = st[f'policy_{tier}'].max_slice_drop
     metric = comparison.get('metric', 'roc_auc')
-    name = METRICS[metric][1].split(' on ')[0] if metric in METRICS else metric
+    name = METRICS[metric][2].split(' on ')[0] if metric in METRICS else metric.replace('_', ' ')
     gain = comparison.get('gain', comparison['difference'])
     lo, hi = comparison.get('gain_ci') or comparison['difference_ci']
     better = 'lower' if comparison.get('lower_is_better') else 'higher'
-    checks = [(gain >= 0 and lo >= -drop,
-               f'{name}: gain of the challenger over the champion {gain:+.4f} ({better} is better), {st.evaluation.confidence:.0%} interval [{lo:+.4f}, {hi:+.4f}]; '
-               f'challenger better in {comparison["challenger_win_share"]:.0%} of resamples (needs ≥ 0 and a lower bound ≥ −{drop:g})')]
+    share = comparison.get('relative_gain') is not None   # a regression: judged as a share of the champion's error
+    if share:
+        rg, (rlo, rhi) = comparison['relative_gain'], comparison['relative_gain_ci']
+        checks = [(rg >= 0 and rlo >= -drop,
+                   f'{name}: gain of the challenger over the champion {gain:+.4g} ({better} is better; {rg:+.2%} of the champion\'s error), '
+                   f'{st.evaluation.confidence:.0%} interval [{rlo:+.2%}, {rhi:+.2%}]; challenger better in {comparison["challenger_win_share"]:.0%} of resamples '
+                   f'(needs ≥ 0 and a lower bound ≥ −{drop:.0%})')]
+    else:
+        checks = [(gain >= 0 and lo >= -drop,
+                   f'{name}: gain of the challenger over the champion {gain:+.4f} ({better} is better), {st.evaluation.confidence:.0%} interval [{lo:+.4f}, {hi:+.4f}]; '
+                   f'challenger better in {comparison["challenger_win_share"]:.0%} of resamples (needs ≥ 0 and a lower bound ≥ −{drop:g})')]
     ws = comparison.get('worst_slice')
     if ws:
-        wg = ws.get('gain', ws.get('difference'))
-        checks.append((wg >= -drop, f'worst supported slice {ws["name"]}: {wg:+.4f} (at least −{drop:g} allowed)'))
+        if share and ws.get('relative_gain') is not None:
+            checks.append((ws['relative_gain'] >= -drop, f'worst supported slice {ws["name"]}: {ws["gain"]:+.4g} ({ws["relative_gain"]:+.2%} of the champion\'s error; at least −{drop:.0%} allowed)'))
+        else:
+            wg = ws.get('gain', ws.get('difference'))
+            checks.append((wg >= -drop, f'worst supported slice {ws["name"]}: {wg:+.4f} (at least −{drop:g} allowed)'))
     cal = comparison.get('calibration')
     if cal and cal.get('brier_difference_ci'):
         most, (blo, bhi) = st[f'policy_{tier}'].max_brier_increase, cal['brier_difference_ci']
         checks.append((bhi <= most, f'Brier score difference (challenger − champion) {cal["brier_difference"]:+.4f}, interval [{blo:+.4f}, {bhi:+.4f}] '
                                     f'(champion {cal["champion_brier"]:.4f}, challenger {cal["challenger_brier"]:.4f}; at most +{most:g} allowed)'))
     dec = comparison.get('decisions')
-    if dec:
+    if dec and 'threshold' in dec:
         above = (dec.get('decisions') or {}).get('at_or_above', 'positive')
         checks.append((True, f'decisions at the threshold {dec["threshold"]:g}: {dec["changed_share"]:.1%} would change; {above!r} for '
                              f'{dec["champion_share"]:.1%} (champion) → {dec["challenger_share"]:.1%} (challenger)'))
+    elif dec:
+        mix = ', '.join(f'{c} {dec["champion_shares"][c]:.1%} → {dec["challenger_shares"][c]:.1%}' for c in dec['champion_shares'])
+        checks.append((True, f'most probable class: {dec["changed_share"]:.1%} of the rows would change; class mix (champion → challenger) {mix}'))
     lat = comparison.get('latency') or {}
     if lat.get('challenger_within_budget') is not None:
         checks.append((bool(lat['challenger_within_budget']), f'challenger p95 latency {lat["challenger_p95_ms"]:.1f} ms against the budget of {lat["budget_p95_ms"]:g} ms'))
     passed = all(ok for ok, _ in checks)
     v = Verdict(new_id(), model, str(challenger_version), 'champion_challenger', passed, tier, [('✔ ' if ok else '✘ ') + r for ok, r in checks],
-                {k: comparison.get(k) for k in ('metric', 'lower_is_better', 'difference', 'difference_ci', 'gain', 'gain_ci', 'challenger_win_share', 'p_value',
+                {k: comparison.get(k) for k in ('task', 'metric', 'lower_is_better', 'difference', 'difference_ci', 'gain', 'gain_ci', 'relative_gain', 'relative_gain_ci', 'challenger_win_share', 'p_value',
                                                 'worst_slice', 'calibration', 'decisions', 'latency', 'rows', 'champion', 'challenger')})
     return _record(store, v)
 
@@ -306,10 +381,8 @@ def _evaluation_data(store: Store, model: str, version, snapshot, settings=None)
     "A version (`training.ModelVersion`), its training rows with a known outcome, and the accepted rows of `snapshot` with a known outcome."
     from wildproof.datasets import read_snapshot
     from wildproof.contracts import validated
-    from wildproof.evaluation import check_task
     mv = model_version(store, model, version, settings)
     if mv.external: raise RegistryError(f'{model} runs elsewhere: wildproof has its logged answers, not a model to evaluate; monitor it instead')
-    check_task(mv.spec)
     v = validated(store, snapshot, mv.contract, settings)
     c = mv.contract
     if not v.ok: raise RegistryError(f'snapshot {v.snapshot_id} failed contract {c.name} v{c.version}: evaluating on it is refused ('
@@ -342,7 +415,7 @@ def compare_versions(store: Store, model: str, champion_version, challenger_vers
     b, tb, _ = _evaluation_data(store, model, challenger_version, snapshot, settings)
     if a.features.columns != b.features.columns:
         raise RegistryError(f'{model} v{champion_version} and v{challenger_version} use different features: compare them by evaluation instead')
-    if a.spec.target != b.spec.target or str(a.spec.positive) != str(b.spec.positive):
+    if a.spec.task != b.spec.task or a.spec.target != b.spec.target or (a.spec.task == 'binary' and str(a.spec.positive) != str(b.spec.positive)):
         raise RegistryError(f'{model} v{champion_version} and v{challenger_version} predict different targets: they cannot be compared')
     history = pd.concat([ta, tb], ignore_index=True)
     if a.contract.key in history.columns: history = history.drop_duplicates(subset=[a.contract.key])
