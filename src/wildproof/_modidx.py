@@ -343,6 +343,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'wildproof.external.ImportResult': ('external.html#importresult', 'wildproof/external.py'),
                                     'wildproof.external.ImportResult.__repr__': ( 'external.html#importresult.__repr__',
                                                                                   'wildproof/external.py'),
+                                    'wildproof.external._plain': ('external.html#_plain', 'wildproof/external.py'),
                                     'wildproof.external._records': ('external.html#_records', 'wildproof/external.py'),
                                     'wildproof.external._text': ('external.html#_text', 'wildproof/external.py'),
                                     'wildproof.external._times': ('external.html#_times', 'wildproof/external.py'),
