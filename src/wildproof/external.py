@@ -57,22 +57,43 @@ def _times(values: pd.Series) -> pa.Array:
     if getattr(t.dt, 'tz', None) is not None: t = t.dt.tz_convert('UTC').dt.tz_localize(None)
     return pa.array(t.to_numpy('datetime64[us]'), mask=t.isna().to_numpy()).cast(pa.timestamp('us', tz='UTC'))
 
+def _plain(v):
+    "A logged value as Python reads it (1.5, not np.float64(1.5)), for a reason."
+    return v.item() if isinstance(v, np.generic) else v
+
 def _records(spec, data: pd.DataFrame, rows: np.ndarray, snapshot_id: str, batch: str) -> tuple[pa.Table, int]:
-    "The audit records of the accepted rows `data` (snapshot row numbers `rows`), and how many have no usable score."
+    """The audit records of the accepted rows `data` (snapshot row numbers `rows`), and how many have no usable score. The score
+    is a binary model's logged P(positive), a regression's logged value (its score column, else its prediction), or a multiclass
+    model's highest class probability, whose decision is the logged class (else the most probable) and whose probabilities of
+    every class (`scores`, in the order of its classes) go into the record's `probabilities`."""
     n = len(data)
     const = lambda v, typ=pa.string(): pa.array([v], typ).take(pa.array(np.zeros(n, np.int32)))
-    score = np.full(n, np.nan)
-    if spec.score:
-        score = pd.to_numeric(data[spec.score], errors='coerce').to_numpy(float)
-        if spec.task == 'binary': score[(score < 0) | (score > 1)] = np.nan   # not a probability: kept as an answer, without a score
-    bad = ~np.isfinite(score) if spec.score else np.zeros(n, bool)
-    if spec.task == 'binary' and spec.score: decision = spec.decide(score)
-    else: decision = np.full(n, None, object)
-    if spec.prediction:   # where there is no score, the logged prediction as text
+    score, probabilities, why = np.full(n, np.nan), None, 'is not a probability'
+    col = spec.score or (spec.prediction if spec.task == 'regression' else None)
+    if spec.task == 'multiclass' and spec.scores:
+        classes = [str(c) for c in (spec.classes or spec.scores)]
+        cols = [spec.scores[next(k for k in spec.scores if str(k) == c)] for c in classes]
+        P = np.column_stack([pd.to_numeric(data[c], errors='coerce').to_numpy(float) for c in cols])
+        ok = np.isfinite(P).all(axis=1) & (P >= 0).all(axis=1) & (P <= 1).all(axis=1) & (np.abs(P.sum(axis=1) - 1) <= 0.05)
+        P[~ok] = np.nan                         # not probabilities of the classes: kept as an answer, without a score
+        score = np.where(ok, np.nanmax(np.where(ok[:, None], P, 0), axis=1), np.nan)
+        probabilities = pa.array([row.tolist() if good else None for row, good in zip(P, ok)], pa.list_(pa.float64()))
+        top = np.asarray(classes, object)[np.nan_to_num(P, nan=-1).argmax(axis=1)]
+        decision = np.where(ok, top, None)
+        bad, col, why = ~ok, None, 'are not probabilities of its classes'
+        reasons_of = lambda i: f'logged probabilities {", ".join(f"{c}={_plain(data[k].iloc[i])!r}" for c, k in zip(classes, cols))} {why}'
+    else:
+        if col:
+            score = pd.to_numeric(data[col], errors='coerce').to_numpy(float)
+            if spec.task == 'binary': score[(score < 0) | (score > 1)] = np.nan   # not a probability: kept as an answer, without a score
+            else: why = 'is not a number'
+        bad = ~np.isfinite(score) if col else np.zeros(n, bool)
+        reasons_of = lambda i: f'logged {"score" if col == spec.score else "prediction"} {_plain(data[col].iloc[i])!r} {why}'
+        decision = spec.decide(score) if spec.task == 'binary' and spec.score else np.full(n, None, object)
+    if spec.prediction and spec.task != 'regression':   # the logged class or label, where there is one (a regression's value is its score)
         pred = data[spec.prediction].astype(object).where(data[spec.prediction].notna(), None).map(lambda v: None if v is None else str(v)).to_numpy()
-        decision = np.where(pd.isna(decision), pred, decision)
-    reasons = [json.dumps([f'logged score {data[spec.score].iloc[i]!r} is not a probability']) if b else None for i, b in enumerate(bad)] \
-        if bad.any() else None
+        decision = np.where(pd.isna(pred), decision, pred) if spec.task == 'multiclass' else np.where(pd.isna(decision), pred, decision)
+    reasons = [json.dumps([reasons_of(i)]) if b else None for i, b in enumerate(bad)] if bad.any() else None
     ids = pc.binary_join_element_wise(f'{batch}-', pa.array(rows).cast(pa.string()), '')
     t = pa.table({'request_id': ids, 'created_at': const(utcnow(), pa.timestamp('us', tz='UTC')), 'source': const('import'),
                   'model': const(spec.model), 'version': const(str(spec.version)), 'route': const('champion'),
@@ -81,7 +102,8 @@ def _records(spec, data: pd.DataFrame, rows: np.ndarray, snapshot_id: str, batch
                   'score': pa.array(score, pa.float64(), mask=np.isnan(score)),
                   'decision': pa.array([None if d is None or (isinstance(d, float) and np.isnan(d)) else str(d) for d in decision], pa.string()),
                   'review': pa.array(bad), 'reasons': pa.array(reasons, pa.string()) if reasons else pa.nulls(n, pa.string()),
-                  'batch_size': const(n, pa.int32()), 'input_snapshot': const(snapshot_id), 'input_row': pa.array(rows, pa.int64())})
+                  'batch_size': const(n, pa.int32()), 'input_snapshot': const(snapshot_id), 'input_row': pa.array(rows, pa.int64()),
+                  'probabilities': probabilities if probabilities is not None else pa.nulls(n, pa.list_(pa.float64()))})
     return t, int(bad.sum())
 
 def import_predictions(store: Store, model: str, source, *, dataset: str | None = None, settings=None, chunk_rows: int = 50_000) -> ImportResult:
@@ -100,7 +122,8 @@ def import_predictions(store: Store, model: str, source, *, dataset: str | None 
                             f'or `wildproof serve`, not from an import')
     contract = get_contract(store, spec.contract)
     snap = ingest(store, dataset or f'{model}_predictions', source)
-    need = {'key': spec.key, 'time column': spec.time_column, 'prediction': spec.prediction, 'score': spec.score}
+    need = {'key': spec.key, 'time column': spec.time_column, 'prediction': spec.prediction, 'score': spec.score,
+            **{f'probability of {k}': c for k, c in (spec.scores or {}).items()}}
     missing = [f'{c} ({what})' for what, c in need.items() if c and c not in snap.columns]
     if missing: raise ExternalError(f'{snap.snapshot_id} lacks column{"s" if len(missing) > 1 else ""} {", ".join(missing)} that the spec of {model} names')
     before = store.sql("select count(*) as n from predictions where model = $m and input_snapshot = $s and source = 'import'",
@@ -135,7 +158,7 @@ def outcome_records(store: Store, frame: pd.DataFrame, *, model: str | None = No
     from wildproof.spec import get_spec, list_specs
     from wildproof.features import outcome_values
     cols = set(frame.columns)
-    if model is None and 'outcome' in cols and cols & {'entity_key', 'request_id'}: return frame, 0
+    if model is None and cols & {'outcome', 'label'} and cols & {'entity_key', 'request_id'}: return frame, 0
     specs = [get_spec(store, model)] if model else [get_spec(store, m) for m in list_specs(store).model]
     fits = [s for s in specs if s.key and s.key in cols and s.target in cols]
     if not fits:
@@ -147,10 +170,15 @@ def outcome_records(store: Store, frame: pd.DataFrame, *, model: str | None = No
         raise ExternalError(f'the columns fit the specs of {", ".join(s.model for s in fits)}, which read them differently: say which with --model')
     s = fits[0]
     y = frame[s.target]
-    outcome = outcome_values(y, s.positive) if s.task == 'binary' else pd.to_numeric(y, errors='coerce')
     if 'observed_at' in cols: observed = frame['observed_at']
     elif s.outcome_time and s.outcome_time in cols: observed = frame[s.outcome_time]
     else: observed = None
+    if s.task == 'multiclass':   # a class, as text (a class the spec does not know is kept: the monitor counts only known classes)
+        label = y.astype(object).where(y.notna(), None).map(lambda v: None if v is None else str(v))
+        out = pd.DataFrame({'entity_key': frame[s.key], 'label': label, 'observed_at': observed})
+        keep = out.label.notna() & out.entity_key.notna()
+        return out[keep].reset_index(drop=True), int((~keep).sum())
+    outcome = outcome_values(y, s.positive) if s.task == 'binary' else pd.to_numeric(y, errors='coerce')
     out = pd.DataFrame({'entity_key': frame[s.key], 'outcome': outcome, 'observed_at': observed})
     keep = out.outcome.notna() & out.entity_key.notna()
     return out[keep].reset_index(drop=True), int((~keep).sum())

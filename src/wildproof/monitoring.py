@@ -15,16 +15,18 @@ import pandas as pd
 from .settings import WildproofError, load_settings
 from .store import Store, TABLES, as_table, new_id, utc, utcnow
 from . import drift as _drift
-from .audit import KNOWN_OUTCOMES, OUTCOME_JOIN, input_number, input_text, inputs_join
+from .audit import KNOWN_LABEL, KNOWN_OUTCOME, KNOWN_OUTCOMES, OUTCOME_JOIN, input_number, input_text, inputs_join
 from .store import quote as _q
 from .features import build_features, outcome_values
 
 # %% auto #0
-__all__ = ['GRANULARITIES', 'SEVERE', 'MonitoringError', 'window_label', 'window_of', 'windows_between', 'Reference',
-           'calibration_error', 'fit_calibration', 'reference', 'external_reference', 'estimated_performance',
-           'noise_band', 'reference_thresholds', 'window_metrics', 'store_window', 'alerts', 'alert_history',
-           'open_alert', 'acknowledge', 'resolve', 'judge', 'production_models', 'monitor', 'metrics', 'chunk_metrics',
-           'drill_down']
+__all__ = ['GRANULARITIES', 'JUDGED', 'LOWER_IS_BETTER', 'SEVERE', 'MonitoringError', 'window_label', 'window_of',
+           'windows_between', 'Reference', 'proba_column', 'calibration_error', 'fit_calibration', 'reference',
+           'external_reference', 'estimated_performance', 'realized_regression', 'realized_multiclass',
+           'fit_class_calibration', 'calibrate_classes', 'estimated_multiclass', 'LossModel', 'fit_loss_model',
+           'realized_performance', 'estimate_performance', 'noise_band', 'reference_thresholds', 'window_metrics',
+           'store_window', 'alerts', 'alert_history', 'open_alert', 'acknowledge', 'resolve', 'judge',
+           'production_models', 'monitor', 'metrics', 'chunk_metrics', 'drill_down']
 
 # %% ../../nbs/15_monitoring.ipynb #df4fbbc5
 GRANULARITIES = ('day', 'week', 'month')
@@ -58,7 +60,8 @@ class Reference:
     "What a version's windows are compared with."
     model: str
     version: str
-    frame: pd.DataFrame          # raw features, score, outcome (1.0 for the positive label, 0.0 otherwise, NaN unknown)
+    frame: pd.DataFrame          # raw features, score, outcome (binary: 1.0 for the positive label, 0.0 otherwise; regression: the value;
+                                 # NaN unknown); multiclass: predicted_class, one probability column per class (`proba_column`), label
     numeric: list[str]
     categorical: list[str]
     threshold: float
@@ -71,14 +74,33 @@ class Reference:
     external: bool = False
     calibrator: object = field(repr=False, default=None, compare=False)   # isotonic regression of the outcome on the score, or None
     thresholds: dict = field(repr=False, default_factory=dict, compare=False)   # reference-chunk thresholds by window size (filled on use)
+    task: str = 'binary'
+    classes: list | None = None     # multiclass: the classes, in the order of the answers' probabilities
+    class_calibrators: list | None = field(repr=False, default=None, compare=False)   # multiclass: one-vs-rest isotonic regressions, or None
 
     @property
     def columns(self) -> dict: return {**{c: 'numeric' for c in self.numeric}, **{c: 'categorical' for c in self.categorical}}
 
+    @property
+    def prediction_columns(self) -> dict:
+        "What prediction drift compares: the score (binary: P(positive); regression: the value; multiclass: the top probability), and for multiclass the predicted class and each class's probability."
+        if self.task != 'multiclass': return {'score': 'numeric'}
+        return {'score': 'numeric', 'predicted_class': 'categorical', **{proba_column(c): 'numeric' for c in self.classes}}
+
     @cached_property
     def profiles(self) -> tuple:
-        "The drift profiles of the features and of the score (computed once, for every window compared with this reference)."
-        return _drift.profile(self.frame, self.columns), _drift.profile(self.frame, {'score': 'numeric'})
+        "The drift profiles of the features and of the predictions (computed once, for every window compared with this reference)."
+        return _drift.profile(self.frame, self.columns), _drift.profile(self.frame, self.prediction_columns)
+
+    @cached_property
+    def loss_model(self):
+        "A regression's direct-loss-estimation model, fitted on the reference on first use (None for other tasks or without outcomes)."
+        return fit_loss_model(self.frame, self.numeric, self.categorical) if self.task == 'regression' else None
+
+    @cached_property
+    def realized(self) -> dict:
+        "The task's realized performance on the whole reference (what the bands compare a window with)."
+        return realized_performance(self, self.frame)
 
     def accuracy(self) -> float:
         f = self.frame.dropna(subset=['outcome', 'score'])
@@ -92,6 +114,10 @@ class Reference:
         ok = np.isfinite(s)
         out[ok] = self.calibrator.predict(s[ok])
         return out
+
+def proba_column(c) -> str:
+    "The name of a class's probability column in a multiclass reference or window, and its prediction-drift subject."
+    return f'probability:{c}'
 
 def _as_text(s: pd.Series) -> pd.Series:
     "Categorical values as text, as DuckDB casts them (booleans as 'true' and 'false'); missing values as None."
@@ -137,18 +163,21 @@ def reference(store: Store, model: str, version: str, *, settings=None) -> Refer
     spec, fs = mv.spec, mv.features
     f = store.root / 'monitoring' / model / f'v{version}' / 'reference.parquet'
     frame = pd.read_parquet(f) if f.exists() else None
-    if frame is None or frame.outcome.isna().all():   # (a reference cached without its outcomes is computed again)
+    known = 'label' if spec.task == 'multiclass' else 'outcome'
+    if frame is None or known not in frame or frame[known].isna().all():   # (a reference cached without its outcomes is computed again)
         data = validated(store, mv.snapshot, mv.contract, st).accepted()
         score = mv.scores(build_features(data, fs, history=data), st)   # the model itself is loaded only to score the reference once
         frame = data[fs.raw_columns].copy()
         for c in fs.categorical: frame[c] = _as_text(frame[c])
-        frame['score'] = score
-        frame['outcome'] = outcome_values(data[spec.target], spec.positive) if spec.target in data.columns else np.nan
+        if spec.task == 'multiclass':
+            classes = [str(c) for c in getattr(mv.fitted(st), 'classes_', spec.classes or [])]
+            frame = _class_columns(frame, np.asarray(score, float), classes, None)
+        else: frame['score'] = score
+        _outcome_columns(frame, data, spec)
         f.parent.mkdir(parents=True, exist_ok=True)
         frame.to_parquet(f, index=False)
-    return Reference(model, str(version), frame, list(fs.numeric), list(fs.categorical), spec.threshold, mv.contract, mv.contract.time_column,
-                     target=spec.target, positive=spec.positive, decisions=spec.decisions,
-                     calibrator=fit_calibration(frame.score, frame.outcome, method=st.monitoring.calibration))
+    classes = [c.removeprefix('probability:') for c in frame.columns if c.startswith('probability:')] if spec.task == 'multiclass' else None
+    return _reference(model, str(version), frame, list(fs.numeric), list(fs.categorical), spec, mv.contract, mv.contract.time_column, classes, st)
 
 def external_reference(store: Store, model: str, version=None, *, settings=None) -> Reference:
     """The reference of a model that runs elsewhere: the accepted rows of its contract's reference snapshot, which hold its
@@ -161,24 +190,61 @@ def external_reference(store: Store, model: str, version=None, *, settings=None)
     if not contract.reference_snapshot:
         raise MonitoringError(f'contract {contract.name} v{contract.version} names no reference snapshot to compare {model} with')
     data = validated(store, contract.reference_snapshot, contract, st).accepted()
-    col = spec.score or spec.prediction
-    if col not in data.columns:
-        raise MonitoringError(f'the reference snapshot {contract.reference_snapshot} of contract {contract.name} has no column {col!r}, '
-                              f'the logged {"score" if spec.score else "prediction"} of {model}')
+    cols = list(spec.scores.values()) if spec.task == 'multiclass' and spec.scores else [spec.score or spec.prediction]
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise MonitoringError(f'the reference snapshot {contract.reference_snapshot} of contract {contract.name} has no column {missing[0]!r}, '
+                              f'the logged {"score" if spec.score or spec.scores else "prediction"} of {model}')
     if spec.time_column in data.columns: data = data.sort_values(spec.time_column, kind='stable').reset_index(drop=True)
     kind = {c: r.kind for c, r in contract.columns.items()}
     numeric = [c for c in spec.inputs if kind.get(c) in ('integer', 'float')]
     categorical = [c for c in spec.inputs if kind.get(c) in ('string', 'boolean')]
     frame = data[numeric + categorical].copy()
     for c in categorical: frame[c] = _as_text(frame[c])
-    frame['score'] = pd.to_numeric(data[col], errors='coerce').astype(float)
-    frame['outcome'] = outcome_values(data[spec.target], spec.positive) if spec.target in data.columns else np.nan
+    classes = None
+    if spec.task == 'multiclass':
+        if not spec.scores: raise MonitoringError(f'the spec of {model} names no class probability columns (scores: class -> column)')
+        classes = [str(c) for c in (spec.classes or spec.scores)]
+        P = np.column_stack([pd.to_numeric(data[spec.scores[c] if c in spec.scores else spec.scores[_key(spec.scores, c)]], errors='coerce').to_numpy(float)
+                             for c in classes])
+        frame = _class_columns(frame, P, classes, data[spec.prediction] if spec.prediction in data.columns else None)
+    else: frame['score'] = pd.to_numeric(data[cols[0]], errors='coerce').astype(float)
+    _outcome_columns(frame, data, spec)
     f = store.root / 'monitoring' / model / f'v{spec.version}' / 'reference.parquet'   # for the dashboards' distributions
     f.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(f, index=False)
-    calibrator = fit_calibration(frame.score, frame.outcome, method=st.monitoring.calibration) if spec.task == 'binary' else None
-    return Reference(model, str(spec.version), frame, numeric, categorical, spec.threshold, contract, spec.time_column or contract.time_column,
-                     target=spec.target, positive=spec.positive, decisions=spec.decisions, external=True, calibrator=calibrator)
+    return _reference(model, str(spec.version), frame, numeric, categorical, spec, contract, spec.time_column or contract.time_column, classes, st, external=True)
+
+def _key(mapping: dict, c: str):
+    "The key of `mapping` that reads as `c` (class labels in a YAML spec may be numbers)."
+    return next(k for k in mapping if str(k) == c)
+
+def _class_columns(frame: pd.DataFrame, P: np.ndarray, classes: list[str], predicted) -> pd.DataFrame:
+    "A multiclass frame's prediction columns: each class's probability, the top one as the score, and the predicted class (logged, else the most probable)."
+    P = np.asarray(P, float).reshape(len(frame), len(classes))
+    top = np.where(np.isfinite(P).all(axis=1), np.nanmax(np.where(np.isfinite(P), P, -np.inf), axis=1), np.nan)
+    argmax = np.asarray(classes, object)[np.nan_to_num(P, nan=-1).argmax(axis=1)]
+    pred = argmax if predicted is None else np.where(pd.Series(predicted).notna().to_numpy(), pd.Series(predicted).astype(str).to_numpy(object), argmax)
+    return frame.assign(score=top, predicted_class=np.where(np.isfinite(top), pred, None), **{proba_column(c): P[:, i] for i, c in enumerate(classes)})
+
+def _outcome_columns(frame: pd.DataFrame, data: pd.DataFrame, spec) -> None:
+    "The reference's outcomes, in place: `outcome` (binary 0/1, a regression's value) and, for multiclass, `label` (the class as text)."
+    has = spec.target in data.columns
+    if spec.task == 'multiclass':
+        frame['outcome'] = np.nan
+        frame['label'] = _as_text(data[spec.target]).to_numpy(object) if has else None
+    elif spec.task == 'regression': frame['outcome'] = pd.to_numeric(data[spec.target], errors='coerce').astype(float).to_numpy() if has else np.nan
+    else: frame['outcome'] = outcome_values(data[spec.target], spec.positive).to_numpy() if has else np.nan
+
+def _reference(model, version, frame, numeric, categorical, spec, contract, time_column, classes, st, external=False) -> Reference:
+    "The Reference of a frame, its calibrations fitted as the task needs (binary: the score; multiclass: each class's probability)."
+    mon = st.monitoring
+    calibrator = fit_calibration(frame.score, frame.outcome, method=mon.calibration) if spec.task == 'binary' else None
+    class_cal = (fit_class_calibration(frame[[proba_column(c) for c in classes]].to_numpy(float), frame.label, classes, method=mon.calibration)
+                 if spec.task == 'multiclass' and 'label' in frame and frame.label.notna().any() else None)
+    return Reference(model, version, frame, numeric, categorical, spec.threshold, contract, time_column, target=spec.target, positive=spec.positive,
+                     decisions=classes if spec.task == 'multiclass' else spec.decisions if spec.task == 'binary' else None, external=external,
+                     calibrator=calibrator, task=spec.task, classes=classes, class_calibrators=class_cal)
 
 # %% ../../nbs/15_monitoring.ipynb #7c4dc3ac
 def estimated_performance(scores, threshold: float, *, ranking=None, decided=None) -> dict:
@@ -201,6 +267,191 @@ def estimated_performance(scores, threshold: float, *, ranking=None, decided=Non
     tpr, fpr = np.r_[0, tp / tp[-1]], np.r_[0, fp / fp[-1]]
     return dict(roc_auc=float(np.trapezoid(tpr, fpr)), accuracy=acc)
 
+# %% ../../nbs/15_monitoring.ipynb #a1c0ff01
+def realized_regression(outcomes, predictions) -> dict:
+    "RMSE, MAE, mean error (prediction minus outcome) and R² of the rows where both are known."
+    y, p = np.asarray(outcomes, float), np.asarray(predictions, float)
+    ok = np.isfinite(y) & np.isfinite(p)
+    y, p = y[ok], p[ok]
+    if not len(y): return dict(rmse=np.nan, mae=np.nan, mean_error=np.nan, r2=np.nan)
+    e = p - y
+    ss = float(np.sum((y - y.mean()) ** 2))
+    return dict(rmse=float(np.sqrt(np.mean(e ** 2))), mae=float(np.mean(np.abs(e))), mean_error=float(e.mean()),
+                r2=1 - float(np.sum(e ** 2)) / ss if ss > 0 else np.nan)
+
+def _rows(probabilities, classes) -> np.ndarray:
+    "Class probabilities as an (n, k) float array; rows renormalised to sum to one (rows without a positive sum stay NaN)."
+    p = np.asarray(probabilities, float).reshape(-1, len(classes))
+    s = p.sum(axis=1, keepdims=True)
+    with np.errstate(invalid='ignore', divide='ignore'): return np.where(s > 0, p / s, np.nan)
+
+def realized_multiclass(labels, probabilities, classes, predicted=None) -> dict:
+    """Accuracy, macro F1, macro one-vs-rest ROC AUC and log loss of the rows with a known label among `classes`.
+    `probabilities`: (n, k) in the order of `classes`; `predicted`: the answered class (default: the most probable)."""
+    from sklearn.metrics import f1_score, roc_auc_score
+    classes = [str(c) for c in classes]
+    y = pd.Series(labels, dtype=object).map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).to_numpy(object)
+    p = _rows(probabilities, classes)
+    d = np.asarray(classes, object)[np.nan_to_num(p, nan=-1).argmax(axis=1)] if predicted is None else np.asarray(pd.Series(predicted).astype(str), object)
+    ok = pd.Series(y).isin(classes).to_numpy() & np.isfinite(p).all(axis=1)
+    y, p, d = y[ok], p[ok], d[ok]
+    out = dict(accuracy=np.nan, macro_f1=np.nan, macro_roc_auc=np.nan, log_loss=np.nan)
+    if not len(y): return out
+    out['accuracy'] = float(np.mean(y == d))
+    out['macro_f1'] = float(f1_score(y, d, labels=classes, average='macro', zero_division=0))
+    idx = pd.Series(y).map({c: i for i, c in enumerate(classes)}).to_numpy(int)
+    out['log_loss'] = float(-np.mean(np.log(np.clip(p[np.arange(len(y)), idx], np.finfo(float).eps, 1))))   # clipped as sklearn's log_loss
+    aucs = [roc_auc_score(y == c, p[:, i]) for i, c in enumerate(classes) if 0 < np.sum(y == c) < len(y)]
+    if len(aucs) == len(classes): out['macro_roc_auc'] = float(np.mean(aucs))
+    return out
+
+# %% ../../nbs/15_monitoring.ipynb #a1c0ff04
+def fit_class_calibration(probabilities, labels, classes, *, method: str = 'auto') -> list | None:
+    "One-vs-rest calibrations of the class probabilities on the reference (None for a class that needs none), or None if no class needs one."
+    classes = [str(c) for c in classes]
+    p = _rows(probabilities, classes)
+    y = np.asarray(pd.Series(labels, dtype=object).map(lambda v: None if pd.isna(v) else str(v)), object)
+    ok = pd.Series(y).isin(classes).to_numpy() & np.isfinite(p).all(axis=1)
+    cal = [fit_calibration(p[ok, i], (y[ok] == c).astype(float), method=method) for i, c in enumerate(classes)]
+    return cal if any(c is not None for c in cal) else None
+
+def calibrate_classes(probabilities, calibrators: list | None) -> np.ndarray:
+    "Class probabilities calibrated one class at a time by `calibrators` (see `fit_class_calibration`), rows renormalised to sum to one."
+    p = np.asarray(probabilities, float)
+    p = _rows(p, range(p.shape[1]))
+    if not calibrators: return p
+    out = p.copy()
+    ok = np.isfinite(p).all(axis=1)
+    for i, iso in enumerate(calibrators):
+        if iso is not None: out[ok, i] = iso.predict(p[ok, i])
+    return _rows(out, range(p.shape[1]))
+
+def estimated_multiclass(probabilities, classes, predicted=None, *, ranking=None) -> dict:
+    """Expected accuracy, and per class (`per_class`) and macro precision, recall, F1 and one-vs-rest ROC AUC, from calibrated
+    class `probabilities` (n, k) alone. `predicted`: the answered class (default: the most probable); `ranking`: the model's
+    own probabilities, when `probabilities` are their calibration (the model ranks by its own)."""
+    classes = [str(c) for c in classes]
+    p = np.asarray(probabilities, float).reshape(-1, len(classes))
+    r = p if ranking is None else np.asarray(ranking, float).reshape(-1, len(classes))
+    d = np.asarray(classes, object)[np.nan_to_num(p, nan=-1).argmax(axis=1)] if predicted is None else np.asarray(pd.Series(predicted).astype(str), object)
+    ok = np.isfinite(p).all(axis=1) & np.isfinite(r).all(axis=1) & pd.Series(d).isin(classes).to_numpy()
+    p, r, d = p[ok], r[ok], d[ok]
+    nan = dict(accuracy=np.nan, macro_precision=np.nan, macro_recall=np.nan, macro_f1=np.nan, macro_roc_auc=np.nan, per_class={})
+    if len(p) < 2: return nan
+    per = {}
+    for i, c in enumerate(classes):
+        mine = d == c
+        tp, fp, fn = p[mine, i].sum(), (1 - p[mine, i]).sum(), p[~mine, i].sum()
+        per[c] = dict(precision=float(tp / (tp + fp)) if tp + fp > 0 else np.nan, recall=float(tp / (tp + fn)) if tp + fn > 0 else np.nan,
+                      f1=float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn > 0 else np.nan,
+                      roc_auc=estimated_performance(p[:, i], 0.5, ranking=r[:, i])['roc_auc'])
+    macro = lambda k: float(np.mean([v[k] for v in per.values()])) if all(np.isfinite(v[k]) for v in per.values()) else np.nan
+    hit = p[np.arange(len(p)), pd.Series(d).map({c: i for i, c in enumerate(classes)}).to_numpy(int)]
+    return dict(accuracy=float(hit.mean()), macro_precision=macro('precision'), macro_recall=macro('recall'), macro_f1=macro('f1'),
+                macro_roc_auc=macro('roc_auc'), per_class=per)
+
+# %% ../../nbs/15_monitoring.ipynb #a1c0ff07
+@dataclass
+class LossModel:
+    "The direct-loss-estimation model of a regression: its expected absolute and squared error per row, fitted on the reference."
+    numeric: list[str]
+    categorical: list[str]
+    categories: dict                    # categorical column -> its reference categories (the rest reads as missing)
+    absolute: object = field(repr=False)
+    squared: object = field(repr=False)
+    errors: np.ndarray = field(repr=False)   # the reference's errors (prediction minus outcome), for sampling errors
+    seconds: float = 0.0
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        "The inputs of the error models: numeric columns, categories as codes (NaN if unseen or missing), and the prediction."
+        cols = [pd.to_numeric(frame[c], errors='coerce').to_numpy(float) for c in self.numeric]
+        cols += [pd.Categorical(_text(frame[c]), categories=self.categories[c]).codes.astype(float) for c in self.categorical]
+        X = np.column_stack(cols + [pd.to_numeric(frame['score'], errors='coerce').to_numpy(float)])
+        for j in range(len(self.numeric), len(self.numeric) + len(self.categorical)): X[X[:, j] < 0, j] = np.nan
+        return X
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        "Each row's expected absolute and squared error."
+        X = self.matrix(frame)
+        with _one_thread(): return np.clip(self.absolute.predict(X), 0, None), np.clip(self.squared.predict(X), 0, None)
+
+    def sampling_error(self, n: int, *, min_chunks: int = 3) -> dict:
+        "Standard errors of a window's MAE and RMSE for windows of `n` rows: their spread over the reference's chunks of `n` rows."
+        e = self.errors[np.isfinite(self.errors)]
+        if n < 1 or not len(e): return dict(mae=np.nan, rmse=np.nan)
+        if len(e) // n >= min_chunks:
+            parts = e[:len(e) // n * n].reshape(-1, n)
+            return dict(mae=float(np.abs(parts).mean(1).std(ddof=1)), rmse=float(np.sqrt((parts ** 2).mean(1)).std(ddof=1)))
+        rmse = np.sqrt(np.mean(e ** 2))
+        return dict(mae=float(np.abs(e).std(ddof=1) / np.sqrt(n)), rmse=float((e ** 2).std(ddof=1) / (2 * rmse * np.sqrt(n))) if rmse > 0 else 0.0)
+
+    def estimate(self, frame: pd.DataFrame) -> dict:
+        "The window's estimated MAE and RMSE, and their sampling errors."
+        a, s = self.predict(frame)
+        ok = np.isfinite(a) & np.isfinite(s)
+        if not ok.any(): return dict(mae=np.nan, rmse=np.nan, mae_sampling_error=np.nan, rmse_sampling_error=np.nan)
+        se = self.sampling_error(int(ok.sum()))
+        return dict(mae=float(a[ok].mean()), rmse=float(np.sqrt(s[ok].mean())), mae_sampling_error=se['mae'], rmse_sampling_error=se['rmse'])
+
+def _text(s: pd.Series) -> pd.Series:
+    "`_as_text`, at once for a column that is text already (as the reference's and a window's categorical columns are)."
+    return s if pd.api.types.infer_dtype(s, skipna=True) in ('string', 'empty') else _as_text(s)
+
+def _one_thread():
+    """scikit-learn's gradient boosting on one OpenMP thread: on a machine whose cores are busy, its threads wait for each other
+    (a 0.3 s fit took 20 s on two loaded cores); on one thread it takes the same time whatever the load."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(1, user_api='openmp')
+
+def fit_loss_model(frame: pd.DataFrame, numeric: list[str], categorical: list[str], *, iterations: int = 50, seed: int = 0) -> LossModel | None:
+    """The direct-loss-estimation model of `frame`'s regression (columns: the inputs, `score` the prediction, `outcome` the
+    truth), or None without outcomes. Categories beyond the 254 most frequent of a column read as missing."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    t0 = time.perf_counter()
+    f = frame[np.isfinite(pd.to_numeric(frame.outcome, errors='coerce').to_numpy(float)) & np.isfinite(pd.to_numeric(frame.score, errors='coerce').to_numpy(float))]
+    if len(f) < 50: return None
+    cats = {c: _text(f[c]).value_counts().index[:254].tolist() for c in categorical}
+    m = LossModel(list(numeric), list(categorical), cats, None, None, (f.score.to_numpy(float) - f.outcome.to_numpy(float)))
+    X = m.matrix(f)
+    mask = [False] * len(numeric) + [True] * len(categorical) + [False]
+    fit = lambda y: HistGradientBoostingRegressor(max_iter=iterations, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=50,
+                                                  categorical_features=mask, early_stopping=False, random_state=seed).fit(X, y)
+    with _one_thread(): m.absolute, m.squared = fit(np.abs(m.errors)), fit(m.errors ** 2)
+    m.seconds = time.perf_counter() - t0
+    return m
+
+# %% ../../nbs/15_monitoring.ipynb #a1c0ff0a
+JUDGED = dict(binary=('roc_auc', 'accuracy'), regression=('mae', 'rmse'), multiclass=('accuracy', 'macro_f1'))
+LOWER_IS_BETTER = {'mae', 'rmse', 'log_loss'}
+
+def _probas(ref, frame: pd.DataFrame) -> np.ndarray:
+    return frame[[proba_column(c) for c in ref.classes]].to_numpy(float) if len(frame) else np.zeros((0, len(ref.classes)))
+
+def realized_performance(ref, frame: pd.DataFrame) -> dict:
+    "The realized performance of `frame` (the reference, or a window's answers with their outcomes) for the task of `ref`."
+    if ref.task == 'regression': return realized_regression(frame.outcome, frame.score)
+    if ref.task == 'multiclass':
+        if 'label' not in frame: return realized_multiclass([], np.zeros((0, len(ref.classes))), ref.classes)
+        return realized_multiclass(frame.label, _probas(ref, frame), ref.classes, frame.predicted_class)
+    f = frame.dropna(subset=['outcome', 'score'])
+    out = dict(roc_auc=np.nan, accuracy=float(((f.score >= ref.threshold) == (f.outcome >= 0.5)).mean()) if len(f) else np.nan)
+    if f.outcome.nunique() == 2:
+        from sklearn.metrics import roc_auc_score
+        out['roc_auc'] = float(roc_auc_score(f.outcome >= 0.5, f.score))
+    return out
+
+def estimate_performance(ref, frame: pd.DataFrame) -> dict:
+    """The performance of `frame` (answers without outcomes) estimated for the task of `ref`: binary and multiclass by confidence
+    (probabilities calibrated on the reference when they needed it), regression by the reference's loss model."""
+    if ref.task == 'regression':
+        lm = ref.loss_model
+        return lm.estimate(frame) if lm is not None else dict(mae=np.nan, rmse=np.nan, mae_sampling_error=np.nan, rmse_sampling_error=np.nan)
+    if ref.task == 'multiclass':
+        P = _probas(ref, frame)
+        return estimated_multiclass(calibrate_classes(P, ref.class_calibrators), ref.classes, frame.predicted_class, ranking=P)
+    sc = frame.score.to_numpy(float)
+    return estimated_performance(ref.probabilities(sc), ref.threshold, ranking=sc, decided=sc >= ref.threshold)
+
 # %% ../../nbs/15_monitoring.ipynb #4e51fd0c
 def noise_band(profile, ref: pd.DataFrame, n: int, *, quantile: float = 0.99, chunks: int = 50, seed: int = 0, bins: dict | None = None) -> dict:
     "Per column: the `quantile` of the PSI of `chunks` reference samples of `n` rows. `bins`: a dict that keeps each column's reference bins between calls."
@@ -220,8 +471,10 @@ def noise_band(profile, ref: pd.DataFrame, n: int, *, quantile: float = 0.99, ch
 # %% ../../nbs/15_monitoring.ipynb #3c6614c2
 def reference_thresholds(ref: Reference, n: int, *, k: float = 3.0, min_chunks: int = 3, samples: int = 20, seed: int = 0) -> dict:
     """For windows of `n` rows: {(subject, statistic): dict(mean, std, chunks, threshold)} of PSI, Jensen-Shannon and KS
-    (numeric columns) of every feature and of the score, and of the estimated ROC AUC and accuracy (subject 'estimated'), over
-    the reference's chunks of `n` rows. The threshold is mean + k·std for drift, mean - k·std for estimated performance."""
+    (numeric columns) of every feature and of the predictions, of the estimated performance (subject 'estimated': binary ROC AUC
+    and accuracy; multiclass accuracy, macro precision, recall, F1 and ROC AUC; regression MAE and RMSE) and, for multiclass and
+    regression, of the realized performance (subject 'performance'), over the reference's chunks of `n` rows. The threshold is
+    mean + k·std for drift and for errors (MAE, RMSE, log loss), mean - k·std for the other performance figures."""
     import duckdb
     key = (int(n), float(k))
     if key in ref.thresholds: return ref.thresholds[key]
@@ -243,15 +496,16 @@ def reference_thresholds(ref: Reference, n: int, *, k: float = 3.0, min_chunks: 
                 for r in _drift.drift(con, 'cur', prof, reference='ref').to_dict('records'):
                     for stat in ('psi', 'js', 'ks'):
                         if r.get(stat) is not None and not pd.isna(r[stat]): stats.setdefault((r['column'], stat), []).append(float(r[stat]))
-            sc = part.score.to_numpy(float)
-            est = estimated_performance(ref.probabilities(sc), ref.threshold, ranking=sc, decided=sc >= ref.threshold)
-            for stat in ('roc_auc', 'accuracy'):
-                if not pd.isna(est[stat]): stats.setdefault(('estimated', stat), []).append(est[stat])
+            figures = [('estimated', estimate_performance(ref, part))] + ([('performance', realized_performance(ref, part))] if ref.task != 'binary' else [])
+            for subject, res in figures:
+                for stat, v in res.items():
+                    if isinstance(v, float) and not stat.endswith('sampling_error') and not pd.isna(v): stats.setdefault((subject, stat), []).append(v)
     finally: con.close()
     out = {}
     for (subject, stat), v in stats.items():
         mean, std = float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
-        out[(subject, stat)] = dict(mean=mean, std=std, chunks=len(v), threshold=mean - k * std if subject == 'estimated' else mean + k * std)
+        up = subject not in ('estimated', 'performance') or stat in LOWER_IS_BETTER or stat == 'mean_error'
+        out[(subject, stat)] = dict(mean=mean, std=std, chunks=len(v), threshold=mean + k * std if up else mean - k * std)
     ref.thresholds[key] = out
     return out
 
@@ -264,13 +518,23 @@ def _served(store: Store, model: str, start, end, ref: Reference, as_of) -> pd.D
     try:
         join = inputs_join(store, con, ref.numeric + ref.categorical, where=where, params=args)
         feats = [f'{input_number(c)} AS {_q(c)}' for c in ref.numeric] + [f'{input_text(c)} AS {_q(c)}' for c in ref.categorical]
-        return con.execute(f'''
+        df = con.execute(f'''
             with {KNOWN_OUTCOMES}
             select p.seq, coalesce(p.event_time, p.created_at) as t, p.version, p.route, p.source, p.score, p.decision, p.review, p.reasons, p.latency_ms, p.batch_size,
-                   coalesce(r.outcome, k.outcome) as outcome{''.join(', ' + f for f in feats)}
+                   {KNOWN_OUTCOME} as outcome{', p.probabilities, ' + KNOWN_LABEL + ' as label' if ref.task == 'multiclass' else ''}{''.join(', ' + f for f in feats)}
             from predictions p {join} {OUTCOME_JOIN}
             where {where}''', args).df()
     finally: con.close()
+    return _expand(ref, df)
+
+def _expand(ref: Reference, df: pd.DataFrame) -> pd.DataFrame:
+    "A multiclass window's answers with the reference's prediction columns: each class's probability (from the answer's list) and the predicted class."
+    if ref.task != 'multiclass': return df
+    k, P = len(ref.classes), np.full((len(df), len(ref.classes)), np.nan)
+    for i, v in enumerate(df.probabilities.to_numpy(object)):
+        if isinstance(v, (list, tuple, np.ndarray)) and len(v) == k: P[i] = v   # (missing: None or pd.NA)
+    return df.drop(columns='probabilities').assign(predicted_class=df.decision.where(df.decision.notna(), None),
+                                                   **{proba_column(c): P[:, j] for j, c in enumerate(ref.classes)})
 
 _GATE_CACHE: dict = {}
 
@@ -388,12 +652,16 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
                     if r.get(m) is not None and not pd.isna(r[m]): add(fam, m, r[m], subject=c)
             for m in ('ks_p_value', 'chi2', 'chi2_p_value', 'missing_current', 'unseen_share'):
                 if m in r and r[m] is not None and not pd.isna(r[m]): add(fam, m, r[m], subject=c)
-    ref_positive = float((ref.frame.score.dropna() >= ref.threshold).mean())
-    add('prediction_drift', 'positive_rate', float((scored.score >= ref.threshold).mean()), subject='score', reference=ref_positive)
+    if ref.task == 'binary':
+        ref_positive = float((ref.frame.score.dropna() >= ref.threshold).mean())
+        add('prediction_drift', 'positive_rate', float((scored.score >= ref.threshold).mean()), subject='score', reference=ref_positive)
     # business: the share of each decision, and of positive outcomes among those known so far
     shares = served.decision.value_counts(normalize=True, dropna=True) if n else pd.Series(dtype=float)
     for label in dict.fromkeys([*(ref.decisions or []), *shares.index]):
         add('business', 'decision_rate', shares.get(label, 0.0) if n else np.nan, subject=str(label))
+    if ref.task != 'binary':
+        _task_performance(ref, scored, add, mon, thr if calibrated else None)
+        return _frame(rows, ref, start, end, granularity, as_of)
     known = scored[scored.outcome.notna()]
     completeness = len(known) / len(scored)
     if len(known): add('business', 'outcome_rate', known.outcome.mean(), n=len(known), completeness=completeness)
@@ -421,6 +689,49 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
         drop = None if pd.isna(ref_acc) or pd.isna(est['accuracy']) else 'alert' if ref_acc - est['accuracy'] > mon.max_accuracy_drop else 'ok'
         add('estimated', 'accuracy', est['accuracy'], status=drop, reference=ref_acc, **cal)
     return _frame(rows, ref, start, end, granularity, as_of)
+
+def _task_performance(ref: Reference, scored: pd.DataFrame, add, mon, thr: dict | None) -> None:
+    "A regression's or multiclass model's outcomes, realized and estimated performance, judged by the bands (`thr` None) or by reference-chunk thresholds."
+    known = scored[scored['label' if ref.task == 'multiclass' else 'outcome'].notna()] if len(scored) else scored
+    completeness = len(known) / len(scored)
+    if len(known) and ref.task == 'multiclass':
+        for c in ref.classes: add('business', 'outcome_rate', float((known.label == c).mean()), subject=c, n=len(known), completeness=completeness)
+    if len(known) and ref.task == 'regression': add('business', 'outcome_mean', known.outcome.mean(), n=len(known), completeness=completeness)
+    add('performance', 'label_completeness', completeness, n=len(scored), known=len(known))
+    def status(family, m, v) -> tuple[str | None, dict]:
+        if m not in JUDGED[ref.task] or v is None or pd.isna(v): return None, {}
+        bad_word = 'investigate' if family == 'performance' else 'alert'
+        lower = m in LOWER_IS_BETTER
+        if thr is not None:
+            t = thr.get((family, m))
+            if t is None: return None, {}
+            bad = v > t['threshold'] if lower else v < t['threshold']
+            return (bad_word if bad else 'ok'), dict(threshold=t['threshold'], mean=t['mean'], std=t['std'], chunks=t['chunks'], k=mon.threshold_k, lower_is_better=lower)
+        r = ref.realized.get(m, np.nan)
+        if pd.isna(r): return None, {}
+        bad = v > r * (1 + _setting(mon, 'max_error_increase')) if lower else r - v > mon.max_accuracy_drop
+        return (bad_word if bad else 'ok'), dict(reference=r, lower_is_better=lower)
+    if len(known):
+        judged = completeness >= mon.min_label_completeness
+        for m, v in realized_performance(ref, known).items():
+            st, detail = status('performance', m, v)
+            add('performance', m, v, status=(st if judged else 'pending') if st else None, n=len(known), final=judged, **detail)
+    est = estimate_performance(ref, scored)
+    base = dict(n=len(scored), calibrated=ref.class_calibrators is not None) if ref.task == 'multiclass' else dict(n=len(scored))
+    for m, v in est.items():
+        if m == 'per_class' or m.endswith('sampling_error'): continue
+        st, detail = status('estimated', m, v)
+        se = {'sampling_error': est[f'{m}_sampling_error']} if f'{m}_sampling_error' in est else {}
+        add('estimated', m, v, status=st, **base, **se, **detail)
+    for c, figures in est.get('per_class', {}).items():
+        for m, v in figures.items(): add('estimated', m, v, subject=c, n=len(scored))
+
+# Keys of [monitoring] that a wildproof whose settings do not know them yet reads at their documented default.
+_DEFAULTS = dict(max_error_increase=0.1)
+
+def _setting(mon, key: str):
+    v = getattr(mon, key, None)
+    return _DEFAULTS[key] if v is None else v
 
 def _frame(rows, ref, start, end, granularity, as_of) -> pd.DataFrame:
     f = pd.DataFrame(rows, columns=['family', 'metric', 'subject', 'value', 'status', 'detail_json'])
@@ -495,7 +806,7 @@ def judge(store: Store, metrics: pd.DataFrame, *, actor: str = 'monitor') -> lis
             msg = (f'{rule} of {r.subject or model} is {r.value:.4g} in the window from {start:%Y-%m-%d}'
                    + (f' (reference {detail["reference"]:.4g})' if 'reference' in detail else '')
                    + (f' (noise band {detail["noise_band"]:.3f} at n={detail["n"]:,})' if 'noise_band' in detail else '')
-                   + (f' (threshold {detail["threshold"]:.4g}: mean {"-" if r.family == "estimated" else "+"} {detail["k"]:g} sd of '
+                   + (f' (threshold {detail["threshold"]:.4g}: mean {"-" if r.family in ("estimated", "performance") and not detail.get("lower_is_better") else "+"} {detail["k"]:g} sd of '
                       f'{detail["chunks"]} reference chunks)' if 'threshold' in detail and 'chunks' in detail else ''))
             a = dict(alert_id=new_id(), model=model, rule=rule, subject=r.subject, severity=r.status, window_start=start, as_of=as_of, value=r.value,
                      threshold=thr, message=msg)
@@ -565,13 +876,16 @@ def _check_model(store: Store, model: str) -> None:
     raise MonitoringError(f'{model} has no answers to monitor yet: {how}')
 
 def _summary(m, ver, s, e, met, ch) -> dict:
-    val = lambda fam, metric, subj=None: next(iter(met[(met.family == fam) & (met.metric == metric) & ((met.subject == subj) if subj else True)].value), None)
+    val = lambda fam, metric, subj='': next(iter(met[(met.family == fam) & (met.metric == metric) & (met.subject == subj)].value), None)
     drifting = met[(met.family == 'data_drift') & met.status.isin(SEVERE)].subject
     return dict(model=m, version=ver, window_start=s, window_end=e, volume=val('service', 'volume'),
                 drifting=', '.join(sorted(set(drifting))),
                 score_psi=val('prediction_drift', 'psi', 'score'), completeness=val('performance', 'label_completeness'),
                 accuracy=val('performance', 'accuracy'), estimated_accuracy=val('estimated', 'accuracy'),
                 roc_auc=val('performance', 'roc_auc'), estimated_roc_auc=val('estimated', 'roc_auc'),
+                macro_f1=val('performance', 'macro_f1'), estimated_macro_f1=val('estimated', 'macro_f1'),
+                macro_roc_auc=val('performance', 'macro_roc_auc'), estimated_macro_roc_auc=val('estimated', 'macro_roc_auc'),
+                mae=val('performance', 'mae'), estimated_mae=val('estimated', 'mae'), rmse=val('performance', 'rmse'), estimated_rmse=val('estimated', 'rmse'),
                 quarantine_share=val('gate', 'quarantine_share'),
                 opened=', '.join(f'{c["rule"]}:{c["subject"]}' if c['subject'] else c['rule'] for c in ch if c['state'] == 'open'),
                 resolved=sum(c['state'] == 'resolved' for c in ch))
