@@ -13,6 +13,7 @@ from .store import Store, utcnow
 from .settings import WildproofError
 from .training import model_version
 from .registry import alias_version, approvals, latest_verdict, model_info, production_history
+from .evaluation import METRIC_LABELS, OVERALL_METRICS
 
 # %% auto #0
 __all__ = ['NO_SENSITIVE', 'card_data', 'to_markdown', 'to_html', 'write_cards', 'write_card', 'Card']
@@ -49,7 +50,8 @@ def card_data(store: Store, model: str, version) -> dict:
                 generated_at=utcnow().isoformat(timespec='seconds'),
                 owner=info['owner'], risk_tier=info['risk_tier'], intended_use=info['intended_use'], limitations=info['limitations'],
                 spec=_spec_part(mv.spec), lineage=dict(lineage, run_id=mv.run_id), features=_features_part(mv.features),
-                evaluation=None if ev is None else dict(overall=ev['overall'], slices=[{k: v for k, v in s.items() if k != 'definition'} for s in ev.get('slices', [])],
+                evaluation=None if ev is None else dict(task=(ev.get('info') or {}).get('task', 'binary'), slice_metrics=(ev.get('info') or {}).get('slice_metrics'),
+                                                       overall=ev['overall'], slices=[{k: v for k, v in s.items() if k != 'definition'} for s in ev.get('slices', [])],
                                                        fairness=ev.get('fairness', {}), fairness_note=(ev.get('info') or {}).get('fairness'),
                                                        baseline=ev.get('baseline', {}),
                                                        leakage=ev.get('leakage', {}).get('flagged'), cost=ev.get('cost'),
@@ -86,6 +88,42 @@ def _feature_lines(f: dict) -> list[str]:
                  + (f' (prior {p["prior"]:.4g}, weight {p["weight"]:g})' if p.get('prior') is not None else '') + '.')
     return L or ['None recorded.']
 
+def _label(m: str) -> str: return METRIC_LABELS.get(m, m.replace('_', ' '))
+
+def _performance_lines(e: dict) -> list[str]:
+    "The overall metrics of the evaluation's task with their intervals, the baseline margin, per-class figures (multiclass) and the slices."
+    o, task = e['overall'], e.get('task') or 'binary'
+    L = [f'On {e["rows"] or 0:,} rows: ' + ', '.join(f'{_label(m)} {_f(o.get(m))}{_ci(o.get(f"{m}_ci"))}' for m in OVERALL_METRICS[task])
+         + (' (mean error = prediction − target)' if task == 'regression' else '') + '.', '']
+    b = e['baseline']
+    if b.get('available'):
+        m = b.get('metric', 'roc_auc')
+        kind = ", the share of the baseline's error the model removes" if b.get('margin_kind') == 'relative' else ''
+        L += [f'Against the best simple baseline ({b.get("best", "—")}): {_label(m)} margin {b["margin"]:+.3f}{_ci(b.get("margin_ci"))}{kind}.', '']
+    if task == 'multiclass':
+        L += ['| class | support | precision | recall | ROC AUC (one vs rest) |', '|---|---:|---:|---:|---:|']
+        L += [f'| {p["class"]} | {p["support"]:,} | {_f(p["precision"])}{_ci(p.get("precision_ci"))} | {_f(p["recall"])}{_ci(p.get("recall_ci"))} | {_f(p["roc_auc"])} |'
+              for p in o.get('per_class', [])] + ['']
+    sm = e.get('slice_metrics') or ['roc_auc']
+    L += ['| slice | support | ' + ' | '.join(f'{_label(m)} | interval' for m in sm) + ' | note |', '|---|---:|' + '---:|---|' * len(sm) + '---|']
+    L += [f'| {s["name"]} | {s["support"]:,} | ' + ' | '.join(f'{_f(s.get(m))} | {_ci(s.get(f"{m}_ci")).strip()}' for m in sm)
+          + f' | {s["note"] or ("" if s["supported"] else "under-supported")} |' for s in e['slices']]
+    return L
+
+_GAPS = dict(binary=[('demographic_parity_difference', 'demographic parity difference'), ('equalized_odds_difference', 'equalized odds difference')],
+             regression=[('mae_gap', 'MAE gap'), ('relative_mae_gap', 'MAE gap / overall MAE'), ('mean_error_gap', 'mean-error gap'),
+                         ('relative_mean_error_gap', 'mean-error gap / overall MAE')],
+             multiclass=[('accuracy_gap', 'accuracy gap'), ('macro_f1_gap', 'macro F1 gap'), ('recall_gap', 'largest recall gap')])
+
+def _fairness_lines(e: dict) -> list[str]:
+    "One row per sensitive attribute: the gaps between its groups of the evaluation's task, with intervals."
+    gaps = _GAPS[e.get('task') or 'binary']
+    L = ['| attribute | ' + ' | '.join(h for _, h in gaps) + ' | note |', '|---|' + '---|' * len(gaps) + '---|']
+    for a, f in e['fairness'].items():
+        cls = f' (class {f["recall_gap_class"]})' if f.get('recall_gap_class') is not None else ''
+        L.append(f'| {a} | ' + ' | '.join(f'{_f(f.get(k))}{_ci(f.get(f"{k}_ci"))}' + (cls if k == 'recall_gap' else '') for k, _ in gaps) + f' | {f.get("note") or ""} |')
+    return L
+
 def to_markdown(c: dict) -> str:
     "The card as Markdown."
     L = [f'# Model card: {c["model"]} version {c["version"]}', '',
@@ -98,19 +136,10 @@ def to_markdown(c: dict) -> str:
     L += ['', '## Performance', '']
     if e is None: L += ['No evaluation has been judged for this version.']
     else:
-        o = e['overall']
-        L += [f'On {e["rows"] or 0:,} rows: ROC AUC {_f(o["roc_auc"])}{_ci(o.get("roc_auc_ci"))}, PR AUC {_f(o.get("pr_auc"))}{_ci(o.get("pr_auc_ci"))}, '
-              f'Brier {_f(o.get("brier"))}, log loss {_f(o.get("log_loss"))}.', '']
-        b = e['baseline']
-        if b.get('available'): L += [f'Against the best simple baseline ({b.get("best", "—")}): ROC AUC margin {b["margin"]:+.3f}{_ci(b.get("margin_ci"))}.', '']
-        L += ['| slice | support | ROC AUC | interval | note |', '|---|---:|---:|---|---|']
-        L += [f'| {s["name"]} | {s["support"]:,} | {_f(s["roc_auc"])} | {_ci(s["roc_auc_ci"]).strip()} | {s["note"] or ("" if s["supported"] else "under-supported")} |' for s in e['slices']]
+        L += _performance_lines(e)
         L += ['', '## Fairness', '']
         if not e['fairness']: L += [f'Not applicable: {e.get("fairness_note") or "the model spec names no sensitive attributes"}.'.replace('not applicable: ', '')]
-        else:
-            L += ['| attribute | demographic parity difference | equalized odds difference | note |', '|---|---|---|---|']
-            L += [f'| {a} | {_f(f.get("demographic_parity_difference"))}{_ci(f.get("demographic_parity_difference_ci"))} | '
-                  f'{_f(f["equalized_odds_difference"])}{_ci(f.get("equalized_odds_difference_ci"))} | {f.get("note") or ""} |' for a, f in e['fairness'].items()]
+        else: L += _fairness_lines(e)
         if e['leakage']: L += ['', f'Leakage flags: {", ".join(e["leakage"])}.']
         if e['cost'] and e['cost'].get('latency_ms', {}).get('p50') is not None: L += ['', f'Cost: single-row latency p50 {_f(e["cost"]["latency_ms"]["p50"], 1)} ms, p95 {_f(e["cost"]["latency_ms"]["p95"], 1)} ms, '
                                 f'p99 {_f(e["cost"]["latency_ms"]["p99"], 1)} ms.']
