@@ -327,20 +327,23 @@ def cmd_replay(args):
     else: print(f'  {r["with_outcomes"]:,} of them have outcomes so far: too few to compare ROC AUC')
 
 
+PERFORMANCE_COLUMNS = ['estimated_roc_auc', 'roc_auc', 'estimated_accuracy', 'accuracy', 'estimated_macro_f1', 'macro_f1',
+                       'estimated_macro_roc_auc', 'macro_roc_auc', 'estimated_mae', 'mae', 'estimated_rmse', 'rmse']
+
 def cmd_monitor(args):
     from wildproof.monitoring import monitor
     if args.chunk_rows is not None and (args.every or args.window): raise WildproofError('--chunk-rows excludes --every and --window: give one of them')
     s = monitor(_store(args), args.model, window=args.window, as_of=args.as_of, granularity=args.every, chunk_rows=args.chunk_rows, settings=args.settings)
     if not len(s): print('nothing due: every window up to now is computed and its outcomes are complete'
                          + (f' (only full chunks of {args.chunk_rows:,} rows are computed)' if args.chunk_rows else '')); return
+    # the performance columns of the model's task: those the summary has values in (a regression has no accuracy, a binary model no MAE)
+    perf = [c for c in PERFORMANCE_COLUMNS if c in s.columns and s[c].notna().any()]
     if args.chunk_rows:
-        cols = ['model', 'version', 'chunk', 'window_start', 'window_end', 'volume', 'drifting', 'score_psi', 'estimated_roc_auc', 'roc_auc',
-                'estimated_accuracy', 'accuracy', 'completeness', 'opened']
+        cols = ['model', 'version', 'chunk', 'window_start', 'window_end', 'volume', 'drifting', 'score_psi', *perf, 'completeness', 'opened']
         s = s.assign(window_start=s.window_start.dt.strftime('%Y-%m-%d %H:%M'), window_end=s.window_end.dt.strftime('%Y-%m-%d %H:%M'))
         print(_table(s[cols].round(4)))
         return
-    cols = ['model', 'version', 'window_start', 'volume', 'quarantine_share', 'drifting', 'score_psi', 'completeness', 'accuracy',
-            'estimated_accuracy', 'opened']
+    cols = ['model', 'version', 'window_start', 'volume', 'quarantine_share', 'drifting', 'score_psi', 'completeness', *perf, 'opened']
     s = s.assign(window_start=s.window_start.dt.strftime('%Y-%m-%d'))
     print(_table(s[cols].round(4)))
 
