@@ -135,18 +135,22 @@ def _measure(task: str, y: np.ndarray, s: np.ndarray, threshold: float = .5):
     V = np.stack([-np.log(np.clip(s[np.arange(len(y)), y], _EPS, 1)), ((s - Y) ** 2).sum(1)], 1)
     ranked = [_Ranked(Y[:, j], s[:, j]) for j in range(k)]
     def mc(C, names):
-        Cf = C.astype(float)
+        Cf, want, d = C.astype(float), set(names), {}
         n = Cf.sum(1)
-        true, pred, tp = Cf @ Y, Cf @ P, Cf @ (Y * P)
-        ll, br = ((Cf @ V) / n[:, None]).T
+        if want & {'log_loss', 'brier'}: d['log_loss'], d['brier'] = ((Cf @ V) / n[:, None]).T
+        if want - {'log_loss', 'brier', 'macro_roc_auc', 'class_roc_auc'}:   # what needs the weighted confusion counts
+            true, pred, tp = Cf @ Y, Cf @ P, Cf @ (Y * P)
         with np.errstate(invalid='ignore', divide='ignore'):
-            f1 = np.where(true + pred > 0, 2 * tp / (true + pred), np.nan)
-            d = dict(log_loss=ll, brier=br, accuracy=tp.sum(1) / n, macro_f1=_nanmean(f1), class_f1=f1,
-                     class_precision=np.where(pred > 0, tp / pred, np.nan), class_recall=np.where(true > 0, tp / true, np.nan))
-            if {'macro_roc_auc', 'weighted_roc_auc', 'class_roc_auc'} & set(names):
+            if want & {'accuracy', 'macro_f1', 'class_f1', 'class_precision', 'class_recall'}:
+                f1 = np.where(true + pred > 0, 2 * tp / (true + pred), np.nan)
+                d.update(accuracy=tp.sum(1) / n, macro_f1=_nanmean(f1), class_f1=f1,
+                         class_precision=np.where(pred > 0, tp / pred, np.nan), class_recall=np.where(true > 0, tp / true, np.nan))
+            if want & {'macro_roc_auc', 'weighted_roc_auc', 'class_roc_auc'}:
                 A = np.stack([r.auc(C) for r in ranked], 1)     # NaN for a class without positives or without negatives
-                w = np.where(np.isfinite(A), true, 0)
-                d.update(class_roc_auc=A, macro_roc_auc=_nanmean(A), weighted_roc_auc=np.where(w.sum(1) > 0, np.nansum(A * w, 1) / w.sum(1), np.nan))
+                d.update(class_roc_auc=A, macro_roc_auc=_nanmean(A))
+                if 'weighted_roc_auc' in want:   # weighted by each class's (resampled) support
+                    w = np.where(np.isfinite(A), true, 0)
+                    d['weighted_roc_auc'] = np.where(w.sum(1) > 0, np.nansum(A * w, 1) / w.sum(1), np.nan)
         return {n: d[n] for n in names}
     return mc
 
