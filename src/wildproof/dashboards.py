@@ -17,7 +17,7 @@ import pandas as pd
 import param
 
 from .audit import input_text, inputs_join
-from .monitoring import window_label
+from .monitoring import JUDGED, window_label
 from .settings import WildproofError, load_settings
 from .store import Store, StoreError
 
@@ -28,7 +28,66 @@ class DashboardError(WildproofError):
     "The dashboards cannot show what was asked: no store there, or a change was attempted."
 
 
-def _label(t, granularity: str) -> str: return window_label(t, granularity)
+def _chunked(granularity: str) -> bool: return str(granularity).endswith(' rows')
+
+
+def _label(t, granularity: str) -> str:
+    "A window's name: its month or first day; a chunk of rows by its first event time, to the microsecond (chunks can share a day)."
+    if not _chunked(granularity): return window_label(t, granularity)
+    t = pd.Timestamp(t)
+    return f'{t:%Y-%m-%d %H:%M:%S}' + (f'.{t.microsecond:06d}'.rstrip('0') if t.microsecond else '')
+
+
+def metric_label(m: str) -> str:
+    from .evaluation import METRIC_LABELS
+    return METRIC_LABELS.get(m, m.replace('_', ' '))
+
+
+def metrics_task(m: pd.DataFrame) -> str | None:
+    "The task whose figures a frame of the metrics table holds (None when it holds none that tell): monitoring writes each task's own."
+    if m is None or not len(m): return None
+    have = set(zip(m.family, m.metric))
+    if have & {('performance', 'mae'), ('estimated', 'mae'), ('performance', 'rmse'), ('estimated', 'rmse'), ('business', 'outcome_mean')}: return 'regression'
+    if (have & {('performance', 'macro_f1'), ('estimated', 'macro_f1'), ('performance', 'macro_roc_auc'), ('estimated', 'macro_roc_auc')}
+            or ((m.family == 'prediction_drift') & (m.subject == 'predicted_class')).any()): return 'multiclass'
+    if have & {('performance', 'roc_auc'), ('estimated', 'roc_auc'), ('estimated', 'accuracy'), ('prediction_drift', 'positive_rate')}: return 'binary'
+    return None
+
+
+def prediction_subject(subject: str, task: str | None) -> str:
+    "How a prediction-drift subject is shown: the score of a binary model, a regression's predicted value, a class's probability."
+    if subject == 'score': return {'regression': '(predicted value)', 'multiclass': '(top probability)'}.get(task, '(score)')
+    if subject == 'predicted_class': return '(predicted class)'
+    return f'({subject.replace(":", " ")})'
+
+
+def _detail(s) -> dict:
+    try: return (json.loads(s) or {}) if isinstance(s, str) else {}
+    except ValueError: return {}
+
+
+def performance_table(m: pd.DataFrame, task: str, granularity: str, *, bands: float = 3.0) -> pd.DataFrame:
+    """Per window, each judged metric of the task (regression: MAE, RMSE; multiclass: accuracy, macro F1; binary: ROC AUC, accuracy)
+    realized on the outcomes known so far and estimated without them, with the estimate's band of `bands` sampling errors where
+    monitoring gives one, and the label completeness."""
+    rows = {}
+    sel = m[m.family.isin(['performance', 'estimated']) & (m.subject.fillna('') == '')]
+    for r in sel.itertuples():
+        row = rows.setdefault(r.window_start, {'window': _label(r.window_start, granularity)})
+        if r.metric == 'label_completeness': row['label completeness'] = r.value; continue
+        if r.metric not in JUDGED[task]: continue
+        name = metric_label(r.metric)
+        if r.family == 'performance': row[f'{name} realized'] = r.value
+        else:
+            row[f'{name} estimated'] = r.value
+            se = _detail(r.detail_json).get('sampling_error')
+            if se is not None and r.value is not None and np.isfinite(se):
+                row[f'{name} band'] = f'{r.value - bands * se:.4g} to {r.value + bands * se:.4g}'
+        if r.status in ('alert', 'investigate'): row['flagged'] = ', '.join(filter(None, [row.get('flagged'), f'{r.family} {name}']))
+    cols = ['window'] + [f'{metric_label(k)} {x}' for k in JUDGED[task] for x in ('realized', 'estimated', 'band')] + ['label completeness', 'flagged']
+    t = pd.DataFrame(list(rows.values()))
+    t = t.reindex(columns=[c for c in cols if c in t.columns])
+    return t.map(lambda v: f'{v:.4g}' if isinstance(v, float) and np.isfinite(v) else v)
 
 
 class DashboardData:
@@ -45,16 +104,29 @@ class DashboardData:
 
     def granularities(self, model: str) -> list[str]:
         g = self.store.sql('select distinct granularity from metrics where model = $m', dict(m=model)).granularity.tolist()
-        return [x for x in ('month', 'week', 'day') if x in g]
+        chunks = sorted((x for x in g if _chunked(x)), key=lambda x: int(x.split()[0]) if x.split()[0].isdigit() else 0)
+        return [x for x in ('month', 'week', 'day') if x in g] + chunks
+
+    def task(self, model: str) -> str:
+        "The model's task: from the figures monitoring wrote for it, else from its latest registered spec, else binary."
+        m = self.store.sql("""select distinct family, metric, subject from metrics where model = $m and (family in ('performance', 'estimated')
+                              or (family = 'business' and metric = 'outcome_mean') or (family = 'prediction_drift' and subject in ('score', 'predicted_class')))""",
+                           dict(m=model))
+        t = metrics_task(m)
+        if t: return t
+        try: s = self.store.sql('select task from specs where model = $m order by version desc limit 1', dict(m=model))
+        except Exception: return 'binary'   # a store from before model specs
+        return str(s.task.iloc[0]) if len(s) and s.task.iloc[0] else 'binary'
 
     def metrics(self, model: str, granularity: str, *, version: str | None = None, start=None, end=None) -> pd.DataFrame:
         "The metric series of `model`: one row per window and metric (pre-aggregated by monitoring)."
-        m = self.store.sql('''select window_start, version, family, metric, subject, value, status, detail_json from metrics
+        m = self.store.sql('''select window_start, window_end, version, family, metric, subject, value, status, detail_json from metrics
                               where model = $m and granularity = $g and ($v is null or version = $v)
                                 and ($s is null or window_start >= $s) and ($e is null or window_start <= $e)
                               order by window_start, family, metric, subject''',
                            dict(m=model, g=granularity, v=version, s=None if start is None else pd.Timestamp(start), e=None if end is None else pd.Timestamp(end)))
         m['window_start'] = pd.to_datetime(m.window_start, utc=True)
+        m['window_end'] = pd.to_datetime(m.window_end, utc=True)
         return m
 
     def windows(self, model: str, granularity: str) -> list[str]:
@@ -88,8 +160,11 @@ class DashboardData:
         where = "p.model = $m and p.route <> 'shadow' and p.event_time >= $s and p.event_time < $e"
         args = dict(m=model, s=pd.Timestamp(start), e=pd.Timestamp(end))
         con = self.store.connect(['predictions'])
-        try: cur = con.execute(f'select {input_text(feature)} as x from predictions p {inputs_join(self.store, con, [feature], where=where, params=args)} where {where}',
-                               args).df().x
+        try:
+            if feature in ('score', 'predicted_class'):   # the prediction itself: a regression's value, a binary score, the class answered
+                cur = con.execute(f"select {'p.score' if feature == 'score' else 'p.decision'} as x from predictions p where {where}", args).df().x
+            else: cur = con.execute(f'select {input_text(feature)} as x from predictions p {inputs_join(self.store, con, [feature], where=where, params=args)} where {where}',
+                                    args).df().x
         finally: con.close()
         r = ref[feature]
         if pd.api.types.is_numeric_dtype(r):
@@ -165,7 +240,10 @@ def _headline(summary: dict) -> str:
     if summary.get('flagged'): return 'flagged: ' + ', '.join(summary['flagged'][:4])
     m = summary.get('metrics', {})
     keys = [k for k in ('roc_auc', 'pr_auc', 'brier', 'quarantine_share', 'rows_in', 'rows_quarantined', 'business.outcome_rate',
-                        'performance.accuracy', 'estimated.accuracy') if m.get(k) is not None]
+                        'performance.accuracy', 'estimated.accuracy',
+                        'rmse', 'mae', 'r2', 'macro_roc_auc', 'log_loss', 'macro_f1',   # evaluations and cards of a regression or multiclass model
+                        'performance.mae', 'estimated.mae', 'performance.rmse', 'estimated.rmse', 'business.outcome_mean',
+                        'performance.macro_f1', 'estimated.macro_f1') if m.get(k) is not None]
     return '; '.join(f'{k} {m[k]:.3g}' for k in keys[:4])
 
 
@@ -184,11 +262,12 @@ def _png(fig):
     return pane
 
 
-def psi_heatmap(m: pd.DataFrame, granularity: str, watch: float, alert: float):
-    "PSI per feature (rows) and window (columns), coloured by band: stable, watch, alert."
+def psi_heatmap(m: pd.DataFrame, granularity: str, watch: float, alert: float, task: str | None = None):
+    "PSI per feature and prediction (rows: the score, a regression's value, a multiclass model's class and probabilities) and window (columns), coloured by band: stable, watch, alert."
     from matplotlib.colors import BoundaryNorm, ListedColormap
     d = m[(m.family == 'data_drift') & (m.metric == 'psi')]
-    p = m[(m.family == 'prediction_drift') & (m.metric == 'psi')].assign(subject='(score)')
+    p = m[(m.family == 'prediction_drift') & (m.metric == 'psi')]
+    p = p.assign(subject=[prediction_subject(x, task) for x in p.subject])
     d = pd.concat([d, p])
     if not len(d): return None
     t = d.pivot_table(index='subject', columns='window_start', values='value', aggfunc='first')
@@ -242,7 +321,25 @@ class DriftDashboard(param.Parameterized):
             self.window = _label(worst.window_start, self.granularity) if worst is not None else wins[-1]
 
     def _ts(self, label):
+        if _chunked(self.granularity): return pd.Timestamp(label, tz='UTC')
         return pd.Timestamp(label + ('-01' if self.granularity == 'month' else ''), tz='UTC')
+
+    def _span(self, label) -> tuple[pd.Timestamp, pd.Timestamp]:
+        "The window named `label`: a calendar window, or a chunk from its first event time to just after its last."
+        from .monitoring import window_of
+        if not _chunked(self.granularity): return window_of(self._ts(label), self.granularity)
+        s = self._ts(label)
+        w = self.data.store.sql('select max(window_end) as e from metrics where model = $m and granularity = $g and window_start = $s',
+                                dict(m=self.model, g=self.granularity, s=s)).e.iloc[0]
+        return s, pd.Timestamp(w).tz_convert('UTC') + pd.Timedelta(microseconds=1) if w is not None and pd.notna(w) else s
+
+    def _task(self, m: pd.DataFrame | None = None) -> str:
+        "The chosen model's task: from the figures of the selection, else from the store."
+        t = metrics_task(self._metrics() if m is None else m)
+        if t is None and self.model:
+            if getattr(self, '_task_of', (None, None))[0] != self.model: self._task_of = (self.model, self.data.task(self.model))
+            t = self._task_of[1]
+        return t or 'binary'
 
     def _metrics(self) -> pd.DataFrame:
         "The metrics of the chosen model, version and windows: one query per selection, shared by the views it redraws (not modified by them)."
@@ -261,15 +358,15 @@ class DriftDashboard(param.Parameterized):
     def heatmap(self):
         import panel as pn
         mon = self.data.settings.monitoring
-        fig = psi_heatmap(self._metrics(), self.granularity, mon.psi_watch, mon.psi_alert)
+        m = self._metrics()
+        fig = psi_heatmap(m, self.granularity, mon.psi_watch, mon.psi_alert, self._task(m))
         return _png(fig) if fig is not None else pn.pane.Markdown('No drift metrics in these windows.')
 
     @param.depends('model', 'feature', 'window', 'granularity')
     def distribution(self):
         import panel as pn
-        from .monitoring import window_of
         if not (self.model and self.feature and self.window): return pn.pane.Markdown('Choose a feature and a window.')
-        s, e = window_of(self._ts(self.window), self.granularity)
+        s, e = self._span(self.window)
         d = self.data.distribution(self.model, self.feature, s, e)
         if d is None: return pn.pane.Markdown(f'No reference or no data for {self.feature} in {self.window}.')
         fig, ax = _fig(8, 3)
@@ -311,6 +408,8 @@ class DriftDashboard(param.Parameterized):
         import panel as pn
         m = self._metrics()
         if not len(m): return pn.pane.Markdown('No business metrics.')
+        task = self._task(m)
+        if task != 'binary': return self._task_business(m, task)
         fig, ax = _fig(8, 2.6)
         labels = sorted(set(m[(m.family == 'business') & (m.metric == 'decision_rate')].subject))
         for k, subject in [('decision_rate', x) for x in labels] + [('outcome_rate', None)]:
@@ -321,10 +420,73 @@ class DriftDashboard(param.Parameterized):
         ax.set_title('share of each decision; share of positive outcomes among those known so far')
         return _png(fig)
 
+    def _task_business(self, m: pd.DataFrame, task: str):
+        import panel as pn
+        lab = lambda s: [_label(t, self.granularity) for t in s.index]
+        fig, ax = _fig(8, 2.6)
+        if task == 'regression':
+            s = self._series(m, 'business', 'outcome_mean')
+            if not len(s): return pn.pane.Markdown('No outcomes known yet in these windows.')
+            ax.plot(lab(s), s.values, marker='o', ms=3, color='#0969da', label='mean outcome (known so far)')
+            ax.set_ylabel('mean outcome'); ax.set_title('mean outcome among those known so far')
+        else:
+            classes = list(dict.fromkeys(m[(m.family == 'business') & m.metric.isin(['decision_rate', 'outcome_rate'])].subject))
+            if not classes: return pn.pane.Markdown('No business metrics.')
+            for k, c in enumerate(classes):
+                colour = f'C{k}'
+                for metric, ls, what in (('decision_rate', '-', 'predicted'), ('outcome_rate', '--', 'actual, known so far')):
+                    s = self._series(m, 'business', metric, c)
+                    if len(s): ax.plot(lab(s), s.values, marker='o', ms=3, ls=ls, color=colour, label=f'{c}: {what}')
+            ax.set_ylabel('share'); ax.set_title('class mix: share of each class predicted (solid) and actual among known outcomes (dashed)')
+        ax.legend(fontsize=7); ax.tick_params(axis='x', rotation=60, labelsize=7)
+        return _png(fig)
+
+    @param.depends('model', 'version', 'granularity', 'start', 'end')
+    def predictions(self):
+        """The drift of what the model answers: a binary model's score and positive rate; a regression's predicted value (PSI, and its
+        distribution in the chosen window against the reference); a multiclass model's class mix and each class's probability."""
+        import panel as pn
+        m = self._metrics()
+        p = m[(m.family == 'prediction_drift') & (m.metric == 'psi')]
+        if not len(p): return pn.pane.Markdown('No prediction drift metrics in these windows.')
+        task, mon = self._task(m), self.data.settings.monitoring
+        out = []
+        fig, ax = _fig(8, 2.6)
+        for subject, g in p.groupby('subject', sort=False):
+            ax.plot([_label(t, self.granularity) for t in g.window_start], g.value, marker='o', ms=3, label=prediction_subject(subject, task))
+        th = [(_detail(x).get('threshold')) for x in p.detail_json] if 'detail_json' in p else []
+        if not any(t is not None for t in th):
+            for t, c in ((mon.psi_watch, '#bf8700'), (mon.psi_alert, '#cf222e')): ax.axhline(t, color=c, ls='--', lw=1)
+        ax.set_ylabel('PSI against the reference'); ax.legend(fontsize=7); ax.tick_params(axis='x', rotation=60, labelsize=7)
+        what = dict(regression="the predicted value's drift", multiclass="drift of the class answered and of each class's probability").get(task, "the score's drift")
+        ax.set_title(what); out.append(_png(fig))
+        if task == 'multiclass':
+            mix = m[(m.family == 'business') & (m.metric == 'decision_rate')].pivot_table(index='window_start', columns='subject', values='value', aggfunc='first')
+            if len(mix):
+                fig, ax = _fig(8, 2.6)
+                bottom = np.zeros(len(mix))
+                x = [_label(t, self.granularity) for t in mix.index]
+                for c in mix.columns:
+                    v = mix[c].fillna(0).to_numpy(float); ax.bar(x, v, bottom=bottom, label=c); bottom += v
+                ax.set_ylabel('share of answers'); ax.set_ylim(0, 1); ax.legend(fontsize=7); ax.tick_params(axis='x', rotation=60, labelsize=7)
+                ax.set_title('class mix: the share of each class predicted'); out.append(_png(fig))
+        elif task == 'regression' and self.window:
+            s, e = self._span(self.window)
+            d = self.data.distribution(self.model, 'score', s, e)
+            if d is not None:
+                fig, ax = _fig(8, 2.6)
+                x = np.arange(len(d))
+                ax.bar(x - 0.2, d.reference, 0.4, label='reference', color='#8c959f'); ax.bar(x + 0.2, d.current, 0.4, label=self.window, color='#0969da')
+                ax.set_xticks(x, d.bin, rotation=30, ha='right', fontsize=7); ax.set_ylabel('share'); ax.legend()
+                ax.set_title(f'predicted value: reference against {self.window}'); out.append(_png(fig))
+        return pn.Column(*out, sizing_mode='stretch_width')
+
     @param.depends('model', 'version', 'granularity', 'start', 'end')
     def performance(self):
         import panel as pn
         m = self._metrics()
+        task = self._task(m)
+        if task != 'binary': return self._task_performance(m, task)
         real, est, comp = self._series(m, 'performance', 'accuracy'), self._series(m, 'estimated', 'accuracy'), self._series(m, 'performance', 'label_completeness')
         if not len(est) and not len(real): return pn.pane.Markdown('No performance metrics.')
         fig, ax = _fig(8, 3)
@@ -337,6 +499,44 @@ class DriftDashboard(param.Parameterized):
         a2 = ax.twinx(); a2.bar(lab(comp), comp.values, alpha=0.12, color='#6e7781'); a2.set_ylim(0, 1.05); a2.set_ylabel('label completeness')
         ax.legend(fontsize=7, loc='lower left'); ax.set_title('realized accuracy on matured cohorts beside the estimate')
         return _png(fig)
+
+    BANDS = 3.0   # the estimate's band: this many sampling errors either side
+
+    def _task_performance(self, m: pd.DataFrame, task: str):
+        """A regression's MAE and RMSE, a multiclass model's accuracy and macro F1: realized on matured cohorts beside the estimate
+        made without outcomes (with its band of sampling errors and its alert threshold, where monitoring gives them); a table below."""
+        import panel as pn
+        names = JUDGED[task]
+        if not any(len(self._series(m, f, k)) for f in ('performance', 'estimated') for k in names): return pn.pane.Markdown('No performance metrics.')
+        comp = self._series(m, 'performance', 'label_completeness')
+        lab = lambda s: [_label(t, self.granularity) for t in s.index]
+        out = []
+        for k in names:
+            name = metric_label(k)
+            est = m[(m.family == 'estimated') & (m.metric == k) & (m.subject.fillna('') == '')].set_index('window_start')
+            real = m[(m.family == 'performance') & (m.metric == k) & (m.subject.fillna('') == '')].set_index('window_start').value
+            if not len(est) and not len(real): continue
+            fig, ax = _fig(8, 2.8)
+            if len(est):
+                se = np.array([_detail(x).get('sampling_error', np.nan) for x in est.detail_json], float)
+                v = est.value.to_numpy(float)
+                ax.plot(lab(est), v, marker='o', ms=3, ls='--', color='#8250df', label='estimated (without outcomes)')
+                if np.isfinite(se).any():
+                    ax.fill_between(lab(est), v - self.BANDS * se, v + self.BANDS * se, color='#8250df', alpha=0.15, label=f'± {self.BANDS:g} sampling errors')
+                th = [_detail(x).get('threshold') for x in est.detail_json]
+                if any(t is not None for t in th):
+                    ax.plot(lab(est), [np.nan if t is None else t for t in th], color='#cf222e', ls=':', lw=1, label='alert threshold')
+            mature = real[comp.reindex(real.index).fillna(0) >= self.data.settings.monitoring.min_label_completeness]
+            ax.plot(lab(real), real.values, color='#0969da', alpha=0.3)
+            ax.plot(lab(mature), mature.values, marker='o', ms=4, color='#0969da', ls='', label='realized (matured cohorts)')
+            ax.set_ylabel(name); ax.tick_params(axis='x', rotation=60, labelsize=7)
+            a2 = ax.twinx(); a2.bar(lab(comp), comp.values, alpha=0.12, color='#6e7781'); a2.set_ylim(0, 1.05); a2.set_ylabel('label completeness')
+            ax.legend(fontsize=7, loc='best'); ax.set_title(f'realized {name} on matured cohorts beside the estimate'
+                                                           + (' (lower is better)' if k in ('mae', 'rmse', 'log_loss') else ''))
+            out.append(_png(fig))
+        t = performance_table(m, task, self.granularity, bands=self.BANDS)
+        out.append(pn.pane.HTML(_table(t), sizing_mode='stretch_width', max_height=360, styles={'overflow-y': 'auto'}))
+        return pn.Column(*out, sizing_mode='stretch_width')
 
     @param.depends('model', 'granularity')
     def alerts(self):
@@ -360,7 +560,8 @@ class DriftDashboard(param.Parameterized):
         later = lambda f: pn.panel(f, defer_load=True, sizing_mode='stretch_width')
         body = pn.Column('## Data and prediction drift', self.heatmap, '### Distribution', later(self.distribution),
                          '## Service', later(self.service), '## Business', later(self.business),
-                         '## Performance', later(self.performance), '## Alerts', later(self.alerts), sizing_mode='stretch_width')
+                         '## Predictions', later(self.predictions), '## Performance', later(self.performance), '## Alerts', later(self.alerts),
+                         sizing_mode='stretch_width')
         return pn.Row(pn.Column('# wildproof: drift', controls), body, sizing_mode='stretch_width')
 
     def __panel__(self): return self.panel()
