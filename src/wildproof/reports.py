@@ -161,6 +161,32 @@ def validation_report(store='', snapshot: str = '', contract: str = '') -> Repor
 
 
 # evaluation --------------------------------------------------------------------------------------------------------
+# The fairness gaps a summary keeps, per task (as the evaluation measures them)
+GAPS = dict(binary=('equalized_odds_difference', 'demographic_parity_difference'),
+            regression=('mae_gap', 'mean_error_gap'), multiclass=('accuracy_gap', 'macro_f1_gap', 'recall_gap'))
+LOWER = {'brier', 'log_loss', 'rmse', 'mae', 'abs_mean_error'}
+
+
+def _metric_label(m: str) -> str:
+    from .evaluation import METRIC_LABELS
+    return METRIC_LABELS.get(m, m.replace('_', ' '))
+
+
+def _overall_names(task: str, info: dict | None = None) -> tuple:
+    "The overall metrics a summary of `task` keeps: binary as ever (ROC AUC, PR AUC, Brier, log loss); else the evaluation's own."
+    from .evaluation import OVERALL_METRICS
+    if task == 'binary': return ('roc_auc', 'pr_auc', 'brier', 'log_loss')
+    return tuple((info or {}).get('metrics') or OVERALL_METRICS[task])
+
+
+def _slice_metric(info: dict, slices: list) -> str:
+    "The metric the slice plot shows: the spec's primary metric when the slices have it, else the first slice metric (binary: ROC AUC)."
+    have = list(info.get('slice_metrics') or ['roc_auc'])
+    pm = info.get('primary_metric')
+    if pm in have and any(x.get(pm) is not None for x in slices): return pm
+    return next((m for m in have if any(x.get(m) is not None for x in slices)), have[0])
+
+
 def _gated(store: Store, model: str, version: str, settings=None):
     "The version (empty: the one gated last), its gate verdict and the evaluation file the gate judged."
     from .registry import latest_verdict
@@ -175,42 +201,93 @@ def _gated(store: Store, model: str, version: str, settings=None):
     return version, g, f
 
 
+def slice_section(ev, title: str) -> list:
+    """The slices of an evaluation: the primary metric of its task per slice with its interval (binary: ROC AUC), the overall
+    value as a line; for a regression or multiclass model also every slice metric as a table."""
+    metric = _slice_metric(ev.info, ev.slices)
+    name = _metric_label(metric)
+    sl = [x for x in ev.slices if x.get(metric) is not None]
+    out = []
+    if sl:
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(7, 0.32 * len(sl) + 1))
+        val = [x[metric] for x in sl]
+        ci = [x.get(f'{metric}_ci') or [a, a] for a, x in zip(val, sl)]
+        err = [[a - c[0] for a, c in zip(val, ci)], [c[1] - a for a, c in zip(val, ci)]]
+        ax.errorbar(val, range(len(sl)), xerr=err, fmt='o', color='#0969da')
+        if ev.overall.get(metric) is not None: ax.axvline(ev.overall[metric], color='#6e7781', ls='--', label='overall')
+        conf = (ev.info.get('settings') or {}).get('confidence', 0.95)
+        ax.set_yticks(range(len(sl)), [x['name'] for x in sl]); ax.invert_yaxis(); ax.set_xlabel(f'{name} ({conf:.0%} interval)'); ax.legend()
+        ax.set_title(f'{title}: {name} by slice' + (' (lower is better)' if metric in LOWER else '')); fig.tight_layout()
+        out = [_fig_close(fig)]
+        if ev.info.get('task', 'binary') != 'binary':   # the figures of each slice, as a table beside the plot
+            cols = ['name', 'support'] + [c for m in (ev.info.get('slice_metrics') or [metric]) for c in (m, f'{m}_ci')] + ['note']
+            t = pd.DataFrame([{c: x.get(c) for c in cols} for x in ev.slices])
+            t = t.rename(columns={c: _metric_label(c.removesuffix('_ci')) + (' interval' if c.endswith('_ci') else '') for c in cols if c not in ('name', 'support', 'note')})
+            fmt = lambda v: f'{v[0]:.4g} to {v[1]:.4g}' if isinstance(v, list) and len(v) == 2 else (f'{v:.4g}' if isinstance(v, float) else ('' if v is None else v))
+            out.append(t.map(fmt).to_html(index=False))
+    else: out = ['<p>No slice has both classes.</p>' if ev.info.get('task', 'binary') == 'binary' else f'<p>No slice has a {name}.</p>']
+    return out
+
+
 def evaluation_report(store='', model: str = '', version: str = '') -> Report:
     from .evaluation import Evaluation
     store = _store(store)
     model = _model(store, model)
     version, g, f = _gated(store, model, version)
     ev = Evaluation.from_dict(json.loads(f.read_text()))
-    o = ev.overall
-    gaps = {f'fairness.{a}.{k}': v.get(k) for a, v in (ev.fairness or {}).items() for k in ('equalized_odds_difference', 'demographic_parity_difference')}
+    o, task = ev.overall, ev.info.get('task') or 'binary'
+    gaps = {f'fairness.{a}.{k}': v.get(k) for a, v in (ev.fairness or {}).items() for k in GAPS[task]}
     s = _summary('evaluation', model=model, version=version, name=g.verdict_id, verdict='passed' if g.passed else 'failed',
-                 metrics={k: o.get(k) for k in ('roc_auc', 'pr_auc', 'brier', 'log_loss')} | gaps,
+                 metrics={k: o.get(k) for k in _overall_names(task, ev.info)} | gaps,
                  alerts=[f'{x["section"]}: {x["subject"]}' for x in ev.flags], notes=[f'{g.risk_tier} risk tier gate: ' + '; '.join(g.reasons[:3])],
-                 reasons=g.reasons, rows=ev.info.get('rows'))
-    sl = [x for x in ev.slices if x.get('roc_auc') is not None]
-    sec = dict(gate=[g], evaluation=[ev])
-    if sl:
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(7, 0.32 * len(sl) + 1))
-        auc = [x['roc_auc'] for x in sl]
-        err = [[a - (x['roc_auc_ci'] or [a, a])[0] for a, x in zip(auc, sl)], [(x['roc_auc_ci'] or [a, a])[1] - a for a, x in zip(auc, sl)]]
-        ax.errorbar(auc, range(len(sl)), xerr=err, fmt='o', color='#0969da')
-        ax.axvline(o['roc_auc'], color='#6e7781', ls='--', label='overall')
-        ax.set_yticks(range(len(sl)), [x['name'] for x in sl]); ax.invert_yaxis(); ax.set_xlabel('ROC AUC (95% interval)'); ax.legend()
-        ax.set_title(f'{model} v{version}: ROC AUC by slice'); fig.tight_layout()
-        sec['slices'] = [_fig_close(fig)]
-    else: sec['slices'] = ['<p>No slice has both classes.</p>']
+                 reasons=g.reasons, rows=ev.info.get('rows'), task=task)
+    sec = dict(gate=[g], evaluation=[ev], slices=slice_section(ev, f'{model} v{version}'))
     return Report('evaluation', f'Evaluation of {model} v{version}', s, sec)
 
 
 # monitoring --------------------------------------------------------------------------------------------------------
 
 
-def _monitoring_inputs(store: Store, model: str, version: str, window, granularity: str, as_of, settings) -> tuple:
-    "The window and its stored metrics (computed first when the window has predictions but no metrics yet)."
-    from .monitoring import MonitoringError, metrics, monitor, window_of
+def _chunked(granularity: str) -> bool: return str(granularity).endswith(' rows')
+
+
+def _window_name(start, granularity: str) -> str:
+    "A report's name for its window: the month or first day; a chunk of rows by its first event time (chunks can share a day)."
+    if not _chunked(granularity): return window_label(start, granularity)
+    t = pd.Timestamp(start)
+    return f'{t:%Y-%m-%dT%H%M%S}' + (f'.{t.microsecond:06d}'.rstrip('0') if t.microsecond else '')
+
+
+def _chunk_inputs(store: Store, model: str, version: str, window, granularity: str) -> tuple:
+    "A chunk of rows (`monitor --chunk-rows`): the one starting at `window` (its first event time), or the latest; its stored metrics."
+    from .monitoring import metrics
+    m = metrics(store, model, granularity=granularity)
+    if not len(m): raise ReportError(f'{model} has no chunks of {granularity}: run `wildproof monitor --model {model} --chunk-rows {granularity.split()[0]}` first')
+    m['window_start'] = pd.to_datetime(m.window_start, utc=True)
+    try: start = m.window_start.max() if window in (None, '') else pd.Timestamp(window).tz_localize('UTC') if pd.Timestamp(window).tzinfo is None else pd.Timestamp(window).tz_convert('UTC')
+    except ValueError: raise ReportError(f'{window!r} is not a time: name a chunk by its first event time') from None
+    m = m[m.window_start == start]
+    if not len(m): raise ReportError(f'no chunk of {granularity} of {model} starts at {start}')
+    if version: m = m[m.version == str(version).removeprefix('v')]
+    return start, pd.Timestamp(m.window_end.max() if len(m) else start), m
+
+
+def _monitored_model(store: Store, model: str) -> None:
+    "A clear error for a model the store does not know: one in the inventory, or one that runs elsewhere (a spec, and monitored)."
     from .registry import model_info
-    model_info(store, model)
+    try: model_info(store, model)
+    except WildproofError:
+        try: known = len(store.sql('select 1 from specs where model = $m limit 1', dict(m=model), tables=['specs'])) > 0
+        except Exception: known = False
+        if not known: raise
+
+
+def _monitoring_inputs(store: Store, model: str, version: str, window, granularity: str, as_of, settings) -> tuple:
+    "The window and its stored metrics (computed first when the window has predictions but no metrics yet); a chunk of rows as stored."
+    from .monitoring import MonitoringError, metrics, monitor, window_of
+    _monitored_model(store, model)
+    if _chunked(granularity): return _chunk_inputs(store, model, version, window, granularity)
     try:
         if window in (None, ''):   # the latest window with metrics, else the last complete window by the clock
             last = store.sql('select max(window_start) as s from metrics where model = $m and granularity = $g', dict(m=model, g=granularity)).s.iloc[0]
@@ -245,8 +322,8 @@ def monitoring_report(store='', model: str = '', version: str = '', window: str 
     model = _model(store, model)
     g = granularity or st.monitoring.window
     start, end, m = _monitoring_inputs(store, model, version, window, g, as_of or None, st)
-    label = window_label(start, g)
-    title = f'Monitoring of {model}, {g} {label}'
+    label = _window_name(start, g)
+    title = f'Monitoring of {model}, ' + (f'the chunk of {g} from {pd.Timestamp(start):%Y-%m-%d %H:%M:%S}' if _chunked(g) else f'{g} {label}')
     ver = _window_version(store, model, m, version)
     if not len(m):
         s = _summary('monitoring', model=model, version=ver, name=label, verdict='no data', status='no data',
@@ -278,11 +355,55 @@ def monitoring_report(store='', model: str = '', version: str = '', window: str 
         columns=[c for c in ('psi', 'js', 'ks', 'ks_p_value', 'chi2', 'chi2_p_value', 'missing_current', 'unseen_share', 'positive_rate') if c in set(dr.metric)])
     wide.insert(0, 'status', dr[dr.metric == 'psi'].set_index('subject').status.reindex(wide.index))
     wide = wide.sort_values('psi', ascending=False) if 'psi' in wide else wide
+    task = _monitoring_task(store, model, m)
+    if task != 'binary':   # the prediction's rows named for what they are: a regression's value, a class, a class's probability
+        from .dashboards import prediction_subject
+        pred = set(dr[dr.family == 'prediction_drift'].subject)
+        wide.index = [prediction_subject(x, task) if x in pred else x for x in wide.index]
+        wide.index.name = 'subject'
     sec = dict(drift=[_fig_close(fig), wide.reset_index().fillna('').to_html(index=False, float_format=fmt)],
-               performance=[table(['performance', 'estimated', 'business'])],
+               performance=(_task_performance(m, task, g, label) if task != 'binary' else []) + [table(['performance', 'estimated', 'business'])],
                service=[table(['service', 'gate'])],
                alerts=[al[['rule', 'subject', 'severity', 'state', 'message', 'actor', 'created_at']].to_html(index=False) if len(al) else '<p>No alert for this window.</p>'])
     return Report('monitoring', title, s, sec)
+
+
+def _monitoring_task(store: Store, model: str, m: pd.DataFrame) -> str:
+    "The task of a window's model: from the figures monitoring wrote, else from the model's latest spec, else binary."
+    from .dashboards import metrics_task
+    t = metrics_task(m)
+    if t: return t
+    try: r = store.sql('select task from specs where model = $m order by version desc limit 1', dict(m=model), tables=['specs'])
+    except Exception: return 'binary'
+    return str(r.task.iloc[0]) if len(r) and r.task.iloc[0] else 'binary'
+
+
+def _task_performance(m: pd.DataFrame, task: str, granularity: str, label: str, bands: float = 3.0) -> list:
+    """A regression's MAE and RMSE, a multiclass model's accuracy and macro F1, of one window: realized on the outcomes known so far
+    beside the estimate made without them, with a band of `bands` sampling errors where monitoring gives one, and the reference."""
+    import matplotlib.pyplot as plt
+    from .dashboards import _detail, performance_table
+    from .monitoring import JUDGED
+    names = [k for k in JUDGED[task] if ((m.family.isin(['performance', 'estimated'])) & (m.metric == k)).any()]
+    if not names: return ['<p>No performance figure in this window: no outcome known and no estimate.</p>']
+    fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.5 * len(names) + 0.6), squeeze=False)
+    for ax, k in zip(axes[:, 0], names):
+        row = lambda fam: m[(m.family == fam) & (m.metric == k) & (m.subject.fillna('') == '')]
+        real, est = row('performance'), row('estimated')
+        ref = None
+        for fam, r, y, colour in (('realized (outcomes known so far)', real, 1, '#0969da'), ('estimated (without outcomes)', est, 0, '#8250df')):
+            if not len(r) or r.value.iloc[0] is None or pd.isna(r.value.iloc[0]): continue
+            v, d = float(r.value.iloc[0]), _detail(r.detail_json.iloc[0])
+            se = d.get('sampling_error')
+            ax.errorbar([v], [y], xerr=None if se is None else [[bands * se], [bands * se]], fmt='o', color=colour, capsize=4,
+                        label=fam + (f', ± {bands:g} sampling errors' if se is not None else ''))
+            ref = ref if ref is not None else d.get('threshold', d.get('reference'))
+        if ref is not None: ax.axvline(ref, color='#6e7781', ls='--', lw=1, label='threshold' if 'threshold' in _detail(est.detail_json.iloc[0] if len(est) else None) else 'reference')
+        ax.set_yticks([0, 1], ['estimated', 'realized']); ax.set_ylim(-0.6, 1.6); ax.set_xlabel(_metric_label(k) + (' (lower is better)' if k in LOWER else ''))
+        ax.legend(fontsize=7, loc='center left', bbox_to_anchor=(1.01, 0.5))
+    axes[0, 0].set_title(f'{", ".join(_metric_label(k) for k in names)}: realized and estimated, {label}'); fig.tight_layout()
+    t = performance_table(m, task, granularity, bands=bands).drop(columns='window', errors='ignore')
+    return [_fig_close(fig), t.to_html(index=False)]
 
 
 # model card --------------------------------------------------------------------------------------------------------
@@ -294,9 +415,10 @@ def model_card_report(store='', model: str = '', version: str = 'production') ->
     c = Card(store, model, version)
     d = c.data
     o = (d['evaluation'] or {}).get('overall') or {}
+    task = (d['evaluation'] or {}).get('task') or (d.get('spec') or {}).get('task') or 'binary'
     verdict = 'no gate' if d['gate'] is None else ('passed' if d['gate']['passed'] else 'failed')
     s = _summary('model_card', model=model, version=version, name=f'v{version}', verdict=verdict,
-                 metrics={k: o.get(k) for k in ('roc_auc', 'pr_auc', 'brier')},
+                 metrics={k: o.get(k) for k in (('roc_auc', 'pr_auc', 'brier') if task == 'binary' else _overall_names(task))},
                  alerts=[] if d['gate'] is None or d['gate']['passed'] else ['gate failed'],
                  notes=[f'Stage {d["stage"]}, {d["risk_tier"]} risk, owner {d["owner"]}; '
                         + ('in production.' if d['in_production'] else 'not in production.')],
@@ -350,7 +472,7 @@ def _resolve(kind: str, store: Store, p: dict, st) -> dict:
         g = p.get('granularity') or st.monitoring.window
         start, end, m = _monitoring_inputs(store, model, p.get('version', ''), p.get('window', ''), g, p.get('as_of') or None, st)
         rows = m.drop(columns=['as_of', 'detail_json']).sort_values(['family', 'metric', 'subject']).to_dict('records') if len(m) else []
-        return dict(model=model, version=_window_version(store, model, m, p.get('version', '')), name=window_label(start, g),
+        return dict(model=model, version=_window_version(store, model, m, p.get('version', '')), name=_window_name(start, g),
                     params=dict(model=model, window=start.isoformat(), granularity=g, **({'version': p['version']} if p.get('version') else {})),
                     inputs=dict(metrics=_sha(rows), rows=len(rows)))
     if kind == 'model_card':
