@@ -1,0 +1,83 @@
+"""A regression and a multiclass model, each trained here and carried through the whole lifecycle from the shell (issue 19):
+the used-car prices and the credit-card products of NannyML's synthetic data sets of deployed models (Apache-2.0, see each NOTICE).
+The analysis period is split in two: the first half, with its outcomes, evaluates; the second half is scored as a batch and
+its outcomes arrive afterwards."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, mean_absolute_error
+
+from tests.test_cli import run
+
+DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
+if not (DATA / 'car_price').is_dir() or not (DATA / 'multiclass').is_dir():
+    pytest.skip(f'the car price and multiclass data sets are not in {DATA}', allow_module_level=True)
+
+CASES = {
+    'car_price': dict(task='regression', reference='car_price/regression_synthetic_reference.csv',
+                      analysis='car_price/regression_synthetic_analysis.csv', targets='car_price/regression_synthetic_analysis_targets.csv',
+                      logged=['y_pred'], metric='mae'),
+    'card_product': dict(task='multiclass', reference='multiclass/mc_reference.csv', analysis='multiclass/mc_analysis.csv',
+                         targets='multiclass/mc_analysis_gt.csv',
+                         logged=['y_pred', 'y_pred_proba_prepaid_card', 'y_pred_proba_highstreet_card', 'y_pred_proba_upmarket_card'],
+                         metric='log_loss'),
+}
+
+
+def wp(work, *args, check=True):
+    r = run('--store', work / 'store', *args, cwd=work, check=check)
+    if check: print(f'$ wildproof {" ".join(map(str, args))}\n{r.stdout}')
+    return r
+
+
+@pytest.fixture(scope='module', params=list(CASES))
+def case(request, tmp_path_factory):
+    name, c = request.param, CASES[request.param]
+    d = tmp_path_factory.mktemp(name)
+    ref = pd.read_csv(DATA / c['reference'])
+    a = pd.read_csv(DATA / c['analysis']).merge(pd.read_csv(DATA / c['targets']), on='id')
+    half = len(a) // 2
+    ref.drop(columns=c['logged']).to_csv(d / 'reference.csv', index=False)
+    a.iloc[:half].drop(columns=c['logged']).to_csv(d / 'eval.csv', index=False)
+    a.iloc[half:].drop(columns=c['logged'] + ['y_true']).to_csv(d / 'batch.csv', index=False)
+    a.iloc[half:][['id', 'y_true']].to_csv(d / 'outcomes.csv', index=False)
+    return name, c, d, a.iloc[half:].reset_index(drop=True)
+
+
+def test_the_lifecycle_from_the_shell(case):
+    name, c, work, later = case
+    wp(work, 'ingest', f'{name}_ref', work / 'reference.csv')
+    wp(work, 'contract', 'infer', f'{name}_ref@latest', '--name', name, '--key', 'id', '--time-column', 'timestamp', '--exclude', 'y_true')
+    out = wp(work, 'model', 'init', name, '--contract', name, '--target', 'y_true', '--task', c['task']).stdout
+    assert f'({c["task"]}, target y_true' in out
+    assert f'{name} version 1 trained' in wp(work, 'train', f'{name}_ref@latest', '--model', name).stdout
+    wp(work, 'ingest', f'{name}_eval', work / 'eval.csv')
+    wp(work, 'evaluate', name, '1', f'{name}_eval@latest', '-o', work / 'ev.json')
+    ev = json.loads((work / 'ev.json').read_text())
+    text = json.dumps(ev)
+    assert 'roc_auc' not in text if c['task'] == 'regression' else 'macro_roc_auc' in text
+    assert c['metric'] in ev['overall'], ev['overall']
+    wp(work, 'describe', name, '--owner', 'data science', '--use', f'the {c["task"]} lesson', '--tier', 'low')
+    out = wp(work, 'gate', name, '1', '--evaluation', work / 'ev.json').stdout
+    assert 'gate PASSED' in out and 'not applicable' in out, out
+    wp(work, 'approve', name, '1', '--approver', 'tara', '--role', 'technical')
+    wp(work, 'approve', name, '1', '--approver', 'bo', '--role', 'business')
+    assert 'is now production' in wp(work, 'promote', name, '1').stdout
+
+    wp(work, 'ingest', f'{name}_batch', work / 'batch.csv')
+    out = wp(work, 'score', f'{name}_batch@latest', '--model', name).stdout
+    assert f'scored {len(later):,} of {len(later):,} rows' in out
+    scores = pd.read_parquet(out.rsplit('-> ', 1)[1].strip()).merge(later[['id', 'y_true']].astype({'id': str}), left_on='entity_key', right_on='id')
+    assert len(scores) == len(later)
+    if c['task'] == 'regression':
+        assert scores.decision.isna().all()                                           # a value, no decision
+        assert mean_absolute_error(scores.y_true, scores.score) < 0.5 * np.mean(np.abs(scores.y_true - scores.y_true.mean()))   # far better than the mean
+    else:
+        assert set(scores.decision) <= set(later.y_true) and accuracy_score(scores.y_true, scores.decision) > 0.5   # 3 classes; the shifted half
+    assert f'recorded {len(later):,} outcomes' in wp(work, 'outcomes', work / 'outcomes.csv', '--model', name).stdout
+    out = wp(work, 'monitor', '--model', name, '--every', 'week').stdout
+    assert name in out and 'nothing due' not in out
+    assert f'audit log verified: {len(later):,} records' in wp(work, 'audit', 'verify').stdout
