@@ -424,7 +424,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'wildproof.monitoring._reference': ('monitoring.html#_reference', 'wildproof/monitoring.py'),
                                       'wildproof.monitoring._rows': ('monitoring.html#_rows', 'wildproof/monitoring.py'),
                                       'wildproof.monitoring._served': ('monitoring.html#_served', 'wildproof/monitoring.py'),
-                                      'wildproof.monitoring._setting': ('monitoring.html#_setting', 'wildproof/monitoring.py'),
                                       'wildproof.monitoring._summary': ('monitoring.html#_summary', 'wildproof/monitoring.py'),
                                       'wildproof.monitoring._task_performance': ( 'monitoring.html#_task_performance',
                                                                                   'wildproof/monitoring.py'),

@@ -1229,7 +1229,7 @@ def compare(champion, challenger, data: pd.DataFrame, *, spec: ModelSpec | None 
         if not isinstance(src, list) or not all(isinstance(d, dict) and {'name', 'kind', 'definition'} <= set(d) for d in src):
             raise EvaluationError('slices_from must be an Evaluation, its dict, or a list of slice definitions (name, kind, definition)')
         defs = [dict(name=d['name'], kind=d['kind'], definition=d['definition']) for d in src]
-    ci = lambda v: None if v is None else sorted(sign * x for x in v)
+    ci = lambda v: None if v is None else sorted(sign * x + 0.0 for x in v)   # + 0.0: no negative zero
     rel = lambda v, sc: None if v is None or not sc else (v / sc if not isinstance(v, list) else [x / sc for x in v])
     auc = judged in ('roc_auc', 'pr_auc', 'macro_roc_auc', 'weighted_roc_auc')
     slices = []
@@ -1250,7 +1250,7 @@ def compare(champion, challenger, data: pd.DataFrame, *, spec: ModelSpec | None 
                 r.update(champion_value=float(qa(one(m))[0]), challenger_value=float(qb(one(m))[0]))
                 r['difference'] = r['challenger_value'] - r['champion_value']
                 r['difference_ci'] = _ci(_resample(m, boot, _rng(seed, 5, i), lambda C: qb(C) - qa(C)), conf)
-                r['gain'], r['gain_ci'] = sign * r['difference'], ci(r['difference_ci'])
+                r['gain'], r['gain_ci'] = sign * r['difference'] + 0.0, ci(r['difference_ci'])
                 if task == 'regression':
                     sc = _scale(task, judged, ys, sa[mask])
                     r['relative_gain'], r['relative_gain_ci'] = (rel(r['gain'], sc), rel(r['gain_ci'], sc)) if sc else (r['gain'], r['gain_ci'])
@@ -1264,14 +1264,14 @@ def compare(champion, challenger, data: pd.DataFrame, *, spec: ModelSpec | None 
     if measure_cost:
         la, lb = _latency(champion, data[fa], latency_calls, _method(task))['p95'], _latency(challenger, data[fb], latency_calls, _method(task))['p95']
         latency.update(champion_p95_ms=la, challenger_p95_ms=lb, ratio=lb / max(la, 1e-9), challenger_within_budget=lb <= st.sla.latency_p95_ms)
-    gains = sign * diff
+    gains = sign * diff + 0.0
     out = dict(
         task=task, target=spec.target, positive=spec.positive if task == 'binary' else None, classes=classes, metric=metric, judged_by=judged, lower_is_better=lower,
         rows=len(data), positives=int(y.sum()) if task == 'binary' else None, seed=seed, bootstrap=boot, confidence=conf, min_slice_support=min_support,
         champion={'model': _describe(champion), 'features': fa, metric: val_a},
         challenger={'model': _describe(challenger), 'features': fb, metric: val_b},
         difference=val_b - val_a, difference_mean=float(np.nanmean(diff)), difference_ci=_ci(diff, conf),
-        gain=sign * (val_b - val_a), gain_ci=_ci(gains, conf),
+        gain=sign * (val_b - val_a) + 0.0, gain_ci=_ci(gains, conf),
         challenger_win_share=float(np.mean(gains > 0)), p_value=float(np.mean(~(gains > 0))),
         slices=slices, worst_slice=None if worst is None else {k: worst[k] for k in ('name', 'support', 'champion_value', 'challenger_value', 'difference', 'difference_ci', 'gain', 'gain_ci')
                                                                 + (('relative_gain', 'relative_gain_ci') if task == 'regression' else ())},
