@@ -545,8 +545,9 @@ class DriftDashboard(param.Parameterized):
         if not len(a): return pn.pane.Markdown('No alerts.')
         reps = self.data.reports(kind='monitoring', model=self.model)
         link = {r.name: (self.data.report_url(r.kind, r.path), f'report {r.name}') for r in reps.itertuples()}   # the latest version of each window
+        from .reports import _window_name   # a report's folder names its window (a chunk by its first event time)
         t = a.assign(window=[(_label(w, self.granularity) if pd.notna(w) else '') for w in a.window_start])
-        t['report'] = t.window.map(lambda w: link.get(w))
+        t['report'] = [link.get(_window_name(w, self.granularity)) if pd.notna(w) else None for w in a.window_start]
         cols = ['window', 'rule', 'subject', 'severity', 'state', 'message', 'history', 'report']
         return pn.pane.HTML(_table(t[cols], links=('report',)), sizing_mode='stretch_width', max_height=420, styles={'overflow-y': 'auto'})
 
