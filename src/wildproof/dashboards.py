@@ -243,7 +243,7 @@ def _headline(summary: dict) -> str:
                         'performance.accuracy', 'estimated.accuracy',
                         'rmse', 'mae', 'r2', 'macro_roc_auc', 'log_loss', 'macro_f1',   # evaluations and cards of a regression or multiclass model
                         'performance.mae', 'estimated.mae', 'performance.rmse', 'estimated.rmse', 'business.outcome_mean',
-                        'performance.macro_f1', 'estimated.macro_f1') if m.get(k) is not None]
+                        'performance.macro_f1', 'estimated.macro_f1') if m.get(k) is not None and not (k == 'log_loss' and 'roc_auc' in m)]
     return '; '.join(f'{k} {m[k]:.3g}' for k in keys[:4])
 
 
