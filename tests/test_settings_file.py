@@ -126,6 +126,12 @@ OVERRIDES = {
     **{(f'policy_{t}', 'max_equalized_odds_gap'): ('0.3', 0.3) for t in ('low', 'medium', 'high')},
     **{(f'policy_{t}', 'max_slice_drop'): ('0.1', 0.1) for t in ('low', 'medium', 'high')},
     **{(f'policy_{t}', 'max_brier_increase'): ('0.2', 0.2) for t in ('low', 'medium', 'high')},
+    **{(f'policy_{t}', k): (raw, want) for t in ('low', 'medium', 'high') for k, raw, want in (
+        ('min_r2', '0.4', 0.4), ('max_rmse', '1000', 1000.0), ('max_mae', '500', 500.0), ('max_relative_mae_gap', '0.9', 0.9),
+        ('max_relative_mean_error_gap', '0.9', 0.9), ('min_macro_roc_auc', '0.6', 0.6), ('max_log_loss', '0.9', 0.9),
+        ('max_accuracy_gap', '0.3', 0.3), ('max_recall_gap', '0.3', 0.3))},
+    ('evaluation', 'leakage_r2'): ('0.8', 0.8),
+    ('monitoring', 'max_error_increase'): ('0.2', 0.2),
 }
 
 

@@ -709,7 +709,7 @@ def _task_performance(ref: Reference, scored: pd.DataFrame, add, mon, thr: dict 
             return (bad_word if bad else 'ok'), dict(threshold=t['threshold'], mean=t['mean'], std=t['std'], chunks=t['chunks'], k=mon.threshold_k, lower_is_better=lower)
         r = ref.realized.get(m, np.nan)
         if pd.isna(r): return None, {}
-        bad = v > r * (1 + _setting(mon, 'max_error_increase')) if lower else r - v > mon.max_accuracy_drop
+        bad = v > r * (1 + mon.max_error_increase) if lower else r - v > mon.max_accuracy_drop
         return (bad_word if bad else 'ok'), dict(reference=r, lower_is_better=lower)
     if len(known):
         judged = completeness >= mon.min_label_completeness
@@ -725,13 +725,6 @@ def _task_performance(ref: Reference, scored: pd.DataFrame, add, mon, thr: dict 
         add('estimated', m, v, status=st, **base, **se, **detail)
     for c, figures in est.get('per_class', {}).items():
         for m, v in figures.items(): add('estimated', m, v, subject=c, n=len(scored))
-
-# Keys of [monitoring] that a wildproof whose settings do not know them yet reads at their documented default.
-_DEFAULTS = dict(max_error_increase=0.1)
-
-def _setting(mon, key: str):
-    v = getattr(mon, key, None)
-    return _DEFAULTS[key] if v is None else v
 
 def _frame(rows, ref, start, end, granularity, as_of) -> pd.DataFrame:
     f = pd.DataFrame(rows, columns=['family', 'metric', 'subject', 'value', 'status', 'detail_json'])

@@ -15,9 +15,9 @@ from .settings import WildproofError
 from .store import Store, utcnow
 
 # %% auto #0
-__all__ = ['TASKS', 'TASK_METRICS', 'LOWER_IS_BETTER', 'SpecError', 'PointInTime', 'ModelSpec', 'to_dict', 'to_yaml', 'from_dict',
-           'from_yaml', 'save', 'load', 'content_hash', 'init_spec', 'check_spec', 'register', 'get_spec', 'list_specs',
-           'feature_function', 'module_path', 'decide']
+__all__ = ['TASKS', 'TASK_METRICS', 'LOWER_IS_BETTER', 'UNRANKED', 'SpecError', 'PointInTime', 'ModelSpec', 'to_dict', 'to_yaml',
+           'from_dict', 'from_yaml', 'save', 'load', 'content_hash', 'init_spec', 'check_spec', 'register', 'get_spec',
+           'list_specs', 'feature_function', 'module_path', 'decide']
 
 # %% ../../nbs/03b_spec.ipynb #1cca9e6e
 class SpecError(WildproofError):
@@ -29,6 +29,7 @@ TASK_METRICS = dict(binary=('roc_auc', 'pr_auc', 'brier', 'log_loss', 'accuracy'
                     multiclass=('log_loss', 'macro_roc_auc', 'weighted_roc_auc', 'macro_f1', 'accuracy'),
                     regression=('rmse', 'mae', 'r2', 'mean_error'))
 LOWER_IS_BETTER = {'brier', 'log_loss', 'rmse', 'mae'}
+UNRANKED = {'mean_error'}   # a regression's bias is reported and gated on, but a model with less of it is not the better model
 
 # %% ../../nbs/03b_spec.ipynb #80d8332d
 @dataclass
@@ -112,8 +113,9 @@ class ModelSpec:
         if self.task == 'multiclass' and self.classes is not None and len(self.classes) < 3 - (len(self.classes) == 2):
             raise SpecError(f'{at}: a multiclass task needs at least two classes')
         self.primary_metric = self.primary_metric or TASK_METRICS[self.task][0]
-        if self.primary_metric not in TASK_METRICS[self.task]:
-            raise SpecError(f'{at}: primary_metric {self.primary_metric!r} is not a {self.task} metric (choose from {", ".join(TASK_METRICS[self.task])})')
+        rankable = [m for m in TASK_METRICS[self.task] if m not in UNRANKED]
+        if self.primary_metric not in rankable:
+            raise SpecError(f'{at}: primary_metric {self.primary_metric!r} is not a {self.task} metric that ranks models (choose from {", ".join(rankable)})')
         if self.features is not None and (not isinstance(self.features, str) or ':' not in self.features):
             raise SpecError(f"{at}: features must be 'module:function' (for example my_project.features:build), not {self.features!r}")
         if not isinstance(self.edge_slices, dict) or not all(isinstance(q, str) for q in self.edge_slices.values()):
