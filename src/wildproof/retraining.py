@@ -192,10 +192,15 @@ def _accuracy(task: str, x: pd.DataFrame, threshold: float) -> tuple[float | Non
     realized = float(((known.score >= threshold) == (known.y >= 0.5)).mean()) if len(known) else None
     return realized, estimated_performance(x.score.dropna(), threshold)['accuracy'] if len(x) else None
 
+def _mae(x: pd.DataFrame) -> tuple[float | None, None]:
+    "A regression's realized mean absolute error where outcomes are known (nothing promised before them)."
+    known = x.dropna(subset=['y', 'score'])
+    return (float((known.score - known.y).abs().mean()) if len(known) else None), None
+
 def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, settings=None, min_answers: int = 200, actor: str = 'retraining') -> dict:
     """Compare the canary's answers with the champion's over a window: realized accuracy where outcomes are known, else the accuracy
     their scores promise (a binary model's estimated from its scores; a multiclass model's: the mean probability of the class it
-    answered); a worse canary leaves staging."""
+    answered); a regression by its realized MAE, once outcomes are known. A worse canary leaves staging."""
     from wildproof.registry import alias_version, withdraw
     from wildproof.training import model_version
     st = settings or load_settings()
@@ -203,25 +208,29 @@ def judge_canary(store: Store, model: str, *, start=None, end=None, as_of=None, 
     staged = alias_version(store, model, st.serving.challenger_alias)
     if staged is None: raise RetrainingError(f'{model} has no version on {st.serving.challenger_alias}')
     spec = model_version(store, model, staged, st).spec
-    if spec.task == 'regression': raise RetrainingError(f'judging the canary of a regression ({model}) is not built yet: compare its errors with `wildproof monitor`')
     a = store.sql(f'''with {KNOWN_OUTCOMES}
                      select p.route, p.version, p.score, p.decision, {KNOWN_OUTCOME} as y, {KNOWN_LABEL} as label from predictions p {OUTCOME_JOIN}
                      where p.model = $m and p.route in ('champion', 'canary') and ($s is null or coalesce(p.event_time, p.created_at) >= $s)
                        and ($e is null or coalesce(p.event_time, p.created_at) < $e)''',
                   dict(asof=as_of, m=model, s=None if start is None else utc(start), e=None if end is None else utc(end)))
     res = dict(model=model, canary=staged)
+    regression = spec.task == 'regression'
     for route in ('champion', 'canary'):
         x = a[(a.route == route) & ((a.version == staged) if route == 'canary' else True)]
-        realized, estimated = _accuracy(spec.task, x, spec.threshold)
+        realized, estimated = _mae(x) if regression else _accuracy(spec.task, x, spec.threshold)
         res[route] = dict(answers=len(x), known=int(x[['label' if spec.task == 'multiclass' else 'y']].notna().sum().iloc[0]),
                           realized=realized, estimated=estimated)
+    complete = res['canary']['known'] >= 0.9 * res['canary']['answers'] and res['champion']['known']
     if res['canary']['answers'] < min_answers:
         res['verdict'] = 'wait'; res['reason'] = f'only {res["canary"]["answers"]} canary answers (needs {min_answers})'
+    elif regression and not complete:
+        res['verdict'] = 'wait'; res['reason'] = f'{res["canary"]["known"]} of {res["canary"]["answers"]} canary answers have outcomes: a regression is judged on its realized error'
     else:
-        use = 'realized' if res['canary']['known'] >= 0.9 * res['canary']['answers'] and res['champion']['known'] else 'estimated'
-        worse = res['canary'][use] < res['champion'][use] - st.monitoring.max_accuracy_drop
+        use = 'realized' if complete else 'estimated'
+        if regression: worse = res['canary'][use] > res['champion'][use] * (1 + st.monitoring.max_error_increase)
+        else: worse = res['canary'][use] < res['champion'][use] - st.monitoring.max_accuracy_drop
         res['verdict'] = 'withdrawn' if worse else 'keep'
-        res['reason'] = f'{use} accuracy: canary {res["canary"][use]:.4f}, champion {res["champion"][use]:.4f}'
+        res['reason'] = f'{use} {"MAE" if regression else "accuracy"}: canary {res["canary"][use]:.4f}, champion {res["champion"][use]:.4f}'
         if worse: withdraw(store, model, staged, st.serving.challenger_alias, actor=actor, reason=f'canary worse than the champion ({res["reason"]})')
     store.event('retraining_canary', model, actor, **res)
     return res
