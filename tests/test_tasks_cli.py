@@ -81,3 +81,47 @@ def test_the_lifecycle_from_the_shell(case):
     out = wp(work, 'monitor', '--model', name, '--every', 'week').stdout
     assert name in out and 'nothing due' not in out
     assert f'audit log verified: {len(later):,} records' in wp(work, 'audit', 'verify').stdout
+
+
+def test_retraining_keeps_the_task_and_the_spec(case):
+    "The monitored champion retrained from its served answers and their outcomes: a challenger of the same task and spec, gated and challenged on the task's metrics."
+    from wildproof.store import Store
+    from wildproof.training import model_version
+    name, c, work, _ = case
+    out = wp(work, 'retrain', '--model', name, '--force').stdout
+    assert 'challenger v2 trained' in out and 'gate ' in out, out
+    store = Store(work / 'store')
+    champion, challenger = model_version(store, name, 1), model_version(store, name, 2)
+    assert challenger.spec == champion.spec and challenger.spec.task == c['task']
+    assert challenger.classes == champion.classes
+
+
+def test_a_model_brought_from_a_notebook(case):
+    "A scikit-learn pipeline fitted in a notebook registers like a trained one, and evaluates and scores as the model itself does."
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.metrics import log_loss
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from wildproof.registry import evaluate_version
+    from wildproof.store import Store
+    from wildproof.training import model_version, register_model
+    name, c, work, later = case
+    store = Store(work / 'store')
+    spec = model_version(store, name, 1).spec
+    ref = pd.read_csv(work / 'reference.csv')
+    cats = [col for col in spec.inputs if ref[col].dtype == object or ref[col].dtype == bool]
+    nums = [col for col in spec.inputs if col not in cats]
+    pre = make_column_transformer((OneHotEncoder(handle_unknown='ignore'), cats), (StandardScaler(), nums))
+    est = Ridge() if c['task'] == 'regression' else LogisticRegression(max_iter=300)
+    mine = make_pipeline(pre, est).fit(ref[spec.inputs], ref.y_true)
+    v = register_model(store, mine, model=name, snapshot=f'{name}_ref@latest').version
+    mv = model_version(store, name, v)
+    assert mv.tags['wildproof.how'] == 'registered' and mv.spec == spec
+    ev = evaluate_version(store, name, v, f'{name}_eval@latest')
+    data = pd.read_csv(work / 'eval.csv')
+    if c['task'] == 'regression':
+        assert abs(ev.overall['mae'] - mean_absolute_error(data.y_true, mine.predict(data[spec.inputs]))) < 1e-6
+    else:
+        assert mv.classes == [str(x) for x in mine.classes_]
+        assert abs(ev.overall['log_loss'] - log_loss(data.y_true, mine.predict_proba(data[spec.inputs]), labels=mine.classes_)) < 1e-6
