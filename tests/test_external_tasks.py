@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
 EXE = Path(sys.executable).parent / 'wildproof'
@@ -36,17 +35,13 @@ def run(*args, cwd, store, check=True, env=None):
     return r
 
 
-def monitor_from_cli(tmp_path_factory, d: dict, *, task: str, exclude: list[str], spec_edit=None):
+def monitor_from_cli(tmp_path_factory, d: dict, *, task: str, exclude: list[str], init: tuple = ()):
     "The command line as a user runs it: ingest, contract, model spec, import, outcomes, monitor by chunks of 6,000 rows."
     cwd = tmp_path_factory.mktemp(d['model'])
     store, folder, m = cwd / 'store', DATA / d['folder'], d['model']
     run('ingest', f'{m}_ref', folder / d['reference'], cwd=cwd, store=store)
     run('contract', 'infer', f'{m}_ref@latest', '--name', m, '--key', 'id', '--time-column', 'timestamp', '--exclude', *exclude, cwd=cwd, store=store)
-    run('model', 'init', m, '--contract', m, '--target', d['target'], '--task', task, '--external', '--prediction', 'y_pred', cwd=cwd, store=store)
-    if spec_edit:   # what `model init` has no flag for: edit the written spec and register it
-        f = cwd / f'{m}.spec.yaml'
-        f.write_text(yaml.safe_dump(spec_edit(yaml.safe_load(f.read_text())), sort_keys=False))
-        assert 'is at version 2' in run('model', 'register', f, cwd=cwd, store=store).stdout
+    run('model', 'init', m, '--contract', m, '--target', d['target'], '--task', task, '--external', '--prediction', 'y_pred', *init, cwd=cwd, store=store)
     out = run('predictions', 'import', m, folder / d['analysis'], cwd=cwd, store=store).stdout
     assert f'imported 60,000 answers of {m}' in out and '0 quarantined' in out and 'without a usable score' not in out, out
     assert 'recorded 60,000 outcomes' in run('outcomes', folder / d['targets'], cwd=cwd, store=store).stdout
@@ -78,9 +73,8 @@ def price(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def cards(tmp_path_factory):
-    def edit(spec):
-        return {**spec, 'classes': CLASSES, 'scores': PROBA}
-    return monitor_from_cli(tmp_path_factory, CARDS, task='multiclass', exclude=['y_true', 'y_pred', *PROBA.values()], spec_edit=edit)
+    return monitor_from_cli(tmp_path_factory, CARDS, task='multiclass', exclude=['y_true', 'y_pred', *PROBA.values()],
+                            init=('--scores', *[f'{c}={col}' for c, col in PROBA.items()]))
 
 
 def values(met) -> dict:
@@ -279,3 +273,15 @@ def test_multiclass_shift_of_the_second_half_is_detected(cards):
     assert second['accuracy'].max() < first['accuracy'].min() - 0.05
     opened = store.sql('select rule, subject, window_start from alerts where model = $m', dict(m=CARDS['model']))
     assert {'estimated.accuracy', 'performance.accuracy', 'data_drift.psi'} <= set(opened.rule)
+
+
+@pytest.mark.parametrize('which', ['price', 'cards'])
+def test_drill_down_shows_the_task(which, request):
+    "The Evidently drill-down of a month of the second half: data and prediction drift, and the task's quality (regression or multiclass)."
+    s, met, cwd = request.getfixturevalue(which)
+    m = (PRICE if which == 'price' else CARDS)['model']
+    last = met.window_start.max()
+    out = run('drill-down', m, f'{last:%Y-%m-%d}', '--every', 'month', cwd=cwd, store=s.root).stdout.strip()
+    html = Path(out.rsplit(' ', 1)[-1]).read_text(errors='replace')
+    assert len(html) > 100_000
+    assert ('Mean Absolute Error' in html or 'MAE' in html) if which == 'price' else ('Accuracy' in html or 'accuracy' in html)

@@ -519,6 +519,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'wildproof.retraining._accuracy': ('retraining.html#_accuracy', 'wildproof/retraining.py'),
                                       'wildproof.retraining._again': ('retraining.html#_again', 'wildproof/retraining.py'),
                                       'wildproof.retraining._label': ('retraining.html#_label', 'wildproof/retraining.py'),
+                                      'wildproof.retraining._mae': ('retraining.html#_mae', 'wildproof/retraining.py'),
                                       'wildproof.retraining._matured': ('retraining.html#_matured', 'wildproof/retraining.py'),
                                       'wildproof.retraining._training_frame': ( 'retraining.html#_training_frame',
                                                                                 'wildproof/retraining.py'),

@@ -998,10 +998,11 @@ def chunk_metrics(reference: pd.DataFrame, analysis: pd.DataFrame, columns: dict
 
 # %% ../../nbs/15_monitoring.ipynb #edff5196
 def drill_down(store: Store, model: str, window, *, as_of=None, granularity: str | None = None, settings=None, sample: int = 20_000) -> Path:
-    "An Evidently HTML report (data drift, and classification quality where outcomes are known) of the window holding `window`."
+    """An Evidently HTML report of the window holding `window`: the drift of the features and of the predictions, and where every
+    outcome is known the quality of the task (binary or multiclass classification, regression)."""
     import warnings
-    from evidently import BinaryClassification, DataDefinition, Dataset, Report
-    from evidently.presets import ClassificationPreset, DataDriftPreset
+    from evidently import BinaryClassification, DataDefinition, Dataset, MulticlassClassification, Regression, Report
+    from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
     st = settings or load_settings()
     g = granularity or st.monitoring.window
     s, e = window_of(window, g)
@@ -1011,15 +1012,28 @@ def drill_down(store: Store, model: str, window, *, as_of=None, granularity: str
     ref = reference(store, model, str(v.version.iloc[0]), settings=st)
     cur = _served(store, model, s, e, ref, utc(as_of or utcnow()))
     cur = cur[(cur.route != 'invalid') & cur.score.notna()]
-    cols = list(ref.columns) + ['score']
+    preds = ref.prediction_columns
+    cols = list(ref.columns) + list(preds)
     r = ref.frame.sample(min(sample, len(ref.frame)), random_state=0)
     parts = [DataDriftPreset(columns=cols)]
-    known = cur.outcome.notna().all() and len(cur) and cur.outcome.nunique() == 2
-    dd = DataDefinition(numerical_columns=ref.numeric + ['score'], categorical_columns=ref.categorical,
-                        classification=[BinaryClassification(target='outcome', prediction_probas='score', pos_label=1)] if known else None)
-    if known: parts.append(ClassificationPreset())
-    keep = cols + (['outcome'] if known else [])
-    if known: cur = cur.assign(outcome=cur.outcome.astype(int)); r = r.dropna(subset=['outcome']).assign(outcome=lambda x: x.outcome.astype(int))
+    target = 'label' if ref.task == 'multiclass' else 'outcome'
+    known = bool(len(cur)) and cur[target].notna().all() and target in r.columns
+    if ref.task == 'binary': known = known and cur.outcome.nunique() == 2
+    quality = None
+    if known and ref.task == 'binary':
+        quality = BinaryClassification(target='outcome', prediction_probas='score', pos_label=1)
+        cur = cur.assign(outcome=cur.outcome.astype(int)); r = r.dropna(subset=['outcome']).assign(outcome=lambda x: x.outcome.astype(int))
+    elif known and ref.task == 'multiclass':
+        quality = MulticlassClassification(target='label', prediction_labels='predicted_class')   # by the classes answered
+        r = r.dropna(subset=['label'])
+    elif known:
+        quality = Regression(target='outcome', prediction='score'); r = r.dropna(subset=['outcome'])
+    dd = DataDefinition(numerical_columns=ref.numeric + [c for c, k in preds.items() if k == 'numeric'],
+                        categorical_columns=ref.categorical + [c for c, k in preds.items() if k == 'categorical'] + (['label'] if quality and ref.task == 'multiclass' else []),
+                        classification=[quality] if quality is not None and ref.task != 'regression' else None,
+                        regression=[quality] if quality is not None and ref.task == 'regression' else None)
+    if quality is not None: parts.append(RegressionPreset() if ref.task == 'regression' else ClassificationPreset())
+    keep = cols + ([target] if quality is not None else [])
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         snap = Report(parts).run(current_data=Dataset.from_pandas(cur[keep].reset_index(drop=True), data_definition=dd),
