@@ -661,7 +661,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('id', nargs='?', help='alert id (a unique prefix is enough)')
     s.add_argument('--by', help='your name (ack, resolve)'); s.add_argument('--note')
     s.add_argument('--state', choices=['open', 'acknowledged', 'resolved']); s.add_argument('--model')
-    s = add('drill-down', cmd_drilldown, 'Write an Evidently report (data drift, classification quality) of one monitoring window')
+    s = add('drill-down', cmd_drilldown, 'Write an Evidently report (drift of the inputs and the predictions; the task\'s quality where outcomes are known) of one monitoring window')
     s.add_argument('model'); s.add_argument('window', type=_when, help='a date inside the window (e.g. 2025-04-09)')
     s.add_argument('--as-of', type=_when, help='outcomes observed by this time count (default: now)')
     s.add_argument('--every', choices=['day', 'week', 'month'], help='window size (default: [monitoring] window)')
