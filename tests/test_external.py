@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.independent import js, psi, shares
+
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'car_loan'
 EXE = Path(sys.executable).parent / 'wildproof'
 FEATURES = {'car_value': 'numeric', 'salary_range': 'categorical', 'debt_to_income_ratio': 'numeric', 'loan_length': 'numeric',
@@ -94,39 +96,6 @@ def test_the_shift_after_the_fifth_chunk_is_detected(stored, monitored):
     assert (est.iloc[5:] < est.iloc[:5].min() - 0.005).all()   # the estimate sees the loss without a label
 
 
-def _edges(v: np.ndarray, bins: int = 10) -> np.ndarray:
-    "Decile edges of the reference (the lower quantile, as DuckDB's quantile_disc), or each value's own bin when it has at most 10."
-    u = np.unique(v)
-    if len(u) <= bins: return u[1:] if len(u) > 1 else np.array([u[0], np.nextafter(u[0], np.inf)])
-    q = np.quantile(v, np.arange(1, bins) / bins, method='inverted_cdf')
-    return np.unique(q[q > v.min()])
-
-
-def _shares(ref: pd.Series, cur: pd.Series, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    if kind == 'numeric':
-        e = _edges(ref.dropna().to_numpy(float))
-        count = lambda s: np.bincount(np.searchsorted(e, s.dropna().to_numpy(float), side='right'), minlength=len(e) + 1)
-        r, c = count(ref), count(cur)
-    else:
-        cats = sorted(set(ref.dropna().astype(str)) | set(cur.dropna().astype(str)))
-        r = ref.dropna().astype(str).value_counts().reindex(cats, fill_value=0).to_numpy()
-        c = cur.dropna().astype(str).value_counts().reindex(cats, fill_value=0).to_numpy()
-    return r / r.sum(), c / c.sum()
-
-
-def _psi(r, c) -> float:
-    def fill(p):   # Evidently's replacement of empty bins
-        p = p.copy(); nz = p[p > 0]; p[p == 0] = nz.min() / 1e6 if nz.min() <= 1e-4 else 1e-4; return p
-    r, c = fill(r), fill(c)
-    return float(np.sum((r - c) * np.log(r / c)))
-
-
-def _js(r, c) -> float:
-    m = (r + c) / 2
-    kl = lambda p: np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1) / m), 0.0))
-    return float(np.sqrt((kl(r) + kl(c)) / 2))
-
-
 def test_stored_values_match_scipy_numpy_and_sklearn(stored, chunks):
     from scipy.stats import ks_2samp
     from sklearn.isotonic import IsotonicRegression
@@ -143,9 +112,9 @@ def test_stored_values_match_scipy_numpy_and_sklearn(stored, chunks):
         assert m[m.chunk == k].window_start.iloc[0] == cur.t.iloc[0].tz_localize('UTC')
         for col, kind in {**FEATURES, 'y_pred_proba': 'numeric'}.items():
             fam, subject = ('prediction_drift', 'score') if col == 'y_pred_proba' else ('data_drift', col)
-            r, c = _shares(ref[col], cur[col], kind)
-            assert abs(val[(k, fam, 'psi', subject)] - _psi(r, c)) < 1e-9, (k, col)
-            assert abs(val[(k, fam, 'js', subject)] - _js(r, c)) < 1e-9, (k, col)
+            r, c = shares(ref[col], cur[col], kind)
+            assert abs(val[(k, fam, 'psi', subject)] - psi(r, c)) < 1e-9, (k, col)
+            assert abs(val[(k, fam, 'js', subject)] - js(r, c)) < 1e-9, (k, col)
             if kind == 'numeric':
                 ks = ks_2samp(ref[col].dropna(), cur[col].dropna(), method='asymp')
                 assert abs(val[(k, fam, 'ks', subject)] - ks.statistic) < 1e-12, (k, col)

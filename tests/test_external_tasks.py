@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.independent import js, psi, shares
+
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
 EXE = Path(sys.executable).parent / 'wildproof'
 CHUNK = 6_000
@@ -92,49 +94,13 @@ def show(title: str, t: pd.DataFrame) -> None:
         print(f'\n{title}\n{t.round(4).to_string()}')
 
 
-# independent drift statistics (as tests/test_external.py computes them)
-def _edges(v: np.ndarray, bins: int = 10) -> np.ndarray:
-    u = np.unique(v)
-    if len(u) <= bins: return u[1:] if len(u) > 1 else np.array([u[0], np.nextafter(u[0], np.inf)])
-    q = np.quantile(v, np.arange(1, bins) / bins, method='inverted_cdf')
-    return np.unique(q[q > v.min()])
-
-
-def _text(s: pd.Series) -> pd.Series:
-    return s.dropna().map(lambda v: ('true' if v else 'false') if isinstance(v, (bool, np.bool_)) else str(v))
-
-
-def _shares(ref: pd.Series, cur: pd.Series, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    if kind == 'numeric':
-        e = _edges(ref.dropna().to_numpy(float))
-        count = lambda s: np.bincount(np.searchsorted(e, s.dropna().to_numpy(float), side='right'), minlength=len(e) + 1)
-        r, c = count(ref), count(cur)
-    else:
-        cats = sorted(set(_text(ref)) | set(_text(cur)))
-        r = _text(ref).value_counts().reindex(cats, fill_value=0).to_numpy()
-        c = _text(cur).value_counts().reindex(cats, fill_value=0).to_numpy()
-    return r / r.sum(), c / c.sum()
-
-
-def _psi(r, c) -> float:
-    def fill(p):
-        p = p.copy(); nz = p[p > 0]; p[p == 0] = nz.min() / 1e6 if nz.min() <= 1e-4 else 1e-4; return p
-    r, c = fill(r), fill(c)
-    return float(np.sum((r - c) * np.log(r / c)))
-
-
-def _js(r, c) -> float:
-    from scipy.spatial import distance
-    return float(distance.jensenshannon(r, c))
-
-
 def check_drift(val: dict, k: int, ref: pd.DataFrame, cur: pd.DataFrame, columns: dict, family: str) -> None:
     "PSI, Jensen-Shannon and (numeric) KS of each of `columns` ({stored subject: (column, kind)}) in chunk `k`, against scipy."
     from scipy.stats import ks_2samp
     for subject, (col, kind) in columns.items():
-        r, c = _shares(ref[col], cur[col], kind)
-        assert abs(val[(k, family, 'psi', subject)] - _psi(r, c)) < 1e-9, (k, subject)
-        assert abs(val[(k, family, 'js', subject)] - _js(r, c)) < 1e-9, (k, subject)
+        r, c = shares(ref[col], cur[col], kind)
+        assert abs(val[(k, family, 'psi', subject)] - psi(r, c)) < 1e-9, (k, subject)
+        assert abs(val[(k, family, 'js', subject)] - js(r, c)) < 1e-9, (k, subject)
         if kind == 'numeric':
             ks = ks_2samp(ref[col].dropna(), cur[col].dropna(), method='asymp')
             assert abs(val[(k, family, 'ks', subject)] - ks.statistic) < 1e-12, (k, subject)

@@ -125,3 +125,28 @@ def test_a_model_brought_from_a_notebook(case):
     else:
         assert mv.classes == [str(x) for x in mine.classes_]
         assert abs(ev.overall['log_loss'] - log_loss(data.y_true, mine.predict_proba(data[spec.inputs]), labels=mine.classes_)) < 1e-6
+
+
+def test_served_over_rest_as_in_batch(case):
+    "`wildproof serve` in a fresh process answers a regression's value, a multiclass model's class and probabilities: those of the batch path, and audited."
+    from tests.test_serving import Server
+    name, c, work, later = case
+    settings = work / 'settings.ini'
+    settings.write_text(f'[store]\nroot = {work / "store"}\n', encoding='utf-8')
+    batch = pd.read_parquet(sorted((work / 'store' / 'scores' / name).glob('*.parquet'))[0]).set_index('entity_key')
+    rows = pd.read_csv(work / 'batch.csv').head(20)
+    records = json.loads(rows.to_json(orient='records'))
+    with Server(settings, model=name) as srv:
+        r = srv.client.post('/predict', json=records)
+        assert r.status_code == 200, r.text[:2000]
+        answers = r.json()['predictions']
+    assert [a['route'] for a in answers] == ['champion'] * 20
+    for row, a in zip(rows.itertuples(), answers):
+        b = batch.loc[str(row.id)]
+        assert abs(a['score'] - b.score) < 1e-9 and a['decision'] == (None if pd.isna(b.decision) else b.decision)
+        if c['task'] == 'multiclass':
+            assert a['decision'] == max(a['probabilities'], key=a['probabilities'].get)
+            assert max(abs(p - b[f'probability_{k}']) for k, p in a['probabilities'].items()) < 1e-9
+        else: assert 'probabilities' not in a
+    shown = wp(work, 'audit', 'show', answers[0]['request_id']).stdout
+    assert ('"probabilities"' in shown) == (c['task'] == 'multiclass'), shown
