@@ -150,3 +150,15 @@ def test_served_over_rest_as_in_batch(case):
         else: assert 'probabilities' not in a
     shown = wp(work, 'audit', 'show', answers[0]['request_id']).stdout
     assert ('"probabilities"' in shown) == (c['task'] == 'multiclass'), shown
+
+
+def test_evaluation_and_card_reports_show_the_task(case):
+    "The evaluation report and the model card of a regression show its errors and no ROC AUC; a multiclass model's, its macro figures."
+    name, c, work, _ = case
+    for kind, args in (('evaluation', [f'model={name}', 'version=1']), ('model_card', [f'model={name}'])):
+        out = wp(work, 'report', kind, *args).stdout
+        folder = Path(out.strip().splitlines()[-1].split(': ')[-1])
+        text = ' '.join(f.read_text(errors='replace') for f in folder.rglob('*') if f.suffix in ('.html', '.md', '.ipynb', '.json'))
+        assert text, (kind, folder)
+        if c['task'] == 'regression': assert 'ROC AUC' not in text and 'roc_auc' not in text and 'MAE' in text, kind
+        else: assert 'macro' in text.lower(), kind
