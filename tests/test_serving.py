@@ -198,8 +198,7 @@ def sacrificial_version(store: Store) -> tuple[str, list[Path]]:
     import mlflow
     from wildproof.training import train
     from wildproof.registry import _client
-    mv = train(store, 'loans_reference@latest', get_contract(store, 'loan_applications'), name=MODEL,
-               params=dict(max_iter=5), seed=9, settings=load_settings())
+    mv = train(store, 'loans_reference@latest', MODEL, params=dict(max_iter=5), seed=9, settings=load_settings())
     c = _client(store)
     source = c.get_model_version(MODEL, mv.version).source                  # models:/m-<id>: MLflow 3's logged model
     model_dir = Path(unquote(urlparse(c.get_logged_model(source.removeprefix('models:/')).artifact_location).path))
@@ -581,7 +580,7 @@ def test_batch_scoring_outcomes_and_replay_from_the_shell(own_store, settings_fi
     from sklearn.metrics import roc_auc_score
     trained.apps.to_parquet(tmp_path / 'apps.parquet', index=False)
     assert 'ingested as loan_applications@' in cli(settings_file, 'ingest', 'loan_applications', tmp_path / 'apps.parquet').stdout
-    out = cli(settings_file, 'score', 'loan_applications@latest').stdout.strip()
+    out = cli(settings_file, 'score', 'loan_applications@latest', '--model', MODEL).stdout.strip()
     m = re.search(r'scored ([\d,]+) of 3,000 rows of loan_applications@\w+ with credit_risk \(champion ([\d,]+); ([\d,]+) quarantined\).* -> (\S+)$', out)
     assert m, out
     n, champion, quarantined, scores_file = int(m[1].replace(',', '')), int(m[2].replace(',', '')), int(m[3].replace(',', '')), Path(m[4])
@@ -600,7 +599,7 @@ def test_batch_scoring_outcomes_and_replay_from_the_shell(own_store, settings_fi
     truth = trained.truth.rename(columns={world.key: 'entity_key', world.target: 'outcome', world.outcome_time_column: 'observed_at'})
     truth.to_csv(tmp_path / 'outcomes.csv', index=False)
     assert 'recorded 3,000 outcomes' in cli(settings_file, 'outcomes', tmp_path / 'outcomes.csv').stdout
-    out = cli(settings_file, 'replay', '2').stdout
+    out = cli(settings_file, 'replay', '2', '--model', MODEL).stdout
     m = re.search(r'replayed ([\d,]+) served requests of credit_risk \(answered by v1\) through v2: decisions disagree on ([\d.]+)%', out)
     assert m and int(m[1].replace(',', '')) == n, out
     assert 0 < float(m[2]) < 50

@@ -16,7 +16,7 @@ def test_a_moved_copy_loads_its_own_models_after_the_folder_it_came_from_is_gone
     for table, col in (('runs', 'artifact_uri'), ('logged_models', 'artifact_location'), ('model_versions', 'storage_location')):
         uris = [u for (u,) in db.execute(f'select {col} from {table}')]
         assert uris and all(u.startswith((dest / 'mlartifacts').as_uri() + '/') for u in uris), (table, uris[:2])
-    core = ScoringCore(s, source='batch')
+    core = ScoringCore(s, model='credit_risk', source='batch')
     try:
         assert core.routes['champion'].ok, core.routes['champion'].error
         answers, _ = core.score_frame(_rows(s, core.contract), ids=['moved-0', 'moved-1'], source='batch')
