@@ -17,7 +17,8 @@ import pandas as pd
 import param
 
 from .audit import input_text, inputs_join
-from .monitoring import JUDGED, window_label
+from .monitoring import JUDGED, chunked as _chunked, window_label as _label
+from .spec import metric_label
 from .settings import WildproofError, load_settings
 from .store import Store, StoreError
 
@@ -26,21 +27,6 @@ BANDS = ('stable', 'watch', 'alert')
 
 class DashboardError(WildproofError):
     "The dashboards cannot show what was asked: no store there, or a change was attempted."
-
-
-def _chunked(granularity: str) -> bool: return str(granularity).endswith(' rows')
-
-
-def _label(t, granularity: str) -> str:
-    "A window's name: its month or first day; a chunk of rows by its first event time, to the microsecond (chunks can share a day)."
-    if not _chunked(granularity): return window_label(t, granularity)
-    t = pd.Timestamp(t)
-    return f'{t:%Y-%m-%d %H:%M:%S}' + (f'.{t.microsecond:06d}'.rstrip('0') if t.microsecond else '')
-
-
-def metric_label(m: str) -> str:
-    from .evaluation import METRIC_LABELS
-    return METRIC_LABELS.get(m, m.replace('_', ' '))
 
 
 def metrics_task(m: pd.DataFrame) -> str | None:
@@ -545,9 +531,8 @@ class DriftDashboard(param.Parameterized):
         if not len(a): return pn.pane.Markdown('No alerts.')
         reps = self.data.reports(kind='monitoring', model=self.model)
         link = {r.name: (self.data.report_url(r.kind, r.path), f'report {r.name}') for r in reps.itertuples()}   # the latest version of each window
-        from .reports import _window_name   # a report's folder names its window (a chunk by its first event time)
         t = a.assign(window=[(_label(w, self.granularity) if pd.notna(w) else '') for w in a.window_start])
-        t['report'] = [link.get(_window_name(w, self.granularity)) if pd.notna(w) else None for w in a.window_start]
+        t['report'] = [link.get(_label(w, self.granularity, path=True)) if pd.notna(w) else None for w in a.window_start]
         cols = ['window', 'rule', 'subject', 'severity', 'state', 'message', 'history', 'report']
         return pn.pane.HTML(_table(t[cols], links=('report',)), sizing_mode='stretch_width', max_height=420, styles={'overflow-y': 'auto'})
 

@@ -20,7 +20,7 @@ from .store import quote as _q
 from .features import build_features, outcome_values
 
 # %% auto #0
-__all__ = ['GRANULARITIES', 'JUDGED', 'LOWER_IS_BETTER', 'SEVERE', 'MonitoringError', 'window_label', 'window_of',
+__all__ = ['GRANULARITIES', 'JUDGED', 'LOWER_IS_BETTER', 'SEVERE', 'MonitoringError', 'chunked', 'window_label', 'window_of',
            'windows_between', 'Reference', 'proba_column', 'calibration_error', 'fit_calibration', 'reference',
            'external_reference', 'estimated_performance', 'realized_regression', 'realized_multiclass',
            'fit_class_calibration', 'calibrate_classes', 'estimated_multiclass', 'LossModel', 'fit_loss_model',
@@ -34,9 +34,16 @@ GRANULARITIES = ('day', 'week', 'month')
 class MonitoringError(WildproofError):
     "Monitoring cannot run as asked."
 
-def window_label(start, granularity: str) -> str:
-    "How a window is named: its month (2025-04) or its first day (2025-04-07); a chunk of rows by its first time."
-    return f'{pd.Timestamp(start):%Y-%m}' if granularity == 'month' else f'{pd.Timestamp(start):%Y-%m-%d}'
+def chunked(granularity: str) -> bool:
+    "Whether `granularity` names chunks of a number of answers ('6000 rows') rather than calendar windows."
+    return str(granularity).endswith(' rows')
+
+def window_label(start, granularity: str, *, path: bool = False) -> str:
+    """How a window is named: its month (2025-04) or its first day (2025-04-07); a chunk of rows by its first event time to the
+    microsecond, as chunks can share a day (2020-09-01 03:10:01; `path`: 2020-09-01T031001, for a file name)."""
+    t = pd.Timestamp(start)
+    if not chunked(granularity): return f'{t:%Y-%m}' if granularity == 'month' else f'{t:%Y-%m-%d}'
+    return (f'{t:%Y-%m-%dT%H%M%S}' if path else f'{t:%Y-%m-%d %H:%M:%S}') + (f'.{t.microsecond:06d}'.rstrip('0') if t.microsecond else '')
 
 def window_of(t, granularity: str = 'week') -> tuple[pd.Timestamp, pd.Timestamp]:
     "The window (start, end) holding time `t`: a UTC day, a week from Monday, or a calendar month."

@@ -19,7 +19,8 @@ import pandas as pd
 import wildproof
 from .settings import WildproofError, load_settings
 from .store import Store, new_id, utcnow
-from .monitoring import window_label
+from .monitoring import chunked as _chunked, window_label
+from .spec import metric_label as _metric_label
 
 KINDS = ('validation', 'evaluation', 'monitoring', 'model_card')
 TEMPLATES = Path(__file__).parent / 'templates'
@@ -167,11 +168,6 @@ GAPS = dict(binary=('equalized_odds_difference', 'demographic_parity_difference'
 LOWER = {'brier', 'log_loss', 'rmse', 'mae', 'abs_mean_error'}
 
 
-def _metric_label(m: str) -> str:
-    from .evaluation import METRIC_LABELS
-    return METRIC_LABELS.get(m, m.replace('_', ' '))
-
-
 def _overall_names(task: str, info: dict | None = None) -> tuple:
     "The overall metrics a summary of `task` keeps: binary as ever (ROC AUC, PR AUC, Brier, log loss); else the evaluation's own."
     from .evaluation import OVERALL_METRICS
@@ -249,16 +245,6 @@ def evaluation_report(store='', model: str = '', version: str = '') -> Report:
 # monitoring --------------------------------------------------------------------------------------------------------
 
 
-def _chunked(granularity: str) -> bool: return str(granularity).endswith(' rows')
-
-
-def _window_name(start, granularity: str) -> str:
-    "A report's name for its window: the month or first day; a chunk of rows by its first event time (chunks can share a day)."
-    if not _chunked(granularity): return window_label(start, granularity)
-    t = pd.Timestamp(start)
-    return f'{t:%Y-%m-%dT%H%M%S}' + (f'.{t.microsecond:06d}'.rstrip('0') if t.microsecond else '')
-
-
 def _chunk_inputs(store: Store, model: str, version: str, window, granularity: str) -> tuple:
     "A chunk of rows (`monitor --chunk-rows`): the one starting at `window` (its first event time), or the latest; its stored metrics."
     from .monitoring import metrics
@@ -322,7 +308,7 @@ def monitoring_report(store='', model: str = '', version: str = '', window: str 
     model = _model(store, model)
     g = granularity or st.monitoring.window
     start, end, m = _monitoring_inputs(store, model, version, window, g, as_of or None, st)
-    label = _window_name(start, g)
+    label = window_label(start, g, path=True)
     title = f'Monitoring of {model}, ' + (f'the chunk of {g} from {pd.Timestamp(start):%Y-%m-%d %H:%M:%S}' if _chunked(g) else f'{g} {label}')
     ver = _window_version(store, model, m, version)
     if not len(m):
@@ -472,7 +458,7 @@ def _resolve(kind: str, store: Store, p: dict, st) -> dict:
         g = p.get('granularity') or st.monitoring.window
         start, end, m = _monitoring_inputs(store, model, p.get('version', ''), p.get('window', ''), g, p.get('as_of') or None, st)
         rows = m.drop(columns=['as_of', 'detail_json']).sort_values(['family', 'metric', 'subject']).to_dict('records') if len(m) else []
-        return dict(model=model, version=_window_version(store, model, m, p.get('version', '')), name=_window_name(start, g),
+        return dict(model=model, version=_window_version(store, model, m, p.get('version', '')), name=window_label(start, g, path=True),
                     params=dict(model=model, window=start.isoformat(), granularity=g, **({'version': p['version']} if p.get('version') else {})),
                     inputs=dict(metrics=_sha(rows), rows=len(rows)))
     if kind == 'model_card':
