@@ -13,7 +13,8 @@ from .store import Store, utcnow
 from .settings import WildproofError
 from .training import model_version
 from .registry import alias_version, approvals, latest_verdict, model_info, production_history
-from .evaluation import METRIC_LABELS, OVERALL_METRICS
+from .evaluation import OVERALL_METRICS
+from .spec import metric_label
 
 # %% auto #0
 __all__ = ['NO_SENSITIVE', 'card_data', 'to_markdown', 'to_html', 'write_cards', 'write_card', 'Card']
@@ -88,24 +89,23 @@ def _feature_lines(f: dict) -> list[str]:
                  + (f' (prior {p["prior"]:.4g}, weight {p["weight"]:g})' if p.get('prior') is not None else '') + '.')
     return L or ['None recorded.']
 
-def _label(m: str) -> str: return METRIC_LABELS.get(m, m.replace('_', ' '))
 
 def _performance_lines(e: dict) -> list[str]:
     "The overall metrics of the evaluation's task with their intervals, the baseline margin, per-class figures (multiclass) and the slices."
     o, task = e['overall'], e.get('task') or 'binary'
-    L = [f'On {e["rows"] or 0:,} rows: ' + ', '.join(f'{_label(m)} {_f(o.get(m))}{_ci(o.get(f"{m}_ci"))}' for m in OVERALL_METRICS[task])
+    L = [f'On {e["rows"] or 0:,} rows: ' + ', '.join(f'{metric_label(m)} {_f(o.get(m))}{_ci(o.get(f"{m}_ci"))}' for m in OVERALL_METRICS[task])
          + (' (mean error = prediction − target)' if task == 'regression' else '') + '.', '']
     b = e['baseline']
     if b.get('available'):
         m = b.get('metric', 'roc_auc')
         kind = ", the share of the baseline's error the model removes" if b.get('margin_kind') == 'relative' else ''
-        L += [f'Against the best simple baseline ({b.get("best", "—")}): {_label(m)} margin {b["margin"]:+.3f}{_ci(b.get("margin_ci"))}{kind}.', '']
+        L += [f'Against the best simple baseline ({b.get("best", "—")}): {metric_label(m)} margin {b["margin"]:+.3f}{_ci(b.get("margin_ci"))}{kind}.', '']
     if task == 'multiclass':
         L += ['| class | support | precision | recall | ROC AUC (one vs rest) |', '|---|---:|---:|---:|---:|']
         L += [f'| {p["class"]} | {p["support"]:,} | {_f(p["precision"])}{_ci(p.get("precision_ci"))} | {_f(p["recall"])}{_ci(p.get("recall_ci"))} | {_f(p["roc_auc"])} |'
               for p in o.get('per_class', [])] + ['']
     sm = e.get('slice_metrics') or ['roc_auc']
-    L += ['| slice | support | ' + ' | '.join(f'{_label(m)} | interval' for m in sm) + ' | note |', '|---|---:|' + '---:|---|' * len(sm) + '---|']
+    L += ['| slice | support | ' + ' | '.join(f'{metric_label(m)} | interval' for m in sm) + ' | note |', '|---|---:|' + '---:|---|' * len(sm) + '---|']
     L += [f'| {s["name"]} | {s["support"]:,} | ' + ' | '.join(f'{_f(s.get(m))} | {_ci(s.get(f"{m}_ci")).strip()}' for m in sm)
           + f' | {s["note"] or ("" if s["supported"] else "under-supported")} |' for s in e['slices']]
     return L

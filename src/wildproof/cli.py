@@ -176,11 +176,9 @@ def cmd_model_list(args):
     print(_table(list_specs(_store(args))))
 
 
-METRIC_NAMES = dict(roc_auc='ROC AUC', pr_auc='PR AUC', brier='Brier', log_loss='log loss', accuracy='accuracy', macro_roc_auc='macro ROC AUC',
-                    weighted_roc_auc='weighted ROC AUC', macro_f1='macro F1', rmse='RMSE', mae='MAE', r2='R²', mean_error='mean error')
-
 def _metrics_text(o: dict, task: str) -> str:
     "The task's headline metrics of an evaluation, each with its interval where it has one."
+    from wildproof.spec import metric_label
     from wildproof.spec import TASK_METRICS
     out = []
     for m in TASK_METRICS[task]:
@@ -188,7 +186,7 @@ def _metrics_text(o: dict, task: str) -> str:
         if not isinstance(v, (int, float)) or v != v: continue
         ci = o.get(f'{m}_ci')
         d = 4 if m == 'brier' else 3 if abs(v) < 100 else 1
-        out.append(f'{METRIC_NAMES.get(m, m)} {v:.{d}f}' + (f' [{ci[0]:.{d}f}, {ci[1]:.{d}f}]' if ci else ''))
+        out.append(f'{metric_label(m)} {v:.{d}f}' + (f' [{ci[0]:.{d}f}, {ci[1]:.{d}f}]' if ci else ''))
     return ', '.join(out)
 
 

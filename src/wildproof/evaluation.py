@@ -14,14 +14,14 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .settings import WildproofError, load_settings
-from .spec import ModelSpec, LOWER_IS_BETTER, TASK_METRICS, TASKS
+from .spec import ModelSpec, LOWER_IS_BETTER, METRIC_LABELS, TASK_METRICS, TASKS, metric_label
 from .training import TrainingError, labels as task_labels, positive_column
 
 # %% auto #0
 __all__ = ['SUPPORTED_TASKS', 'SLICE_METRICS', 'SLOW_FACTOR', 'SMALL_GAIN', 'LEAKAGE_BINS', 'LATENCY_BUDGET_S',
-           'LATENCY_MIN_CALLS', 'FORMAT', 'METRIC_LABELS', 'OVERALL_METRICS', 'NOT_APPLICABLE', 'EvaluationError',
-           'check_task', 'evaluation_spec', 'slice_definitions', 'ClipToRange', 'baseline_pipeline', 'Evaluation',
-           'margin_metric', 'evaluate', 'compare']
+           'LATENCY_MIN_CALLS', 'FORMAT', 'OVERALL_METRICS', 'NOT_APPLICABLE', 'EvaluationError', 'check_task',
+           'evaluation_spec', 'slice_definitions', 'ClipToRange', 'baseline_pipeline', 'Evaluation', 'margin_metric',
+           'evaluate', 'compare']
 
 # %% ../../nbs/08_evaluation.ipynb #eb55a568
 class EvaluationError(WildproofError):
@@ -746,7 +746,7 @@ class Evaluation:
         o = self.overall
         names = self.info.get('metrics') or OVERALL_METRICS[self.info.get('task', 'binary')]
         ci = lambda c: f' [{c[0]:.4g}, {c[1]:.4g}]' if c else ''
-        return ', '.join(f'{_label(k)} {o[k]:.4g}{ci(o.get(f"{k}_ci"))}' for k in names if o.get(k) is not None)
+        return ', '.join(f'{metric_label(k)} {o[k]:.4g}{ci(o.get(f"{k}_ci"))}' for k in names if o.get(k) is not None)
 
 # %% ../../nbs/08_evaluation.ipynb #697becf4
 def _calibration(y, s, bins: int = 10) -> dict:
@@ -844,9 +844,6 @@ def _baseline(model_s, y, data, features, *, train, spec, boot, conf, seed, st, 
         out['slow_for_gain'] = bool(out['latency_ratio'] > SLOW_FACTOR and out['margin_over_logistic'] < SMALL_GAIN)
     return out, logit
 
-METRIC_LABELS = dict(roc_auc='ROC AUC', pr_auc='PR AUC', log_loss='log loss', brier='Brier score', accuracy='accuracy', rmse='RMSE', mae='MAE',
-                     r2='R²', mean_error='mean error', abs_mean_error='absolute mean error', macro_roc_auc='macro ROC AUC',
-                     weighted_roc_auc='weighted ROC AUC', macro_f1='macro F1')
 OVERALL_METRICS = dict(binary=('roc_auc', 'pr_auc', 'log_loss', 'brier'), regression=('rmse', 'mae', 'r2', 'mean_error'),
                        multiclass=('log_loss', 'macro_roc_auc', 'weighted_roc_auc', 'accuracy', 'macro_f1', 'brier'))
 
@@ -1052,7 +1049,6 @@ def _repr_html_(self: Evaluation) -> str:
                      f"{(c['model_size_bytes'] or 0) / 1e6:.2f} MB.</p>")
     return '\n'.join(out)
 
-def _label(m: str) -> str: return METRIC_LABELS.get(m, m.replace('_', ' '))
 
 def _cost_html(c) -> str:
     return (f"<p><b>Cost</b>: single-row latency p50 {c['latency_ms']['p50']:.1f} ms, p95 {c['latency_ms']['p95']:.1f} ms, p99 {c['latency_ms']['p99']:.1f} ms "
@@ -1065,7 +1061,7 @@ def _html_task(self: Evaluation) -> str:
     what = f"{len(i['classes'])} classes" if task == 'multiclass' else f"mean target {_f(o['mean_target'])}, mean prediction {_f(o['mean_prediction'])}"
     out = [f"<h4>Evaluation of {html.escape(i['model'])} ({task}): {i['rows']:,} rows, {what} ({html.escape(i['target'])})</h4>"]
     if self.flags: out.append('<p style="color:#b00"><b>Flags</b></p><ul>' + ''.join(f"<li style=\"color:#b00\">{html.escape(f['section'])}: {html.escape(f['reason'])}</li>" for f in self.flags) + '</ul>')
-    out.append(_table(['metric', 'value', f'{conf:.0%} interval'], [[_label(k), _f(o[k]), _fci(o[f'{k}_ci'])] for k in i['metrics']]))
+    out.append(_table(['metric', 'value', f'{conf:.0%} interval'], [[metric_label(k), _f(o[k]), _fci(o[f'{k}_ci'])] for k in i['metrics']]))
     if task == 'regression':
         r = self.calibration
         out.append(f"<p><b>Residuals</b> (prediction − target) by decile of the prediction; mean absolute bias over the deciles {_f(r['decile_bias'])}:</p>")
@@ -1080,7 +1076,7 @@ def _html_task(self: Evaluation) -> str:
         out.append('<p><b>Confusion matrix</b> (rows: target, columns: predicted class)</p>' +
                    _table([''] + [str(x) for x in cm['labels']], [[_f(l)] + [_f(v) for v in row] for l, row in zip(cm['labels'], cm['matrix'])]))
     out.append(f"<b>Slices</b> (grey: under {i['settings']['min_slice_support']:,} rows)")
-    out.append(_table(['slice', 'rows'] + [h for m in sm for h in (_label(m), 'interval')] + ['note'],
+    out.append(_table(['slice', 'rows'] + [h for m in sm for h in (metric_label(m), 'interval')] + ['note'],
                       [[_f(s['name']), _f(s['support'])] + [x for m in sm for x in (_f(s[m]), _fci(s[f'{m}_ci']))] + [_f(s['note'] or '')] for s in self.slices],
                       [not s['supported'] for s in self.slices]))
     if not self.fairness: out.append(f"<p><b>Fairness</b>: {html.escape(i.get('fairness') or NOT_APPLICABLE)}.</p>")
@@ -1101,14 +1097,14 @@ def _html_task(self: Evaluation) -> str:
                                for g in f['groups']], [not g['supported'] for g in f['groups']]))
     if b['available']:
         kind = ' (share of the baseline\'s error removed)' if b['margin_kind'] == 'relative' else ''
-        out.append(f"<p><b>Baselines</b> ({_label(b['metric'])}): " + ', '.join(f"{n.replace('_', ' ')} {_f(b[n][b['metric']])}" for n in b['names'])
+        out.append(f"<p><b>Baselines</b> ({metric_label(b['metric'])}): " + ', '.join(f"{n.replace('_', ' ')} {_f(b[n][b['metric']])}" for n in b['names'])
                    + f"; the model {_f(b['model_value'])}, margin over the best {b['margin']:+.3f} {_fci(b['margin_ci'])}{kind}"
                    + (f"; {b['latency_ratio']:.1f} times the {b['linear'].replace('_', ' ')}'s latency" if b['latency_ratio'] else '')
                    + (' — <b>slow for its gain</b>' if b['slow_for_gain'] else '') + '.</p>')
     else: out.append(f"<p><b>Baselines</b>: {html.escape(b['note'])}.</p>")
     top = ', '.join(f"{html.escape(r['feature'])} {_f(r['value'])}" for r in lk['single_feature'][:3])
     out.append(f"<p><b>Leakage</b>: {'flagged ' + html.escape(', '.join(lk['flagged'])) if lk['flagged'] else 'nothing flagged'} "
-               f"(strongest single features by {_label(lk['metric'] or '')}: {top}).</p>")
+               f"(strongest single features by {metric_label(lk['metric'] or '')}: {top}).</p>")
     if c: out.append(_cost_html(c))
     return '\n'.join(out)
 
@@ -1121,7 +1117,7 @@ def _slice_axis(ax, slices: list, m: str, overall: float | None):
         ax.errorbar(s[m], y_, xerr=[[s[m] - lo], [hi - s[m]]], fmt='o', ms=4, capsize=2, color='C0' if s['supported'] else '#aaa')
     if overall is not None: ax.axvline(overall, color='C3', lw=1, label='overall')
     ax.set_yticks(yy); ax.set_yticklabels([s['name'] for s in shown], fontsize=8)
-    ax.set_xlabel(_label(m)); ax.set_title('Slices (grey: under-supported)'); ax.legend(loc='lower right', frameon=False)
+    ax.set_xlabel(metric_label(m)); ax.set_title('Slices (grey: under-supported)'); ax.legend(loc='lower right', frameon=False)
     return len(shown)
 
 def _plot(self: Evaluation):

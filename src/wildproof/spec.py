@@ -15,9 +15,9 @@ from .settings import WildproofError
 from .store import Store, utcnow
 
 # %% auto #0
-__all__ = ['TASKS', 'TASK_METRICS', 'LOWER_IS_BETTER', 'UNRANKED', 'SpecError', 'PointInTime', 'ModelSpec', 'to_dict', 'to_yaml',
-           'from_dict', 'from_yaml', 'save', 'load', 'content_hash', 'init_spec', 'check_spec', 'register', 'get_spec',
-           'list_specs', 'feature_function', 'module_path', 'decide']
+__all__ = ['TASKS', 'TASK_METRICS', 'LOWER_IS_BETTER', 'UNRANKED', 'METRIC_LABELS', 'SpecError', 'metric_label', 'PointInTime',
+           'ModelSpec', 'to_dict', 'to_yaml', 'from_dict', 'from_yaml', 'save', 'load', 'content_hash', 'init_spec',
+           'check_spec', 'register', 'get_spec', 'list_specs', 'feature_function', 'module_path', 'decide']
 
 # %% ../../nbs/03b_spec.ipynb #1cca9e6e
 class SpecError(WildproofError):
@@ -30,6 +30,13 @@ TASK_METRICS = dict(binary=('roc_auc', 'pr_auc', 'brier', 'log_loss', 'accuracy'
                     regression=('rmse', 'mae', 'r2', 'mean_error'))
 LOWER_IS_BETTER = {'brier', 'log_loss', 'rmse', 'mae'}
 UNRANKED = {'mean_error'}   # a regression's bias is reported and gated on, but a model with less of it is not the better model
+METRIC_LABELS = dict(roc_auc='ROC AUC', pr_auc='PR AUC', log_loss='log loss', brier='Brier score', accuracy='accuracy', rmse='RMSE', mae='MAE',
+                     r2='R²', mean_error='mean error', abs_mean_error='absolute mean error', macro_roc_auc='macro ROC AUC',
+                     weighted_roc_auc='weighted ROC AUC', macro_f1='macro F1')
+
+def metric_label(m: str) -> str:
+    "A metric's name as people read it (roc_auc: ROC AUC)."
+    return METRIC_LABELS.get(m, m.replace('_', ' '))
 
 # %% ../../nbs/03b_spec.ipynb #80d8332d
 @dataclass
