@@ -22,7 +22,7 @@ from .datasets import ROW, Snapshot, get_snapshot, snapshot_dataset, read_snapsh
 # %% auto #0
 __all__ = ['KINDS', 'kind_of', 'ContractError', 'ColumnRule', 'Contract', 'to_dict', 'to_yaml', 'from_dict', 'from_yaml', 'save',
            'load', 'content_hash', 'infer_contract', 'register', 'get_contract', 'BatchRejected', 'Validation',
-           'validate', 'latest_validation', 'validated', 'check_records']
+           'validate', 'latest_validation', 'validated', 'typed_frame', 'check_rows', 'check_records']
 
 # %% ../../nbs/03_contracts.ipynb #119956f8
 KINDS = ('integer', 'float', 'boolean', 'string', 'timestamp', 'date')
@@ -571,7 +571,7 @@ def _check_one(contract: Contract, rec: dict, now) -> tuple[dict, list[str]]:
             fail(f'not after the validation time ({now:%Y-%m-%d %H:%M} UTC)')
     return out, why
 
-def _typed(contract: Contract, rows: list[dict]) -> pd.DataFrame:
+def typed_frame(contract: Contract, rows: list[dict]) -> pd.DataFrame:
     "Checked records as a frame typed as the contract says: one array per column, one DataFrame (a Series per column costs 10 times more on a few rows)."
     cols, n = {}, len(rows)
     for c, r in contract.columns.items():
@@ -582,8 +582,8 @@ def _typed(contract: Contract, rows: list[dict]) -> pd.DataFrame:
         else: cols[c] = np.empty(n, object); cols[c][:] = vals
     return pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)
 
-def check_records(contract: Contract, records: list, *, now: datetime | None = None) -> tuple[pd.DataFrame, list[list[str]]]:
-    "Check `records` (dicts of column: value, as a request brings them) against `contract`'s row rules: the rows typed as the contract says, and each record's reasons for refusal (empty when it passes)."
+def check_rows(contract: Contract, records: list, *, now: datetime | None = None) -> tuple[list[dict], list[list[str]]]:
+    "Check `records` (dicts of column: value, as a request brings them) against `contract`'s row rules: each record typed as the contract says (a dict), and its reasons for refusal (empty when it passes)."
     now = (now or utcnow()).astimezone(timezone.utc).replace(tzinfo=None)
     typed, reasons = [], []
     for r in records:
@@ -593,4 +593,9 @@ def check_records(contract: Contract, records: list, *, now: datetime | None = N
         extra = [k for k in r if k not in contract.columns]
         if extra and contract.extra_columns == 'reject': why.insert(0, f'unknown field{"s" if len(extra) > 1 else ""} {", ".join(map(str, extra))}')
         typed.append(row); reasons.append(why)
-    return _typed(contract, typed), reasons
+    return typed, reasons
+
+def check_records(contract: Contract, records: list, *, now: datetime | None = None) -> tuple[pd.DataFrame, list[list[str]]]:
+    "`check_rows`, the rows as one typed frame (`typed_frame`)."
+    rows, reasons = check_rows(contract, records, now=now)
+    return typed_frame(contract, rows), reasons

@@ -4,7 +4,8 @@
 
 # %% ../../nbs/12_scoring.ipynb #bed9da44
 from __future__ import annotations
-import hashlib, json, logging, os, threading, time
+import hashlib, json, logging, os, queue, threading, time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,8 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .settings import WildproofError, load_settings
-from .store import Store, new_id, utcnow
-from .contracts import Contract, check_records, get_contract, validated
+from .store import Store, as_table, new_id, utcnow
+from .contracts import Contract, check_records, check_rows, get_contract, typed_frame, validated
 from .datasets import get_snapshot
 from .features import FeatureSet, OutcomeHistory, build_features, outcome_values
 from .spec import ModelSpec
@@ -28,7 +29,7 @@ log = logging.getLogger('wildproof.scoring')
 
 # %% auto #0
 __all__ = ['log', 'ScoringError', 'Route', 'outcome_history', 'load_version', 'canary_bucket', 'ScoringCore', 'score_frame',
-           'score', 'BatchResult', 'score_snapshot', 'replay']
+           'score', 'submit', 'BatchResult', 'score_snapshot', 'replay']
 
 # %% ../../nbs/12_scoring.ipynb #516747fe
 class ScoringError(WildproofError):
@@ -117,6 +118,8 @@ class ScoringCore:
         self._local, self._refresh_lock, self._stop = threading.local(), threading.Lock(), threading.Event()
         self._outcomes_version = None
         self.changes: list[dict] = []   # every route change: when, which role, from and to which version
+        self._calls: queue.Queue = queue.Queue()   # requests waiting for the scoring thread (`submit`)
+        self._batcher = None
         self.refresh()
         self._watcher = None
         if watch:
@@ -155,9 +158,11 @@ class ScoringCore:
             except Exception as e: log.warning('alias check failed: %s', e)
 
     def close(self):
-        "Stop watching the registry and commit what is queued for the audit log."
+        "Stop watching the registry, score what was submitted and commit what is queued for the audit log."
         self._stop.set()
         if self._watcher: self._watcher.join()
+        if self._batcher:
+            self._calls.put(None); self._batcher.join()
         self.writer.close()
 
     def _con(self):
@@ -355,34 +360,120 @@ ScoringCore.score_frame = score_frame
 def _regression(*routes) -> bool: return any(r.spec is not None and r.spec.task == 'regression' for r in routes)
 
 # %% ../../nbs/12_scoring.ipynb #1f8ccf51
+@dataclass
+class _Call:
+    "One request to score: its records, id and source, when it arrived, and (from `submit`) the future of its answer."
+    records: list
+    request_id: str | None = None
+    source: str | None = None
+    t0: float = field(default_factory=time.perf_counter)
+    future: Future | None = None
+
+    @property
+    def id(self) -> str:
+        if self.request_id is None: self.request_id = new_id()
+        return self.request_id
+
+    @property
+    def ids(self) -> list[str]: return [self.id] if len(self.records) == 1 else [f'{self.id}-{i}' for i in range(len(self.records))]
+
+def _refused(self: ScoringCore, c: _Call, why: list, typed: bool) -> tuple[list[dict], dict]:
+    "The audit records and the answer of a request that is not scored: a record broke the contract (`typed`), or no model can answer."
+    contract = self.contract
+    keys = [str(r.get(contract.key)) if contract and isinstance(r, dict) and r.get(contract.key) is not None else None for r in c.records]
+    ms = (time.perf_counter() - c.t0) * 1000
+    recs = [dict(request_id=i, created_at=utcnow(), source=c.source or self.source, model=self.model, batch_size=len(c.records),
+                 version=self.routes['champion'].version if typed else None, route='invalid' if typed else 'fallback',
+                 entity_key=k, decision=None if typed else self.fallback_decision, review=not typed,
+                 reasons=json.dumps(w), inputs_json=json.dumps(r, default=str), latency_ms=ms)
+            for i, k, w, r in zip(c.ids, keys, why, c.records)]
+    if typed: return recs, dict(ok=False, request_id=c.id, errors=[dict(index=j, request_id=c.ids[j], reasons=w) for j, w in enumerate(why) if w])
+    return recs, dict(ok=True, request_id=c.id, predictions=[dict(request_id=i, entity_key=k, score=None, decision=self.fallback_decision, route='fallback',
+                      model=self.model, version=None, review=True, reasons=w) for i, k, w in zip(c.ids, keys, why)])
+
+def _answers(served: pd.DataFrame) -> list[dict]:
+    "The served answers as JSON-ready dicts (a missing score is null)."
+    out = served.to_dict('records')
+    for a in out:
+        if a['score'] != a['score']: a['score'] = None
+    return out
+
+def _score_calls(self: ScoringCore, calls: list[_Call]) -> list[tuple[pa.Table, dict]]:
+    """Check and score several requests at once: each request's audit records (served and shadow, one link) and its answer.
+    The requests that pass the contract are scored together, in one `score_frame` call; a model error among several requests
+    is retried request by request, so one request's bad record never sends another's to the fallback."""
+    contract = self.contract
+    out: list = [None] * len(calls)
+    ok = []   # (position, call, typed rows)
+    for j, c in enumerate(calls):
+        if contract is None:
+            recs, res = _refused(self, c, [[f'no model is available to score with: {self.routes["champion"].error}']] * len(c.records), typed=False)
+            out[j] = (as_table(AUDIT_SCHEMA, recs, 'predictions'), res); continue
+        rows, why = check_rows(contract, c.records)
+        if any(why):
+            recs, res = _refused(self, c, why, typed=True)
+            out[j] = (as_table(AUDIT_SCHEMA, recs, 'predictions'), res)
+        else: ok.append((j, c, rows))
+    for source in dict.fromkeys(c.source for _, c, _ in ok):   # one score_frame per source (a service has one)
+        group = [x for x in ok if x[1].source == source]
+        ids = [i for _, c, _ in group for i in c.ids]
+        if len(group) > 1 and len(set(ids)) < len(ids):   # clients that sent one request id twice: their records are told apart by request
+            for j, c, _ in group: out[j] = _score_calls(self, [c])[0]
+            continue
+        served, audit = self.score_frame(typed_frame(contract, [r for *_, rows in group for r in rows]), ids=ids, source=source,
+                                         inputs_json=[json.dumps(r, default=str) for _, c, _ in group for r in c.records], t0=min(c.t0 for _, c, _ in group))
+        if len(group) > 1 and any(w and w[0].startswith('model error') for w in served.reasons):
+            for j, c, _ in group: out[j] = _score_calls(self, [c])[0]
+            continue
+        answers = _answers(served)
+        ends = np.cumsum([len(c.records) for _, c, _ in group])
+        of = np.searchsorted(ends, pc.index_in(audit['request_id'], value_set=pa.array(ids)).to_numpy(zero_copy_only=False), side='right')   # each record's request
+        order = np.argsort(of, kind='stable')
+        audit, of = audit.take(pa.array(order)), of[order]
+        now = time.perf_counter()
+        audit = _set(audit, 'latency_ms', np.array([(now - group[k][1].t0) * 1000 for k in of]))   # each request's own wait and work
+        at = np.searchsorted(of, np.arange(len(group) + 1))
+        for k, (j, c, _) in enumerate(group):
+            out[j] = (audit.slice(at[k], at[k + 1] - at[k]), dict(ok=True, request_id=c.id, predictions=answers[ends[k] - len(c.records):ends[k]]))
+    return out
+
 def score(self: ScoringCore, records: list, *, request_id: str | None = None, source: str | None = None) -> dict:
     "Check, score and audit `records` (dicts of column: value); returns the answers, or the reasons they were refused."
-    t0 = time.perf_counter()
-    call = request_id or new_id()
-    ids = [call] if len(records) == 1 else [f'{call}-{i}' for i in range(len(records))]
-    contract = self.contract
-    raw = [json.dumps(r, default=str) for r in records]
-    if contract is None:
-        why = [[f'no model is available to score with: {self.routes["champion"].error}']] * len(records)
-        typed = None
-    else: typed, why = check_records(contract, records)
-    if typed is None or any(why):
-        keys = [str(r.get(contract.key)) if contract and isinstance(r, dict) and r.get(contract.key) is not None else None for r in records]
-        self.writer.write([dict(request_id=i, created_at=utcnow(), source=source or self.source, model=self.model, batch_size=len(records),
-                                version=self.routes['champion'].version if typed is not None else None, route='invalid' if typed is not None else 'fallback',
-                                entity_key=k, decision=None if typed is not None else self.fallback_decision, review=typed is None,
-                                reasons=json.dumps(w), inputs_json=x, latency_ms=(time.perf_counter() - t0) * 1000)
-                           for i, k, w, x in zip(ids, keys, why, raw)])
-        if typed is None:
-            return dict(ok=True, request_id=call, predictions=[dict(request_id=i, entity_key=k, score=None, decision=self.fallback_decision, route='fallback',
-                        model=self.model, version=None, review=True, reasons=w) for i, k, w in zip(ids, keys, why)])
-        return dict(ok=False, request_id=call, errors=[dict(index=j, request_id=ids[j], reasons=w) for j, w in enumerate(why) if w])
-    served, audit = self.score_frame(typed, ids=ids, inputs_json=raw, source=source, t0=t0)
+    audit, res = _score_calls(self, [_Call(records, request_id, source)])[0]
     self.writer.write(audit)
-    preds = served.assign(score=served.score.astype(object).where(served.score.notna(), None)).to_dict('records')
-    return dict(ok=True, request_id=call, predictions=preds)
+    return res
 
-ScoringCore.score = score
+def submit(self: ScoringCore, records: list, *, request_id: str | None = None, source: str | None = None) -> Future:
+    """`score` for a server: the future of the answer. Requests submitted while the scoring thread works are scored together
+    (one model call, one audit commit, each request its own link) and each future resolves when its records are durable."""
+    with self._refresh_lock:
+        if self._batcher is None:
+            self._batcher = threading.Thread(target=self._batches, name='wildproof-scoring', daemon=True)
+            self._batcher.start()
+    c = _Call(records, request_id, source, future=Future())
+    self._calls.put(c)
+    return c.future
+
+def _batches(self: ScoringCore):
+    "The scoring thread: take every request waiting (up to `[serving] max_records` records), score them together, hand their records to the audit writer, go on."
+    limit = self.settings.serving.max_records
+    while True:
+        calls, n = [self._calls.get()], 0
+        if calls[0] is None: return
+        n = len(calls[0].records)
+        while n < limit:
+            try: c = self._calls.get_nowait()
+            except queue.Empty: break
+            if c is None: self._calls.put(None); break
+            calls.append(c); n += len(c.records)
+        try: done = _score_calls(self, calls)
+        except BaseException as e:
+            for c in calls: c.future.set_exception(e)
+            continue
+        for c, (audit, res) in zip(calls, done):
+            self.writer.submit(audit).add_done_callback(lambda f, c=c, res=res: c.future.set_exception(f.exception()) if f.exception() else c.future.set_result(res))
+
+ScoringCore.score, ScoringCore.submit, ScoringCore._batches = score, submit, _batches
 
 # %% ../../nbs/12_scoring.ipynb #7dc31050
 @dataclass

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/13_service.ipynb #4e8417fa
 from __future__ import annotations
-import json, logging, os, re, threading, time
+import asyncio, json, logging, os, re, threading, time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -94,7 +94,7 @@ def create_app(core: ScoringCore):
         if len(records) > st.max_records: return err(413, f'{len(records)} records, more than the {st.max_records} allowed per request ([serving] max_records)')
         rid = request.headers.get('x-request-id')
         if rid is not None and not _REQUEST_ID.match(rid): return err(400, 'X-Request-ID must be 1 to 100 letters, digits or ._:-')
-        try: res = await run_in_threadpool(core.score, records, request_id=rid)
+        try: res = await asyncio.wrap_future(core.submit(records, request_id=rid))   # scored with the requests that came meanwhile
         except AuditError as e: return err(503, f'the audit log cannot be written, so nothing was scored: {e}')
         if not res['ok']: return err(422, 'records break the data contract; none was scored', request_id=res['request_id'], errors=res['errors'])
         return res
