@@ -308,7 +308,8 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
     if by_ref: feats, values = pa.nulls(n, pa.string()), _feature_values(featured, n)
     else:
         feats, values = pa.nulls(n, pa.string()), pa.nulls(n, AUDIT_SCHEMA.field('feature_values').type)
-        if featured:
+        if len(featured) == 1 and len(featured[0][0]) == n: feats = _json_column(con, featured[0][1])   # one route scored every row, in order
+        elif featured:
             X = pd.concat([x for _, x, _ in featured]).reindex(range(n))
             has = X.notna().any(axis=1).to_numpy()
             feats = _json_column(con, X)
@@ -393,7 +394,8 @@ def _refused(self: ScoringCore, c: _Call, why: list, typed: bool) -> tuple[list[
 
 def _answers(served: pd.DataFrame) -> list[dict]:
     "The served answers as JSON-ready dicts (a missing score is null)."
-    out = served.to_dict('records')
+    cols = list(served.columns)
+    out = [dict(zip(cols, row)) for row in zip(*(served[c].tolist() for c in cols))]   # column by column: a third of to_dict('records') on a few rows
     for a in out:
         if a['score'] != a['score']: a['score'] = None
     return out
