@@ -257,7 +257,7 @@ def cmd_models(args):
 
 def cmd_serve(args):
     from wildproof.service import serve
-    serve(args.host, args.port, model=args.model, settings=args.settings, store=_store(args))
+    serve(args.host, args.port, model=args.model, settings=args.settings, store=_store(args), workers=args.workers)
 
 
 def cmd_score(args):
@@ -621,6 +621,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--host', help='address to listen on (default: [serving] host, 127.0.0.1)')
     s.add_argument('--port', type=int, help='port (default: [serving] port)')
     s.add_argument('--model', help='registered model (default: [serving] model)')
+    s.add_argument('--workers', type=int, help='worker processes sharing the port, each with its own copy of the model (default: 1)')
     s = add('score', cmd_score, 'Score a snapshot in batch with the serving core: contract, features, routes, fallback, audit log')
     s.add_argument('snapshot', help='snapshot to score (dataset@hash or dataset@latest)')
     s.add_argument('--model', help='registered model (default: [serving] model)')

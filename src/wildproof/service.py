@@ -130,19 +130,43 @@ def create_app(core: ScoringCore):
 def _one_thread():
     for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ.setdefault(v, '1')
 
-def serve(host: str | None = None, port: int | None = None, *, model: str | None = None, settings=None, store: Store | None = None, out=print):
-    "Serve the scoring service with uvicorn until interrupted."
+def serve(host: str | None = None, port: int | None = None, *, model: str | None = None, settings=None, store: Store | None = None, out=print,
+          workers: int | None = None):
+    """Serve the scoring service with uvicorn until interrupted; with `workers` above 1, that many processes share the port,
+    each with its own scoring core, all writing the one audit chain."""
     _one_thread()
     import uvicorn
     st = settings or load_settings()
     store = store or Store.from_settings(st)
+    host, port, workers = host or st.serving.host, port or st.serving.port, workers or 1
+    where = f' on http://{host}:{port} (docs at /docs; audit log in {store.root}); Ctrl-C stops'
+    if workers > 1:
+        from wildproof.registry import alias_version
+        model = model or st.serving.model
+        if not model: raise WildproofError('no model to score with: name one (--model NAME) or set [serving] model in settings.ini')
+        os.environ.update(WILDPROOF_STORE_ROOT=str(store.root), WILDPROOF_SERVING_MODEL=model)   # what each worker's load_settings reads
+        if st.file: os.environ['WILDPROOF_SETTINGS'] = str(st.file)
+        out(f'wildproof serve: {model} v{alias_version(store, model, "production")} (production) in {workers} worker processes' + where, flush=True)
+        uvicorn.run('wildproof.service:_worker_app', factory=True, workers=workers, host=host, port=port, log_level='warning', access_log=False)
+        return
     core = ScoringCore(store, model=model, settings=st, source='rest', watch=True)
-    host, port = host or st.serving.host, port or st.serving.port
     champ = core.routes['champion']
     out(f'wildproof serve: {core.model} ' + (f'v{champ.version} (production)' if champ.ok else f'UNAVAILABLE ({champ.error}): answering with the fallback')
-        + (f', challenger v{core.routes["challenger"].version} ({core.challenger_alias})' if core.routes['challenger'].ok else '')
-        + f' on http://{host}:{port} (docs at /docs; audit log in {store.root}); Ctrl-C stops', flush=True)
+        + (f', challenger v{core.routes["challenger"].version} ({core.challenger_alias})' if core.routes['challenger'].ok else '') + where, flush=True)
     uvicorn.run(create_app(core), host=host, port=port, log_level='warning', access_log=False)
+
+def _worker_app():
+    "The app of one worker process of `serve(workers=N)`: the settings as `load_settings` finds them (the store and model as the parent set them)."
+    _die_with_parent()
+    st = load_settings()
+    return create_app(ScoringCore(Store.from_settings(st), settings=st, source='rest', watch=True))
+
+def _die_with_parent():
+    "On Linux, have this process killed when its parent dies: killing the server (even with kill -9) stops its workers."
+    try:
+        import ctypes, signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError): pass
 
 class _Thread:
     "A uvicorn server running in a background thread; `.url`, `.stop()`."
