@@ -100,6 +100,7 @@ OVERRIDES = {
     ('serving', 'max_body_kb'): ('64', 64),
     ('serving', 'reload_seconds'): ('0.5', 0.5),
     ('audit', 'retention_days'): ('30', 30),
+    ('audit', 'drain_seconds'): ('2', 2.0),
     ('monitoring', 'window'): ('Month', 'month'),
     ('monitoring', 'psi_watch'): ('0.05', 0.05),
     ('monitoring', 'psi_alert'): ('0.25', 0.25),

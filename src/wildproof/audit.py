@@ -4,8 +4,9 @@
 
 # %% ../../nbs/11_audit.ipynb #15a430b2
 from __future__ import annotations
-import hashlib, json, os, queue, re, threading, time
+import hashlib, json, logging, os, queue, re, struct, threading, time, zlib
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,10 +21,10 @@ from .store import Store, TABLES, as_table, utcnow
 from .store import quote as _q
 
 # %% auto #0
-__all__ = ['GENESIS', 'ROUTES', 'SCHEMA', 'CHAINED', 'KNOWN_OUTCOMES', 'KNOWN_OUTCOME', 'KNOWN_LABEL', 'OUTCOME_JOIN',
-           'AuditError', 'link_hash', 'content', 'anchor', 'head', 'append_records', 'AuditWriter', 'Verification',
-           'verify', 'apply_retention', 'record_outcomes', 'with_outcomes', 'inputs_join', 'input_text', 'input_number',
-           'inputs_as_json', 'record']
+__all__ = ['GENESIS', 'ROUTES', 'SCHEMA', 'CHAINED', 'CURRENT', 'KNOWN_OUTCOMES', 'KNOWN_OUTCOME', 'KNOWN_LABEL', 'OUTCOME_JOIN',
+           'AuditError', 'link_hash', 'content', 'anchor', 'head', 'drain', 'append_records', 'AuditWriter',
+           'AuditJournal', 'Verification', 'verify', 'apply_retention', 'record_outcomes', 'with_outcomes',
+           'inputs_join', 'input_text', 'input_number', 'inputs_as_json', 'record']
 
 # %% ../../nbs/11_audit.ipynb #47df3afe
 GENESIS = '0' * 64
@@ -35,31 +36,30 @@ _TEXT_FIELDS = CHAINED[:CHAINED.index('batch_size') + 1]   # what a record writt
 class AuditError(WildproofError):
     "The audit log cannot be written or read as asked."
 
+def _piece(a: pa.Array, typ: pa.DataType) -> tuple:
+    "One chained column (an array of type `typ`) as arrays any run of records hashes from without copying: (validity, values) or (validity, lengths, offsets, bytes)."
+    valid = a.is_valid().to_numpy(zero_copy_only=False).view(np.uint8)
+    if pa.types.is_string(typ):
+        off = np.frombuffer(a.buffers()[1], np.int32)[a.offset:a.offset + len(a) + 1] if a.buffers()[1] is not None else np.zeros(len(a) + 1, np.int32)
+        lengths = np.diff(off).astype(np.int64)
+        if a.null_count and lengths[valid == 0].any():   # a null with bytes behind it (Arrow allows it): hash it as empty
+            a = pc.fill_null(a, ''); off = np.frombuffer(a.buffers()[1], np.int32)[a.offset:a.offset + len(a) + 1]; lengths = np.diff(off).astype(np.int64)
+        data = np.frombuffer(a.buffers()[2], np.uint8) if a.buffers()[2] is not None else np.zeros(0, np.uint8)
+        return (valid, lengths, off, data)
+    if pa.types.is_list(typ):
+        a = pc.fill_null(a, pa.scalar([], typ))
+        off = np.asarray(a.offsets, np.int64)
+        vals = pc.fill_null(a.values, np.nan).to_numpy(zero_copy_only=False)
+        return (valid, np.diff(off), off, np.where(np.isnan(vals), np.nan, vals))   # one NaN, whatever its bits
+    if pa.types.is_timestamp(typ): a = a.cast(pa.int64())
+    if pa.types.is_boolean(typ): a = a.cast(pa.uint8())
+    v = pc.fill_null(a, pa.scalar(0, a.type)).to_numpy(zero_copy_only=False)
+    return (valid, np.where(np.isnan(v), np.nan, v) if v.dtype.kind == 'f' else v)
+
 def _pieces(t: pa.Table) -> list[tuple]:
-    "Each chained column of `t` as arrays any run of records hashes from without copying: (validity, values) or (validity, lengths, offsets, bytes)."
-    out = []
-    for c in CHAINED:
-        typ = SCHEMA.field(c).type
-        a = t[c].cast(typ).combine_chunks() if c in t.column_names else pa.nulls(t.num_rows, typ)
-        valid = a.is_valid().to_numpy(zero_copy_only=False).view(np.uint8)
-        if pa.types.is_string(typ):
-            off = np.frombuffer(a.buffers()[1], np.int32)[a.offset:a.offset + len(a) + 1] if a.buffers()[1] is not None else np.zeros(len(a) + 1, np.int32)
-            lengths = np.diff(off).astype(np.int64)
-            if a.null_count and lengths[valid == 0].any():   # a null with bytes behind it (Arrow allows it): hash it as empty
-                a = pc.fill_null(a, ''); off = np.frombuffer(a.buffers()[1], np.int32)[a.offset:a.offset + len(a) + 1]; lengths = np.diff(off).astype(np.int64)
-            data = np.frombuffer(a.buffers()[2], np.uint8) if a.buffers()[2] is not None else np.zeros(0, np.uint8)
-            out.append((valid, lengths, off, data))
-        elif pa.types.is_list(typ):
-            a = pc.fill_null(a, pa.scalar([], typ))
-            off = np.asarray(a.offsets, np.int64)
-            vals = pc.fill_null(a.values, np.nan).to_numpy(zero_copy_only=False)
-            out.append((valid, np.diff(off), off, np.where(np.isnan(vals), np.nan, vals)))   # one NaN, whatever its bits
-        else:
-            if pa.types.is_timestamp(typ): a = a.cast(pa.int64())
-            if pa.types.is_boolean(typ): a = a.cast(pa.uint8())
-            v = pc.fill_null(a, pa.scalar(0, a.type)).to_numpy(zero_copy_only=False)
-            out.append((valid, np.where(np.isnan(v), np.nan, v) if v.dtype.kind == 'f' else v))
-    return out
+    "Each chained column of `t` as `_piece` makes it, in the order of `CHAINED`."
+    return [_piece(t[c].cast(SCHEMA.field(c).type).combine_chunks() if c in t.column_names else pa.nulls(t.num_rows, SCHEMA.field(c).type),
+                   SCHEMA.field(c).type) for c in CHAINED]
 
 # Columns added after links (store schema 7 on) enter a link's hash only when one of its records has a value: links
 # written before them keep their hashes, and a value added to or taken from a record still breaks its link.
@@ -101,8 +101,8 @@ def _write_head(store: Store, seq: int, h: str, version: int):
     tmp.write_text(json.dumps(dict(seq=seq, hash=h, delta_version=version)))
     os.replace(tmp, f)
 
-def head(store: Store) -> dict:
-    "The chain's head: the last record's sequence number and hash. Call under the `audit-chain` lock to write after it."
+def _table_head(store: Store) -> dict:
+    "The head of the `predictions` table (the journal aside): its last record's sequence number and hash, checked against the head file."
     version = store.version('predictions')
     f = _head_file(store)
     saved = json.loads(f.read_text()) if f.exists() else None
@@ -116,26 +116,193 @@ def head(store: Store) -> dict:
     h = dict(seq=int(last.seq.iloc[0]), hash=last.hash.iloc[0]) if len(last) else dict(zip(('seq', 'hash'), anchor(store)))
     return {**h, 'delta_version': version}
 
+def head(store: Store) -> dict:
+    "The chain's head: the last record's sequence number and hash, in the journal if it holds records, else in the table. Call under the `audit-chain` lock to write after it."
+    return _journal_tail(store) or _table_head(store)
+
+# %% ../../nbs/11_audit.ipynb #a7c1e0f2
+_log = logging.getLogger('wildproof.audit')
+_MAGIC = b'WPJ1'
+_HEAD = struct.Struct('<4sQ')     # magic, length of the IPC stream
+_TAIL = struct.Struct('<IQ4s')    # CRC-32 of the stream, its length, magic
+CURRENT = 'current.wal'
+_held = threading.local()         # how many audit locks this thread holds: its own reads of `predictions` must not drain
+
+def _journal_dir(store: Store) -> Path: return store.root / 'audit' / 'journal'
+
+@contextmanager
+def _locked(store: Store, name: str):
+    "`store.lock(name)`, noting that this thread holds an audit lock (the locks are not re-entrant, so it must not drain while it reads)."
+    with store.lock(name):
+        _held.n = getattr(_held, 'n', 0) + 1
+        try: yield
+        finally: _held.n -= 1
+
+def _fault(point: str):
+    "Die here, as kill -9 would, when WILDPROOF_AUDIT_FAULT names this point (the crash tests use it to stop at an exact stage)."
+    if os.environ.get('WILDPROOF_AUDIT_FAULT') == point: os._exit(70)
+
+def _fsync_dir(d: Path):
+    fd = os.open(d, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def _entry(t: pa.Table) -> bytes:
+    "Records as one journal entry: header, Arrow IPC stream, trailer."
+    out = pa.BufferOutputStream()
+    with pa.ipc.new_stream(out, SCHEMA) as w: w.write_table(t)
+    b = out.getvalue()
+    return _HEAD.pack(_MAGIC, b.size) + b.to_pybytes() + _TAIL.pack(zlib.crc32(b), b.size, _MAGIC)
+
+def _read_entry(payload) -> pa.Table:
+    return pa.ipc.open_stream(payload).read_all()
+
+def _entries(data: bytes) -> tuple[list[pa.Table], int, str | None]:
+    "The whole entries of a journal file's bytes: (their records, where the last of them ends, what follows: None, 'torn', or damage described)."
+    out, at, n, view = [], 0, len(data), memoryview(data)
+    while at < n:
+        if n - at < _HEAD.size: return out, at, 'torn'
+        magic, length = _HEAD.unpack_from(data, at)
+        if magic != _MAGIC:
+            return out, at, ('torn' if not any(view[at:]) else f'bytes {at}.. are not a journal entry')   # zeros: a crash's unwritten block
+        end = at + _HEAD.size + length + _TAIL.size
+        if end > n: return out, at, 'torn'
+        crc, length2, magic2 = _TAIL.unpack_from(data, end - _TAIL.size)
+        payload = view[at + _HEAD.size:end - _TAIL.size]
+        if magic2 != _MAGIC or length2 != length: return out, at, f'the entry at byte {at} is damaged (its trailer does not match its header)'
+        if zlib.crc32(payload) != crc: return out, at, f'the entry at byte {at} is damaged (its checksum does not match: changed on disk?)'
+        out.append(_read_entry(payload))
+        at = end
+    return out, at, None
+
+def _last(path: Path, repair: bool = False) -> dict | None:
+    "The last record of a journal file, {seq, hash}, from its end (None if it holds none). `repair` (under the `audit-chain` lock): cut off a torn entry."
+    with open(path, 'r+b' if repair else 'rb') as f:
+        size = os.fstat(f.fileno()).st_size
+        if size >= _HEAD.size + _TAIL.size:
+            f.seek(size - _TAIL.size)
+            crc, length, magic = _TAIL.unpack(f.read(_TAIL.size))
+            start = size - _TAIL.size - length - _HEAD.size
+            if magic == _MAGIC and start >= 0:
+                f.seek(start); b = f.read(size - start)
+                payload = memoryview(b)[_HEAD.size:-_TAIL.size]
+                if _HEAD.unpack_from(b) == (_MAGIC, length) and zlib.crc32(payload) == crc:
+                    t = _read_entry(payload)
+                    return dict(seq=t['seq'][-1].as_py(), hash=t['hash'][-1].as_py())
+        f.seek(0)
+        entries, end, what = _entries(f.read())   # no whole entry at the end: read it from the start
+        if what and what != 'torn': raise AuditError(f'the audit journal {path} is damaged: {what}; run `wildproof audit verify` before scoring again')
+        if what == 'torn' and repair:
+            f.truncate(end); os.fsync(f.fileno())
+            _log.warning('cut off an unfinished entry at the end of %s (a write interrupted by a crash; it was never acknowledged)', path)
+    return dict(seq=entries[-1]['seq'][-1].as_py(), hash=entries[-1]['hash'][-1].as_py()) if entries else None
+
+def _sealed(store: Store) -> list[Path]:
+    "The sealed journal files, in chain order."
+    try: return sorted(p for p in _journal_dir(store).iterdir() if p.suffix == '.wal' and p.name != CURRENT)
+    except FileNotFoundError: return []
+
+def _journal_tail(store: Store, repair: bool = False) -> dict | None:
+    "The last record in the journal, {seq, hash}, or None when it holds none."
+    cur = _journal_dir(store) / CURRENT
+    while True:
+        try:
+            if cur.exists() and (last := _last(cur, repair)): return last
+            for f in reversed(_sealed(store)):
+                if last := _last(f): return last
+            return None
+        except FileNotFoundError: continue   # a drain removed a file as it was read: look again
+
+def _seal(store: Store) -> Path | None:
+    "Close `current.wal` (its torn end cut off) by renaming it after its first seq: writers start a new one. Call under the `audit-chain` lock."
+    d = _journal_dir(store); cur = d / CURRENT
+    try: last = _last(cur, repair=True)
+    except FileNotFoundError: return None
+    if last is None: cur.unlink(); return None   # nothing but an unfinished entry
+    with open(cur, 'rb') as f:
+        length = _HEAD.unpack(f.read(_HEAD.size))[1]
+        first = _read_entry(f.read(length))['seq'][0].as_py()
+    dest = d / f'{first:020d}.wal'
+    if dest.exists(): raise AuditError(f'the audit journal holds two files starting at record {first}: run `wildproof audit verify`')
+    os.rename(cur, dest); _fsync_dir(d)
+    return dest
+
+def _drain_sealed(store: Store, batch: int = 50_000) -> int:
+    "Move the sealed journal files into `predictions` (at most `batch` records a commit, more if one file holds more) and delete them; returns how many records moved. Call under the `audit-drain` lock."
+    files, moved, h, d = _sealed(store), 0, None, _journal_dir(store)
+    while files:
+        tables, used = [], []
+        while files and (not used or sum(t.num_rows for t in tables) < batch):
+            f = files.pop(0)
+            entries, _, what = _entries(f.read_bytes())
+            if what and what != 'torn': raise AuditError(f'the audit journal {f} is damaged: {what}; run `wildproof audit verify`')
+            tables += entries; used.append(f)
+        h = h or _table_head(store)
+        t = pa.concat_tables(tables) if tables else None
+        if t is not None: t = t.filter(pc.greater(t['seq'], h['seq']))   # already in the table: a drain cut short after its commit
+        if t is not None and t.num_rows:
+            seqs = t['seq'].to_numpy()
+            if seqs[0] != h['seq'] + 1 or (np.diff(seqs) != 1).any() or t['prev_hash'][0].as_py() != h['hash']:
+                raise AuditError(f'the audit journal (records {seqs[0]}..{seqs[-1]}) does not continue the predictions table (its last record is {h["seq"]}): '
+                                 f'run `wildproof audit verify`')
+            _fault('drain-before-commit')
+            store.append('predictions', t)
+            _fault('drain-committed')
+            h = dict(seq=int(seqs[-1]), hash=t['hash'][-1].as_py())
+            _write_head(store, h['seq'], h['hash'], store.last_version['predictions'])
+            _fault('drain-head-written')
+            moved += t.num_rows
+        for f in used: f.unlink()
+        _fsync_dir(d)
+    return moved
+
+def drain(store: Store) -> int:
+    "Move every record the audit journal holds into the `predictions` table; returns how many. A no-op in a thread that holds an audit lock."
+    if getattr(_held, 'n', 0) or not store.journal_waits(): return 0
+    with _locked(store, 'audit-chain'): _seal(store)
+    with _locked(store, 'audit-drain'): return _drain_sealed(store)
+
 # %% ../../nbs/11_audit.ipynb #a5210a33
-def append_records(store: Store, rows, groups: list[int] | None = None) -> pa.Table:
-    "Chain `rows` (a table, DataFrame or list of dicts with the `predictions` columns) onto the audit log in one commit, one link per group of `groups` records (default: one link); returns them as written."
+def _checked(rows, groups: list[int] | None) -> tuple[pa.Table, list[int]]:
+    "`rows` as a `predictions` table and its links' sizes, or an `AuditError` saying what is wrong with them."
     t = as_table(SCHEMA, rows, 'predictions')
-    if not t.num_rows: return t
     groups = [t.num_rows] if groups is None else [g for g in groups if g]
+    if not t.num_rows: return t, []
     if sum(groups) != t.num_rows or min(groups) < 0: raise AuditError(f'links of {groups} records do not add up to the {t.num_rows} records given')
     bad = set(pc.unique(t['route']).to_pylist()) - set(ROUTES)
     if bad: raise AuditError(f'unknown route {", ".join(map(str, bad))} (routes: {", ".join(ROUTES)})')
-    with store.lock('audit-chain'):
-        h = head(store)
-        t = t.set_column(SCHEMA.get_field_index('seq'), 'seq', pa.array(np.arange(h['seq'] + 1, h['seq'] + 1 + t.num_rows), pa.int64()))
-        pieces, links, at = _pieces(t), [h['hash']], 0
-        for g in groups:
-            links.append(link_hash(links[-1], pieces, at, at + g)); at += g
-        which = pa.array(np.repeat(np.arange(len(groups)), groups))
-        t = t.set_column(SCHEMA.get_field_index('prev_hash'), 'prev_hash', pa.array(links[:-1], pa.string()).take(which))
-        t = t.set_column(SCHEMA.get_field_index('hash'), 'hash', pa.array(links[1:], pa.string()).take(which))
-        store.append('predictions', t)
-        _write_head(store, h['seq'] + t.num_rows, links[-1], store.last_version['predictions'])
+    return t, groups
+
+assert CHAINED[0] == 'seq'   # `_chain` swaps the first piece
+
+def _chain(t: pa.Table, groups: list[int], h: dict, pieces: list[tuple] | None = None) -> tuple[pa.Table, str]:
+    """Number `t`'s records after the head `h` and hash them in links of `groups` records: (the records as written, the last hash).
+    `pieces` (`_pieces(t)`, computed before taking the lock) saves the hashing work but the sequence numbers'."""
+    seq = pa.array(np.arange(h['seq'] + 1, h['seq'] + 1 + t.num_rows), pa.int64())
+    t = t.set_column(SCHEMA.get_field_index('seq'), 'seq', seq)
+    pieces = _pieces(t) if pieces is None else [_piece(seq, pa.int64())] + pieces[1:]
+    links, at = [h['hash']], 0
+    for g in groups:
+        links.append(link_hash(links[-1], pieces, at, at + g)); at += g
+    which = pa.array(np.repeat(np.arange(len(groups)), groups))
+    t = t.set_column(SCHEMA.get_field_index('prev_hash'), 'prev_hash', pa.array(links[:-1], pa.string()).take(which))
+    t = t.set_column(SCHEMA.get_field_index('hash'), 'hash', pa.array(links[1:], pa.string()).take(which))
+    return t, links[-1]
+
+def append_records(store: Store, rows, groups: list[int] | None = None) -> pa.Table:
+    """Chain `rows` (a table, DataFrame or list of dicts with the `predictions` columns) onto the audit log in one commit, one link per group of
+    `groups` records (default: one link); returns them as written. What the journal holds goes into the table first: one chain, one sequence."""
+    t, groups = _checked(rows, groups)
+    if not t.num_rows: return t
+    pieces = _pieces(t)   # the hashing work outside the lock
+    with _locked(store, 'audit-chain'):
+        _seal(store)
+        with _locked(store, 'audit-drain'):
+            _drain_sealed(store)
+            h = _table_head(store)
+            t, last = _chain(t, groups, h, pieces)
+            store.append('predictions', t)
+            _write_head(store, h['seq'] + t.num_rows, last, store.last_version['predictions'])
     return t
 
 # %% ../../nbs/11_audit.ipynb #016e6a83
@@ -146,6 +313,11 @@ class AuditWriter:
         self._q: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name='wildproof-audit-writer', daemon=True)
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        "Whether the writer thread runs (it stops only when closed)."
+        return self._thread.is_alive()
 
     def submit(self, rows) -> Future:
         "Queue `rows` for the next commit; the future's result is the rows as written."
@@ -181,6 +353,113 @@ class AuditWriter:
         self._q.put(None)
         self._thread.join()
 
+# %% ../../nbs/11_audit.ipynb #c3d9a1b7
+class AuditJournal:
+    """Writes submitted records to the audit journal in groups from one background thread (one fsynced entry per group, chained under the
+    `audit-chain` lock) and moves the journal into the `predictions` table from another; each submitter's future resolves when its records are on disk."""
+    def __init__(self, store: Store, *, drain_seconds: float | None = None, drain_at: int = 5_000, settings=None):
+        self.store, self.commits, self.records, self.drained, self.error = store, 0, 0, 0, None
+        self.drain_seconds = (settings or load_settings()).audit.drain_seconds if drain_seconds is None else drain_seconds
+        self.drain_at, self._waiting, self._cache = drain_at, 0, None
+        self._dir = _journal_dir(store)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._q: queue.Queue = queue.Queue()
+        self._wake, self._stop = threading.Event(), threading.Event()
+        self._writer = threading.Thread(target=self._run, name='wildproof-audit-journal', daemon=True)
+        self._drainer = threading.Thread(target=self._drain_loop, name='wildproof-audit-drain', daemon=True)
+        self._writer.start(); self._drainer.start()
+
+    @property
+    def alive(self) -> bool:
+        "Whether its writer and drain threads run (they stop only when closed)."
+        return self._writer.is_alive() and self._drainer.is_alive()
+
+    def submit(self, rows, groups: list[int] | None = None) -> Future:
+        "Queue `rows` (one link, or links of `groups` records) for the next journal entry; the future's result is the rows as written."
+        fut = Future()
+        try: t, groups = _checked(rows, groups)
+        except Exception as e: fut.set_exception(e); return fut   # refused alone, not with the others of its group
+        if not t.num_rows: fut.set_result(t)
+        else: self._q.put((t, groups, fut))
+        return fut
+
+    def write(self, rows, groups: list[int] | None = None, timeout: float | None = 60) -> pa.Table:
+        "Submit `rows` and wait until they are on disk."
+        return self.submit(rows, groups).result(timeout)
+
+    def _run(self):
+        stop = False
+        while not stop:
+            items = [self._q.get()]
+            while True:
+                try: items.append(self._q.get_nowait())
+                except queue.Empty: break
+            if any(x is None for x in items): stop = True
+            items = [x for x in items if x is not None]
+            if not items: continue
+            try:
+                written, at = self._commit(pa.concat_tables([t for t, _, _ in items]), [g for _, gs, _ in items for g in gs]), 0
+                for t, _, fut in items:
+                    fut.set_result(written.slice(at, t.num_rows)); at += t.num_rows
+            except BaseException as e:
+                for _, _, fut in items: fut.set_exception(e)
+
+    def _head(self) -> dict:
+        "The chain's head (call under the `audit-chain` lock): this process's own last entry, unless the journal file changed since."
+        try: st = os.stat(self._dir / CURRENT)
+        except FileNotFoundError: st = None
+        if st is not None and self._cache and self._cache[0] == (st.st_ino, st.st_size, st.st_mtime_ns): return self._cache[1]
+        return _journal_tail(self.store, repair=True) or _table_head(self.store)
+
+    def _commit(self, t: pa.Table, groups: list[int]) -> pa.Table:
+        pieces = _pieces(t)   # the hashing work outside the lock
+        cur = self._dir / CURRENT
+        with _locked(self.store, 'audit-chain'):
+            h = self._head()
+            t, last = _chain(t, groups, h, pieces)
+            data = _entry(t)
+            new = not cur.exists()
+            fd = os.open(cur, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if os.environ.get('WILDPROOF_AUDIT_FAULT') == 'journal-write': os.write(fd, data[:len(data) // 2]); os._exit(70)
+                try:
+                    view, done = memoryview(data), 0
+                    while done < len(data): done += os.write(fd, view[done:])
+                    os.fsync(fd)
+                except BaseException:
+                    self._cache = None
+                    os.ftruncate(fd, size)   # half an entry is none
+                    raise
+                st = os.fstat(fd)
+            finally: os.close(fd)
+            if new: _fsync_dir(self._dir)
+            self._cache = ((st.st_ino, st.st_size, st.st_mtime_ns), dict(seq=h['seq'] + t.num_rows, hash=last))
+        _fault('journal-fsynced')
+        self.commits += 1; self.records += t.num_rows; self._waiting += t.num_rows
+        if self._waiting >= self.drain_at: self._wake.set()
+        return t
+
+    def _drain_loop(self):
+        while not self._stop.is_set():
+            self._wake.wait(self.drain_seconds)
+            self._wake.clear()
+            if not self._stop.is_set(): self._drain()
+
+    def _drain(self):
+        self._waiting = 0
+        try:
+            self.drained += drain(self.store); self.error = None
+        except Exception as e:   # the records stay in the journal, durable; the next drain tries again
+            if str(e) != str(self.error): _log.warning('moving the audit journal into the predictions table failed (its records are safe in %s): %s', self._dir, e)
+            self.error = e
+
+    def close(self):
+        "Write what is queued, stop both threads, and move everything the journal holds into the table."
+        self._q.put(None); self._writer.join()
+        self._stop.set(); self._wake.set(); self._drainer.join()
+        self._drain()
+
 # %% ../../nbs/11_audit.ipynb #810105cc
 @dataclass
 class Verification:
@@ -191,12 +470,16 @@ class Verification:
     last_seq: int | None
     problems: list[str]
     seconds: float
+    journal: int = 0                                       # of the records, how many are in the journal, not yet in the table
+    notes: list[str] = field(default_factory=list)         # what is worth knowing but breaks nothing (a torn journal entry)
 
     def __repr__(self):
-        if self.ok and not self.records: return 'audit log verified: no records yet'
-        if self.ok: return f'audit log verified: {self.records:,} records (seq {self.first_seq}..{self.last_seq}), chain intact ({self.seconds:.2f} s)'
+        notes = ''.join(f'\n  note: {n}' for n in self.notes)
+        if self.ok and not self.records: return 'audit log verified: no records yet' + notes
+        if self.ok: return (f'audit log verified: {self.records:,} records (seq {self.first_seq}..{self.last_seq}), chain intact ({self.seconds:.2f} s)'
+                            + (f'; {self.journal:,} of them in the journal' if self.journal else '') + notes)
         more = f'\n  … and {len(self.problems) - 20} more' if len(self.problems) > 20 else ''
-        return f'audit log BROKEN: {len(self.problems)} problem(s) in {self.records:,} records\n  ' + '\n  '.join(self.problems[:20]) + more
+        return f'audit log BROKEN: {len(self.problems)} problem(s) in {self.records:,} records\n  ' + '\n  '.join(self.problems[:20]) + more + notes
 
 def _snapshot_problems(store: Store, t: pa.Table) -> list[str]:
     "Each snapshot batch records take their inputs from must still be in the catalog, hold their rows, and hash to its content hash."
@@ -217,16 +500,43 @@ def _snapshot_problems(store: Store, t: pa.Table) -> list[str]:
         elif r['row_max'] >= snap.rows: out.append(f'snapshot {sid}: has {snap.rows:,} rows, but a record names row {r["row_max"]} ({which})')
     return out
 
+def _read_journal(store: Store) -> tuple[pa.Table | None, list[str], list[str]]:
+    "Every record the journal holds, in chain order, with the problems (damage) and notes (a torn end) found in its files."
+    d = _journal_dir(store)
+    while True:
+        try:
+            files = _sealed(store) + ([d / CURRENT] if (d / CURRENT).exists() else [])
+            tables, problems, notes = [], [], []
+            for f in files:
+                entries, end, what = _entries(f.read_bytes())
+                tables += entries
+                if what == 'torn': notes.append(f'journal {f.name}: an unfinished entry at its end (from byte {end}; a write cut short, never acknowledged), ignored')
+                elif what: problems.append(f'journal {f.name}: {what}; the records in and after it cannot be read')
+            return (pa.concat_tables(tables) if tables else None), problems, notes
+        except FileNotFoundError: continue   # a drain sealed or removed a file as it was read: read again
+
 def verify(store: Store, *, snapshots: bool = True) -> Verification:
-    "Walk the whole chain: every link's hash and its link to the one before, the sequence, the start (genesis or retention anchor), the head, and (`snapshots`) the snapshots batch records point at."
+    """Walk the whole chain, the table's records and then the journal's: every link's hash and its link to the one before, the sequence,
+    the start (genesis or retention anchor), the head, and (`snapshots`) the snapshots batch records point at. Moves nothing."""
     t0 = time.perf_counter()
-    con = store.connect(['predictions'])
-    try: t = con.sql('select * from predictions order by seq').to_arrow_table()
-    finally: con.close()
+    f = _head_file(store)
+    saved = json.loads(f.read_text()) if f.exists() else None   # before the table: a drain may write a newer one meanwhile
+    j, problems, notes = _read_journal(store)                      # before the table: what a drain takes from it is in the table after
+    t = store.dataset('predictions').to_table().sort_by('seq')
+    in_journal = 0
+    if j is not None:
+        top = pc.max(t['seq']).as_py() if t.num_rows else -1
+        done = j.filter(pc.less_equal(j['seq'], top))              # in both (drained, their file not yet deleted): they must agree
+        if done.num_rows:
+            sel = t.filter(pc.is_in(t['seq'], done['seq']))
+            have = dict(zip(sel['seq'].to_pylist(), sel['hash'].to_pylist()))
+            problems += [f"journal record {s}: differs from the table's record {s}" for s, x in zip(done['seq'].to_pylist(), done['hash'].to_pylist()) if have.get(s) != x]
+        j = j.filter(pc.greater(j['seq'], top))
+        in_journal = j.num_rows
+        t = pa.concat_tables([t, j])
     start, h = anchor(store)
     t = t.filter(pc.greater(t['seq'], start))   # records at or before the anchor await removal by a retention run that was interrupted
     seqs, prevs, hashes = t['seq'].to_numpy(), np.asarray(t['prev_hash'].to_pylist(), object), np.asarray(t['hash'].to_pylist(), object)
-    problems = []
     top = np.maximum.accumulate(np.r_[start, seqs[:-1]]) if len(seqs) else seqs   # the highest sequence number before each record
     for i in np.flatnonzero(seqs != top + 1):
         s = int(seqs[i])
@@ -245,10 +555,8 @@ def verify(store: Store, *, snapshots: bool = True) -> Verification:
         texts = content(t.take(pa.array([a for a, _ in legacy])))
         for (a, at), text in zip(reversed(legacy), reversed(texts)):
             if hashlib.sha256((prevs[a] + text).encode()).hexdigest() != hashes[a]: problems.insert(at, f'record {seqs[a]}: content does not match its hash (changed)')
-    f = _head_file(store)
     expect = (int(seqs.max()) if len(seqs) else start) + 1
-    if f.exists():
-        saved = json.loads(f.read_text())
+    if saved:
         if saved['seq'] > start:
             if saved['seq'] >= expect: problems.append(f'records {expect}..{saved["seq"]}: missing at the end of the log (the head names record {saved["seq"]})')
             else:
@@ -256,7 +564,8 @@ def verify(store: Store, *, snapshots: bool = True) -> Verification:
                 if len(at) and hashes[at[-1]] != saved['hash']: problems.append(f'record {saved["seq"]}: differs from the head file (the chain was rewritten)')
     if snapshots: problems += _snapshot_problems(store, t)
     n = len(seqs)
-    return Verification(not problems, n, int(seqs[0]) if n else None, int(seqs[-1]) if n else None, problems, time.perf_counter() - t0)
+    return Verification(not problems, n, int(seqs[0]) if n else None, int(seqs[-1]) if n else None, problems, time.perf_counter() - t0,
+                        in_journal, notes)
 
 # %% ../../nbs/11_audit.ipynb #f5145c23
 def apply_retention(store: Store, *, days: int | None = None, now: datetime | None = None, actor: str | None = None, settings=None) -> dict:
@@ -264,8 +573,9 @@ def apply_retention(store: Store, *, days: int | None = None, now: datetime | No
     days = (settings or load_settings()).audit.retention_days if days is None else days
     if not isinstance(days, int) or days < 1: raise AuditError(f'retention must be a whole number of days, at least 1; got {days!r}')
     cutoff = (now or utcnow()) - timedelta(days=days)
-    with store.lock('audit-chain'):
-        head(store)
+    with _locked(store, 'audit-chain'), _locked(store, 'audit-drain'):
+        _seal(store); _drain_sealed(store)   # the journal's records are part of the log: into the table first
+        _table_head(store)
         r = store.sql('select min(seq) filter (where created_at >= $c) as keep_from, max(seq) as last, min(seq) as first from predictions',
                       dict(c=cutoff)).iloc[0]
         if pd.isna(r['first']): return dict(removed=0, cutoff=cutoff, days=days)
@@ -282,7 +592,7 @@ def apply_retention(store: Store, *, days: int | None = None, now: datetime | No
             dt = store._delta('predictions')
             dt.delete(f'seq <= {through}')
             dt.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-        h = head(store) if store.sql('select count(*) as n from predictions').n.iloc[0] else dict(seq=through, hash=x.hash)
+        h = _table_head(store) if store.sql('select count(*) as n from predictions').n.iloc[0] else dict(seq=through, hash=x.hash)
         _write_head(store, h['seq'], h['hash'], store._delta('predictions').version())
     return dict(removed=int(x.n), through_seq=through, cutoff=cutoff, days=days)
 

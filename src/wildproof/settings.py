@@ -117,6 +117,7 @@ SPEC: list[Key] = [
     Key('serving', 'max_body_kb', _positive(int), '1024', 'Largest request body accepted, in kilobytes.'),
     Key('serving', 'reload_seconds', _positive(float), '2', 'How often the service checks the registry aliases; a promotion or rollback takes effect within this plus a model load.'),
     Key('audit', 'retention_days', _positive(int), '2557', 'Prediction records older than this many days are removed by wildproof audit retention (the removal is recorded).'),
+    Key('audit', 'drain_seconds', _positive(float), '0.5', 'How often the audit journal moves its records into the predictions table, in seconds (sooner when many wait).'),
     Key('monitoring', 'window', _choice('day', 'week', 'month'), 'week', 'Monitoring window: metrics are computed per day, week or month of application time.'),
     Key('monitoring', 'psi_watch', _nonneg_float, '0.1', 'PSI at or above this puts a feature (or the score) on watch.'),
     Key('monitoring', 'psi_alert', _nonneg_float, '0.2', 'PSI at or above this, and above the noise band for the window size, raises a drift alert.'),

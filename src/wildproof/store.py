@@ -22,7 +22,7 @@ from .settings import WildproofError, load_settings
 
 # %% auto #0
 __all__ = ['SCHEMA_VERSION', 'TABLES', 'LATEST', 'COMPACT_EVERY', 'StoreError', 'utcnow', 'new_id', 'utc', 'quote', 'Store',
-           'as_table', 'version', 'append', 'dataset', 'cursor', 'connect', 'sql', 'event']
+           'as_table', 'version', 'append', 'dataset', 'cursor', 'journal_waits', 'connect', 'sql', 'event']
 
 # %% ../../nbs/01_store.ipynb #18902329
 SCHEMA_VERSION = 7  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports;
@@ -382,9 +382,22 @@ def cursor(self: Store) -> duckdb.DuckDBPyConnection:
             self._db.execute("SET GLOBAL TimeZone = 'UTC'")  # times compared and printed in UTC, whatever the machine's zone
         return self._db.cursor()
 
+def journal_waits(self: Store) -> bool:
+    "Whether the audit journal (`wildproof.audit.AuditJournal`, in `audit/journal/`) holds records not yet moved into `predictions`: one directory listing."
+    try:
+        with os.scandir(self.root / 'audit' / 'journal') as it: return any(e.name.endswith('.wal') for e in it)
+    except (FileNotFoundError, NotADirectoryError): return False
+
 def connect(self: Store, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
-    "A new cursor with `tables` (default: all) registered as views of their latest version (a `LATEST` table also as `<table>_history`)."
-    tables = TABLES if tables is None else tables
+    """A new cursor with `tables` (default: all) registered as views of their latest version (a `LATEST` table also as `<table>_history`).
+    `predictions` first takes in what the audit journal holds, so a reader sees every answer given (a read-only store cannot: it warns)."""
+    tables = list(TABLES if tables is None else tables)
+    if 'predictions' in tables and self.journal_waits():
+        if self.read_only: _log.warning('the audit journal of %s holds records not yet in the predictions table; this read-only view shows the table '
+                                        'only (the service moves them within [audit] drain_seconds)', self.root)
+        else:
+            from wildproof.audit import drain   # the journal's format and locks are the audit log's
+            drain(self)
     if self.read_only: tables = [t for t in tables if (self.table_path(t) / '_delta_log').is_dir()]   # an older store may lack some
     con = self.cursor()
     for t in tables:
@@ -400,7 +413,7 @@ def sql(self: Store, query: str, params: dict | None = None, tables: Iterable[st
     try: return con.execute(query, params or {}).df()
     finally: con.close()
 
-Store._delta, Store.dataset, Store.cursor, Store.connect, Store.sql = _delta, dataset, cursor, connect, sql
+Store._delta, Store.dataset, Store.cursor, Store.journal_waits, Store.connect, Store.sql = _delta, dataset, cursor, journal_waits, connect, sql
 
 # %% ../../nbs/01_store.ipynb #1c8cb5cb
 def event(self: Store, kind: str, subject: str, actor: str | None = None, **detail) -> str:
