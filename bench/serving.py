@@ -17,7 +17,7 @@ What it does, in one run, in a temporary folder deleted at the end:
    `pipe.predict_proba(X)` with X built beforehand (a stricter baseline, for information); for information too, a
    batch job without any audit log on the same snapshot (read its accepted rows, the model, write key and score:
    what reading and writing cost before any of wildproof's work); and `score_snapshot`.
-   The best of each counts. Goal: scoring time <= 1.25 x the model. Every scoring run is instrumented (wrappers
+   The best of each counts. Goal (decision 0011): score_snapshot adds at most 2 us per scored row to the model (1.25x, issue 4's ratio, for information). Every scoring run is instrumented (wrappers
    around the functions `score_snapshot` calls, a few dozen calls per run) to show where the time goes, on this
    thread and in the AuditWriter's. For information, `predict_proba` of one 50,000-row chunk alone and while
    another thread commits a chunk's audit records (score_snapshot overlaps the two); and the overhead in microseconds
@@ -70,7 +70,8 @@ from wildproof.settings import load_settings
 from wildproof.store import Store
 from wildproof.training import mlflow_release, train
 
-BATCH_GOAL = 1.25   # score_snapshot time / the model's time (build_features + predict_proba) on the same rows
+BATCH_GOAL = 1.25   # score_snapshot time / the model's time (build_features + predict_proba) on the same rows: issue 4's goal, now for information
+BATCH_GOAL_US, BATCH_AIM_US = 2.0, 1.0   # what score_snapshot adds to the model, microseconds per scored row (decision 0011, accepted)
 HERE = Path(__file__).resolve().parent
 
 
@@ -309,14 +310,17 @@ def batch(args, store: Store, core: ScoringCore, snap: str, warm_rows: pd.DataFr
         print(f'     per chunk, seconds: predict_proba {per["pipe.predict_proba"]}; build_features {per["build_features"]}; '
               f'audit commits in the writer\'s thread {", ".join(f"{x:.2f}" for x in parts.calls[(APPEND, WRITER)]) or "-"}; '
               f'waiting for them {per["audit: waiting for the commits (Future.result)"] or "-"}')
-    ok_warm, ok_cold = warm_s / model_s <= BATCH_GOAL, cold_s / model_s <= BATCH_GOAL
-    print(f'\n   batch overhead, validation reused: {warm_s / model_s:.2f}x the model (goal <= {BATCH_GOAL:g}x): {verdict(ok_warm)}; '
-          f'{warm_s / raw_s:.2f}x predict_proba alone ({verdict(warm_s / raw_s <= BATCH_GOAL)} against that stricter baseline, for information)')
-    print(f'   batch overhead, new snapshot:      {cold_s / model_s:.2f}x the model (goal <= {BATCH_GOAL:g}x): {verdict(ok_cold)}; '
-          f'{cold_s / raw_s:.2f}x predict_proba alone')
+    us_warm, us_cold = 1e6 * (warm_s - model_s) / n, 1e6 * (cold_s - model_s) / n
+    ok_warm, ok_cold = us_warm <= BATCH_GOAL_US, us_cold <= BATCH_GOAL_US
+    print(f'\n   what score_snapshot adds to the model, validation reused: {us_warm:.2f} us per scored row (goal <= {BATCH_GOAL_US:g} us, decision 0011; '
+          f'aim {BATCH_AIM_US:g} us: {"reached" if us_warm <= BATCH_AIM_US else "not reached"}): {verdict(ok_warm)}')
+    print(f'   on a new snapshot (its validation included, for information): {us_cold:.2f} us per scored row')
+    print(f'   for information, issue 4\'s ratio: {warm_s / model_s:.2f}x the model with the validation reused, {cold_s / model_s:.2f}x on a new snapshot '
+          f'(the old goal, <= {BATCH_GOAL:g}x, replaced by decision 0011); {warm_s / raw_s:.2f}x / {cold_s / raw_s:.2f}x predict_proba alone')
     figures['batch'] = dict(rows_in=res.rows_in, rows_scored=n, rows_quarantined=res.rows_quarantined, raw_seconds=raw, model_seconds=model, features_seconds=feats,
                             cold_seconds=cold_s, warm_seconds=warm, no_audit_job_seconds=job, ratio_no_audit_job=job_s / model_s, ratio_warm=warm_s / model_s, ratio_cold=cold_s / model_s,
-                            ratio_warm_predict_only=warm_s / raw_s, ratio_cold_predict_only=cold_s / raw_s, goal=BATCH_GOAL,
+                            ratio_warm_predict_only=warm_s / raw_s, ratio_cold_predict_only=cold_s / raw_s, goal=BATCH_GOAL, goal_us_per_row=BATCH_GOAL_US,
+                            overhead_us_per_row_warm=us_warm, overhead_us_per_row_cold=us_cold,
                             scores_identical=bool(same), raw_cpu_seconds=cpu['raw'], score_cpu_seconds=cpu['score'], verdict_warm=verdict(ok_warm), verdict_cold=verdict(ok_cold),
                             breakdown_warm=dict(breakdown(best[2], best[0], VALIDATION[0])), breakdown_cold=dict(breakdown(cold_parts, cold_s, VALIDATION[1])))
     return data, X, ok_warm
@@ -584,8 +588,9 @@ def main(argv=None):
         load_after = os.getloadavg()[0]
         b, o = figures['batch'], figures['online']
         print(f'\nsummary (1-minute load average {load_before:.2f} before the timings, {load_after:.2f} after; {time.perf_counter() - t_start:.0f} s in all):')
-        print(f'  batch:  score_snapshot {b["ratio_warm"]:.2f}x the model with the validation reused, {b["ratio_cold"]:.2f}x on a new snapshot '
-              f'(goal <= {BATCH_GOAL:g}x): {b["verdict_warm"]} / {b["verdict_cold"]}; {b["ratio_warm_predict_only"]:.2f}x / {b["ratio_cold_predict_only"]:.2f}x predict_proba alone')
+        print(f'  batch:  score_snapshot adds {b["overhead_us_per_row_warm"]:.2f} us per scored row to the model with the validation reused '
+              f'(goal <= {BATCH_GOAL_US:g} us, decision 0011): {b["verdict_warm"]}; {b["overhead_us_per_row_cold"]:.2f} us on a new snapshot; '
+              f'{b["ratio_warm"]:.2f}x / {b["ratio_cold"]:.2f}x the model (for information)')
         h = figures['batch_heavier']
         print(f'          a batch job without an audit log (read the rows, the model, write the scores) {b["ratio_no_audit_job"]:.2f}x the model (for information)')
         print(f'          overhead {h["overhead_us_per_row"]:.2f} us per row on average over two models (for information): ' + ', '.join(f'{d["ratio"]:.2f}x with a model of {d["model_us_per_row"]:.1f} us/row' for d in h['runs'].values()))
