@@ -6,7 +6,8 @@
 Setup is idempotent: .venv is created when missing and the package is (re)installed, editable with its
 dev extra, only when pyproject.toml changed since the last install. The installer is uv, installed
 into the venv from PyPI; bytecode is compiled at install (Evidently imports in 4.5 s instead of 10-13 s).
-`test` also makes sure Debian's /usr/bin/chromium is there for the browser tests (apt-get, as root; never `playwright install`).
+`test` also makes sure Debian's /usr/bin/chromium is there for the browser tests (apt-get, as root; never `playwright install`),
+and Debian's /usr/bin/wrk for the online benchmark's test (apt-get, as root).
 """
 from __future__ import annotations
 import hashlib, os, shutil, subprocess, sys, time
@@ -17,6 +18,7 @@ VENV = ROOT / '.venv'
 BIN = VENV / 'bin'
 STAMP = VENV / '.wildproof-install'
 CHROMIUM = Path('/usr/bin/chromium')
+WRK = Path('/usr/bin/wrk')   # the HTTP load generator of bench/online.py
 
 
 def run(*cmd, **kw):
@@ -36,18 +38,24 @@ def setup():
     STAMP.write_text(want)
 
 
-def ensure_chromium():
-    """Install Debian's chromium for the browser tests when missing (`apt-get update` only if the first install fails). Where that
-    cannot be tried (no apt-get, not root) the browser tests skip, and this says so; where it is tried and fails, it stops."""
-    if CHROMIUM.exists(): return
+def ensure_debian(path: Path, package: str, needed_by: str):
+    """Install Debian's `package` when `path` is missing, for `needed_by` (`apt-get update` only if the first install fails). Where
+    that cannot be tried (no apt-get, not root) those tests skip, and this says so; where it is tried and fails, it stops."""
+    if path.exists(): return
     if not shutil.which('apt-get') or os.geteuid() != 0:
-        print(f'WARNING: {CHROMIUM} is missing and cannot be installed here (apt-get as root): the browser tests will be SKIPPED. '
-              f'Install Chromium so that it is {CHROMIUM} to run them.', flush=True)
+        print(f'WARNING: {path} is missing and cannot be installed here (apt-get as root): {needed_by} will be SKIPPED. '
+              f'Install {package} so that it is {path} to run them.', flush=True)
         return
-    print(f'{CHROMIUM} is missing: installing Debian\'s chromium for the browser tests', flush=True)
-    if run('apt-get', 'install', '-y', '-q', 'chromium') and (run('apt-get', 'update', '-q') or run('apt-get', 'install', '-y', '-q', 'chromium')):
-        sys.exit(f'could not install chromium with apt-get (needs the Debian archive): install it yourself, it must be {CHROMIUM}')
-    if not CHROMIUM.exists(): sys.exit(f'apt-get installed chromium but {CHROMIUM} is still missing')
+    print(f'{path} is missing: installing Debian\'s {package} for {needed_by}', flush=True)
+    if run('apt-get', 'install', '-y', '-q', package) and (run('apt-get', 'update', '-q') or run('apt-get', 'install', '-y', '-q', package)):
+        sys.exit(f'could not install {package} with apt-get (needs the Debian archive): install it yourself, it must be {path}')
+    if not path.exists(): sys.exit(f'apt-get installed {package} but {path} is still missing')
+
+
+def ensure_chromium(): ensure_debian(CHROMIUM, 'chromium', 'the browser tests')
+
+
+def ensure_wrk(): ensure_debian(WRK, 'wrk', 'the online benchmark\'s test (tests/test_online_bench.py)')
 
 
 def env():
@@ -58,6 +66,7 @@ def env():
 
 def test(extra):
     ensure_chromium()
+    ensure_wrk()
     steps = [
         ('notebooks (nbdev-test)', [BIN / 'nbdev-test', '--n-workers', '2', '--do-print']),
         ('tests (pytest)', [BIN / 'python', '-m', 'pytest', '-q', 'tests', *extra]),
