@@ -397,7 +397,9 @@ def connect(self: Store, tables: Iterable[str] | None = None) -> duckdb.DuckDBPy
                                         'only (the service moves them within [audit] drain_seconds)', self.root)
         else:
             from wildproof.audit import drain   # the journal's format and locks are the audit log's
-            drain(self)
+            try: drain(self)
+            except Exception as e: _log.warning('the audit journal of %s could not be moved into the predictions table (%s); reading the table '
+                                                'only: run `wildproof audit verify`', self.root, e)
     if self.read_only: tables = [t for t in tables if (self.table_path(t) / '_delta_log').is_dir()]   # an older store may lack some
     con = self.cursor()
     for t in tables:
