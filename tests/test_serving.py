@@ -42,14 +42,15 @@ class ServerDied(RuntimeError):
 
 class Server:
     "`wildproof serve` in a subprocess on 127.0.0.1 and a free port, with the settings file `settings` and extra env vars."
-    def __init__(self, settings: Path, *, log: Path | None = None, model: str = MODEL, **env):
+    def __init__(self, settings: Path, *, log: Path | None = None, model: str = MODEL, workers: int = 1, **env):
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}'
         e = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
         e.update(ENV, WILDPROOF_SETTINGS=str(settings), **{k: str(v) for k, v in env.items()})
         self.log = log or settings.parent / f'serve-{self.port}.log'
         self._out = open(self.log, 'wb')
-        self.proc = subprocess.Popen([sys.executable, '-m', 'wildproof.cli', 'serve', '--model', model, '--host', '127.0.0.1', '--port', str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, '-m', 'wildproof.cli', 'serve', '--model', model, '--host', '127.0.0.1', '--port', str(self.port),
+                                      '--workers', str(workers)],
                                      env=e, cwd=settings.parent, stdout=self._out, stderr=subprocess.STDOUT)
         t0 = time.monotonic()
         while True:   # /version answers even when the service is degraded (then /health is 503)
