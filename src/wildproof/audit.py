@@ -36,8 +36,28 @@ _TEXT_FIELDS = CHAINED[:CHAINED.index('batch_size') + 1]   # what a record writt
 class AuditError(WildproofError):
     "The audit log cannot be written or read as asked."
 
+def _fixed(typ: pa.DataType) -> np.dtype:
+    "The NumPy type a fixed-width chained column is hashed as."
+    return np.dtype(np.int64) if pa.types.is_timestamp(typ) else np.dtype(np.uint8) if pa.types.is_boolean(typ) else np.dtype(typ.to_pandas_dtype())
+
 def _piece(a: pa.Array, typ: pa.DataType) -> tuple:
     "One chained column (an array of type `typ`) as arrays any run of records hashes from without copying: (validity, values) or (validity, lengths, offsets, bytes)."
+    n = len(a)
+    # Two shortcuts give the same arrays as the general path below with fewer Arrow calls (a request's record: 0.3 ms instead of 3):
+    if a.null_count == n:   # all null, as most of an online record's batch columns are
+        valid = np.zeros(n, np.uint8)
+        if pa.types.is_string(typ): return (valid, np.zeros(n, np.int64), np.zeros(n + 1, np.int32), np.zeros(0, np.uint8))
+        if pa.types.is_list(typ): return (valid, np.zeros(n, np.int64), np.zeros(n + 1, np.int64), np.zeros(0, np.float64))
+        return (valid, np.zeros(n, _fixed(typ)))
+    if a.null_count == 0 and not pa.types.is_list(typ):   # no nulls
+        valid = np.ones(n, np.uint8)
+        if pa.types.is_string(typ):
+            off = np.frombuffer(a.buffers()[1], np.int32)[a.offset:a.offset + n + 1]
+            data = np.frombuffer(a.buffers()[2], np.uint8) if a.buffers()[2] is not None else np.zeros(0, np.uint8)
+            return (valid, np.diff(off).astype(np.int64), off, data)
+        v = np.asarray(a.to_numpy(zero_copy_only=False), np.uint8) if pa.types.is_boolean(typ) else \
+            a.view(pa.int64()).to_numpy() if pa.types.is_timestamp(typ) else a.to_numpy()
+        return (valid, np.where(np.isnan(v), np.nan, v) if v.dtype.kind == 'f' else v)
     valid = a.is_valid().to_numpy(zero_copy_only=False).view(np.uint8)
     if pa.types.is_string(typ):
         off = np.frombuffer(a.buffers()[1], np.int32)[a.offset:a.offset + len(a) + 1] if a.buffers()[1] is not None else np.zeros(len(a) + 1, np.int32)
@@ -56,10 +76,16 @@ def _piece(a: pa.Array, typ: pa.DataType) -> tuple:
     v = pc.fill_null(a, pa.scalar(0, a.type)).to_numpy(zero_copy_only=False)
     return (valid, np.where(np.isnan(v), np.nan, v) if v.dtype.kind == 'f' else v)
 
+def _column(t: pa.Table, c: str) -> pa.Array:
+    "Column `c` of `t` as one array of the table's type (nulls if `t` lacks it)."
+    typ = SCHEMA.field(c).type
+    if c not in t.column_names: return pa.nulls(t.num_rows, typ)
+    a = t[c] if t[c].type.equals(typ) else t[c].cast(typ)
+    return a.chunk(0) if a.num_chunks == 1 else a.combine_chunks()
+
 def _pieces(t: pa.Table) -> list[tuple]:
     "Each chained column of `t` as `_piece` makes it, in the order of `CHAINED`."
-    return [_piece(t[c].cast(SCHEMA.field(c).type).combine_chunks() if c in t.column_names else pa.nulls(t.num_rows, SCHEMA.field(c).type),
-                   SCHEMA.field(c).type) for c in CHAINED]
+    return [_piece(_column(t, c), SCHEMA.field(c).type) for c in CHAINED]
 
 # Columns added after links (store schema 7 on) enter a link's hash only when one of its records has a value: links
 # written before them keep their hashes, and a value added to or taken from a record still breaks its link.
@@ -265,7 +291,7 @@ def drain(store: Store) -> int:
 # %% ../../nbs/11_audit.ipynb #a5210a33
 def _checked(rows, groups: list[int] | None) -> tuple[pa.Table, list[int]]:
     "`rows` as a `predictions` table and its links' sizes, or an `AuditError` saying what is wrong with them."
-    t = as_table(SCHEMA, rows, 'predictions')
+    t = rows if isinstance(rows, pa.Table) and rows.schema.equals(SCHEMA) else as_table(SCHEMA, rows, 'predictions')
     groups = [t.num_rows] if groups is None else [g for g in groups if g]
     if not t.num_rows: return t, []
     if sum(groups) != t.num_rows or min(groups) < 0: raise AuditError(f'links of {groups} records do not add up to the {t.num_rows} records given')
