@@ -23,6 +23,7 @@ from .datasets import get_snapshot
 from .features import FeatureSet, OutcomeHistory, build_features, outcome_values
 from .spec import ModelSpec
 from .training import ModelVersion, model_version
+from .compiled import CompiledModel, compile_model
 from .audit import SCHEMA as AUDIT_SCHEMA, AuditWriter, input_text, inputs_as_json, inputs_join
 
 log = logging.getLogger('wildproof.scoring')
@@ -50,6 +51,7 @@ class Route:
     loaded_at: datetime = field(default_factory=utcnow)
     spec: ModelSpec | None = field(default=None, repr=False)
     mv: ModelVersion | None = field(default=None, repr=False)
+    compiled: CompiledModel | None = field(default=None, repr=False)   # the fast form of `pipe` for a few rows, where it is exact
 
     @property
     def ok(self) -> bool: return self.pipe is not None and self.error is None
@@ -93,10 +95,22 @@ def load_version(store: Store, model: str, version: str | None, *, alias: str | 
     if version is None: return Route(model, alias, None, error=f'no version of {model} holds the alias {alias!r}')
     try:
         mv = model_version(store, model, version, settings)
-        pipe = mv.fitted(settings)
-        return Route(model, alias, str(version), pipe, mv.features, mv.contract, outcome_history(store, mv), mv.snapshot, spec=mv.spec, mv=mv)
+        pipe, history = mv.fitted(settings), outcome_history(store, mv)
+        return Route(model, alias, str(version), pipe, mv.features, mv.contract, history, mv.snapshot, spec=mv.spec, mv=mv,
+                     compiled=_compiled(store, mv, pipe, history, settings))
     except Exception as e:   # a missing artifact, a corrupt file, a deleted contract: the route is unavailable and says why
         return Route(model, alias, str(version), error=f'{model} v{version} cannot be loaded: {type(e).__name__}: {e}')
+
+# %% ../../nbs/12_scoring.ipynb #5ea441bd
+def _compiled(store: Store, mv: ModelVersion, pipe, history, settings=None, rows: int = 256) -> CompiledModel | None:
+    "`pipe` compiled, if it answers as the pipeline does on the first `rows` rows of its training snapshot; else None (the pipeline answers)."
+    try:
+        sample = build_features(validated(store, mv.snapshot, mv.contract, settings).accepted().head(rows), mv.features, history)
+        cm = compile_model(pipe, mv.spec, mv.features, sample)
+    except Exception as e:
+        log.info('%s v%s is not compiled: %s: %s', mv.model, mv.version, type(e).__name__, e); return None
+    if not (cm.exact and cm.checked): log.info('%s v%s is not compiled: %s', mv.model, mv.version, cm.reason); return None
+    return cm
 
 # %% ../../nbs/12_scoring.ipynb #3de4583f
 def canary_bucket(keys) -> np.ndarray:
@@ -179,7 +193,7 @@ def _predict(route: Route, rows: pd.DataFrame) -> tuple[np.ndarray | None, pd.Da
     try:
         X = build_features(rows, route.features, route.history)
         from wildproof.training import scores
-        p = scores(route.pipe, X, route.spec)
+        p = route.compiled.scores(X) if route.compiled is not None else scores(route.pipe, X, route.spec)
         P = None
         if p.ndim == 2: P = p; p = P.max(1)
         p = np.asarray(p, float)

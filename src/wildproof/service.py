@@ -15,7 +15,7 @@ from . import __version__
 from .settings import WildproofError, load_settings
 from .store import Store
 from .contracts import Contract
-from .audit import AuditError, record_outcomes
+from .audit import AuditError, AuditJournal, record_outcomes
 from .scoring import ScoringCore
 
 log = logging.getLogger('wildproof.service')
@@ -113,7 +113,7 @@ def create_app(core: ScoringCore):
     @app.get('/health', summary='Is the champion loaded and the audit log writable?')
     async def health():
         champ = core.routes['champion']
-        writer = core.writer._thread.is_alive()
+        writer = core.writer.alive
         ok = champ.ok and writer
         body = dict(status='ok' if ok else 'degraded', model=core.model, champion=champ.version, audit_writer='running' if writer else 'stopped',
                     reason=None if ok else (champ.error or 'the audit writer has stopped'))
@@ -149,7 +149,7 @@ def serve(host: str | None = None, port: int | None = None, *, model: str | None
         out(f'wildproof serve: {model} v{alias_version(store, model, "production")} (production) in {workers} worker processes' + where, flush=True)
         uvicorn.run('wildproof.service:_worker_app', factory=True, workers=workers, host=host, port=port, log_level='warning', access_log=False)
         return
-    core = ScoringCore(store, model=model, settings=st, source='rest', watch=True)
+    core = ScoringCore(store, model=model, settings=st, source='rest', watch=True, writer=AuditJournal(store, settings=st))
     champ = core.routes['champion']
     out(f'wildproof serve: {core.model} ' + (f'v{champ.version} (production)' if champ.ok else f'UNAVAILABLE ({champ.error}): answering with the fallback')
         + (f', challenger v{core.routes["challenger"].version} ({core.challenger_alias})' if core.routes['challenger'].ok else '') + where, flush=True)
@@ -159,7 +159,8 @@ def _worker_app():
     "The app of one worker process of `serve(workers=N)`: the settings as `load_settings` finds them (the store and model as the parent set them)."
     _die_with_parent()
     st = load_settings()
-    return create_app(ScoringCore(Store.from_settings(st), settings=st, source='rest', watch=True))
+    store = Store.from_settings(st)
+    return create_app(ScoringCore(store, settings=st, source='rest', watch=True, writer=AuditJournal(store, settings=st)))
 
 def _die_with_parent():
     "On Linux, have this process killed when its parent dies: killing the server (even with kill -9) stops its workers."
