@@ -6,7 +6,6 @@
 from __future__ import annotations
 import hashlib, json, logging, os, queue, re, struct, threading, time, zlib
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -152,17 +151,8 @@ _MAGIC = b'WPJ1'
 _HEAD = struct.Struct('<4sQ')     # magic, length of the IPC stream
 _TAIL = struct.Struct('<IQ4s')    # CRC-32 of the stream, its length, magic
 CURRENT = 'current.wal'
-_held = threading.local()         # how many audit locks this thread holds: its own reads of `predictions` must not drain
 
 def _journal_dir(store: Store) -> Path: return store.root / 'audit' / 'journal'
-
-@contextmanager
-def _locked(store: Store, name: str):
-    "`store.lock(name)`, noting that this thread holds an audit lock (the locks are not re-entrant, so it must not drain while it reads)."
-    with store.lock(name):
-        _held.n = getattr(_held, 'n', 0) + 1
-        try: yield
-        finally: _held.n -= 1
 
 def _fault(point: str):
     "Die here, as kill -9 would, when WILDPROOF_AUDIT_FAULT names this point (the crash tests use it to stop at an exact stage)."
@@ -284,9 +274,9 @@ def _drain_sealed(store: Store, batch: int = 50_000) -> int:
 
 def drain(store: Store) -> int:
     "Move every record the audit journal holds into the `predictions` table; returns how many. A no-op in a thread that holds an audit lock."
-    if getattr(_held, 'n', 0) or not store.journal_waits(): return 0
-    with _locked(store, 'audit-chain'): _seal(store)
-    with _locked(store, 'audit-drain'): return _drain_sealed(store)
+    if store.holds('audit-chain') or store.holds('audit-drain') or not store.journal_waits(): return 0
+    with store.lock('audit-chain'): _seal(store)
+    with store.lock('audit-drain'): return _drain_sealed(store)
 
 # %% ../../nbs/11_audit.ipynb #a5210a33
 def _checked(rows, groups: list[int] | None) -> tuple[pa.Table, list[int]]:
@@ -321,9 +311,9 @@ def append_records(store: Store, rows, groups: list[int] | None = None) -> pa.Ta
     t, groups = _checked(rows, groups)
     if not t.num_rows: return t
     pieces = _pieces(t)   # the hashing work outside the lock
-    with _locked(store, 'audit-chain'):
+    with store.lock('audit-chain'):
         _seal(store)
-        with _locked(store, 'audit-drain'):
+        with store.lock('audit-drain'):
             _drain_sealed(store)
             h = _table_head(store)
             t, last = _chain(t, groups, h, pieces)
@@ -430,23 +420,21 @@ class AuditJournal:
             except BaseException as e:
                 for _, _, fut in items: fut.set_exception(e)
 
-    def _head(self) -> dict:
-        "The chain's head (call under the `audit-chain` lock): this process's own last entry, unless the journal file changed since."
-        try: st = os.stat(self._dir / CURRENT)
-        except FileNotFoundError: st = None
-        if st is not None and self._cache and self._cache[0] == (st.st_ino, st.st_size, st.st_mtime_ns): return self._cache[1]
+    def _head(self, fd: int) -> dict:
+        """The chain's head (call under the `audit-chain` lock, `fd` open on `current.wal`): this process's own last entry, unless the file
+        changed since (another process wrote, sealed or cut it): its inode, size, time and last 20 bytes are as this process left them."""
+        st, c = os.fstat(fd), self._cache
+        if c and c[0] == (st.st_ino, st.st_size, st.st_mtime_ns) and os.pread(fd, _TAIL.size, st.st_size - _TAIL.size) == c[1]: return c[2]
         return _journal_tail(self.store, repair=True) or _table_head(self.store)
 
     def _commit(self, t: pa.Table, groups: list[int]) -> pa.Table:
         pieces = _pieces(t)   # the hashing work outside the lock
-        cur = self._dir / CURRENT
-        with _locked(self.store, 'audit-chain'):
-            h = self._head()
-            t, last = _chain(t, groups, h, pieces)
-            data = _entry(t)
-            new = not cur.exists()
-            fd = os.open(cur, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        with self.store.lock('audit-chain'):
+            fd = os.open(self._dir / CURRENT, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
+                h = self._head(fd)
+                t, last = _chain(t, groups, h, pieces)
+                data = _entry(t)
                 size = os.fstat(fd).st_size
                 if os.environ.get('WILDPROOF_AUDIT_FAULT') == 'journal-write': os.write(fd, data[:len(data) // 2]); os._exit(70)
                 try:
@@ -459,8 +447,8 @@ class AuditJournal:
                     raise
                 st = os.fstat(fd)
             finally: os.close(fd)
-            if new: _fsync_dir(self._dir)
-            self._cache = ((st.st_ino, st.st_size, st.st_mtime_ns), dict(seq=h['seq'] + t.num_rows, hash=last))
+            if size == 0: _fsync_dir(self._dir)   # a new file: its name must survive too
+            self._cache = ((st.st_ino, st.st_size, st.st_mtime_ns), data[-_TAIL.size:], dict(seq=h['seq'] + t.num_rows, hash=last))
         _fault('journal-fsynced')
         self.commits += 1; self.records += t.num_rows; self._waiting += t.num_rows
         if self._waiting >= self.drain_at: self._wake.set()
@@ -599,7 +587,7 @@ def apply_retention(store: Store, *, days: int | None = None, now: datetime | No
     days = (settings or load_settings()).audit.retention_days if days is None else days
     if not isinstance(days, int) or days < 1: raise AuditError(f'retention must be a whole number of days, at least 1; got {days!r}')
     cutoff = (now or utcnow()) - timedelta(days=days)
-    with _locked(store, 'audit-chain'), _locked(store, 'audit-drain'):
+    with store.lock('audit-chain'), store.lock('audit-drain'):
         _seal(store); _drain_sealed(store)   # the journal's records are part of the log: into the table first
         _table_head(store)
         r = store.sql('select min(seq) filter (where created_at >= $c) as keep_from, max(seq) as last, min(seq) as first from predictions',

@@ -120,6 +120,8 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 # %% ../../nbs/01_store.ipynb #d7ef4e7b
+_held = threading.local()   # the locks each thread holds: (root, name)
+
 class Store:
     "The append-only fact tables under `root`, queried with DuckDB. `read_only`: open an existing store without creating, migrating, locking or writing anything."
     def __init__(self, root: str | Path, read_only: bool = False):
@@ -145,13 +147,21 @@ class Store:
 
     @contextmanager
     def lock(self, name: str):
-        "An exclusive lock between processes on this machine, held for the `with` block."
+        "An exclusive lock between processes (and threads) on this machine, held for the `with` block. Not re-entrant: see `holds`."
         self._writable()
         (self.root / 'locks').mkdir(exist_ok=True)
         with open(self.root / 'locks' / f'{name}.lock', 'w') as f:
             fcntl.flock(f, fcntl.LOCK_EX)
+            held = _held.__dict__.setdefault('locks', [])
+            held.append((self.root, name))
             try: yield
-            finally: fcntl.flock(f, fcntl.LOCK_UN)
+            finally:
+                held.remove((self.root, name))
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def holds(self, name: str) -> bool:
+        "Whether this thread holds the lock `name` of this store (taking it again would wait forever)."
+        return (self.root, name) in getattr(_held, 'locks', ())
 
     def _writable(self):
         if self.read_only: raise StoreError(f'the store at {self.root} is open read-only: nothing can be written to it')
@@ -392,7 +402,7 @@ def connect(self: Store, tables: Iterable[str] | None = None) -> duckdb.DuckDBPy
     """A new cursor with `tables` (default: all) registered as views of their latest version (a `LATEST` table also as `<table>_history`).
     `predictions` first takes in what the audit journal holds, so a reader sees every answer given (a read-only store cannot: it warns)."""
     tables = list(TABLES if tables is None else tables)
-    if 'predictions' in tables and self.journal_waits():
+    if 'predictions' in tables and not (self.holds('audit-chain') or self.holds('audit-drain')) and self.journal_waits():   # the journal's own reads: as it is
         if self.read_only: _log.warning('the audit journal of %s holds records not yet in the predictions table; this read-only view shows the table '
                                         'only (the service moves them within [audit] drain_seconds)', self.root)
         else:
