@@ -243,6 +243,17 @@ def _seal(store: Store) -> Path | None:
     os.rename(cur, dest); _fsync_dir(d)
     return dest
 
+def _fsync_commit(store: Store, version: int):
+    "Put the `predictions` commit `version` (its log entry and the files it adds) on disk: the journal files it replaces are deleted next."
+    table = store.table_path('predictions')
+    log = table / '_delta_log' / f'{version:020d}.json'
+    adds = [json.loads(x).get('add') for x in log.read_text().splitlines() if x.strip()]
+    for f in [table / a['path'] for a in adds if a] + [log]:
+        fd = os.open(f, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
+    _fsync_dir(log.parent); _fsync_dir(table)
+
 def _drain_sealed(store: Store, batch: int = 50_000) -> int:
     "Move the sealed journal files into `predictions` (at most `batch` records a commit, more if one file holds more) and delete them; returns how many records moved. Call under the `audit-drain` lock."
     files, moved, h, d = _sealed(store), 0, None, _journal_dir(store)
@@ -264,6 +275,7 @@ def _drain_sealed(store: Store, batch: int = 50_000) -> int:
             _fault('drain-before-commit')
             store.append('predictions', t)
             _fault('drain-committed')
+            _fsync_commit(store, store.last_version['predictions'])   # the Delta writer does not fsync (0010); the journal did
             h = dict(seq=int(seqs[-1]), hash=t['hash'][-1].as_py())
             _write_head(store, h['seq'], h['hash'], store.last_version['predictions'])
             _fault('drain-head-written')
