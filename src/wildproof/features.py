@@ -23,6 +23,10 @@ class FeatureError(WildproofError):
 def _ns(s) -> np.ndarray:
     "Times as int64 nanoseconds (UTC; naive times are taken as UTC)."
     t = pd.Series(s) if not isinstance(s, pd.Series) else s
+    if isinstance(t.dtype, np.dtype) and t.dtype.kind == 'M':   # naive times (no time zone to look up): straight to nanoseconds
+        a = t.to_numpy()
+        ns = a.astype('datetime64[ns]')
+        if ((ns.astype(a.dtype) == a) | np.isnat(a)).all(): return ns.view('int64')   # nothing out of range (pandas would raise)
     if not pd.api.types.is_datetime64_any_dtype(t): t = pd.to_datetime(t)   # already times: no parsing (pandas would sample them first)
     if getattr(t.dt, 'tz', None) is not None: t = t.dt.tz_convert('UTC').dt.tz_localize(None)
     return t.astype('datetime64[ns]').to_numpy().view('int64')
@@ -44,7 +48,7 @@ class OutcomeHistory:
 
     def known_before(self, groups, times) -> tuple[np.ndarray, np.ndarray]:
         "For each (group, time): how many outcomes were known strictly before the time, and their sum."
-        g = np.asarray(pd.Series(groups).astype(str).to_numpy())
+        g = _texts(groups)
         t = _ns(times)
         known, total = np.zeros(len(g), 'int64'), np.zeros(len(g))
         for grp in np.unique(g):
@@ -55,14 +59,24 @@ class OutcomeHistory:
             known[sel], total[sel] = n, cum[n]
         return known, total
 
+def _texts(values) -> np.ndarray:
+    "Values as text (`astype(str)`), without a conversion when they are Python strings already."
+    v = values.to_numpy() if isinstance(values, pd.Series) else None
+    if v is not None and v.dtype == object and all(type(x) is str for x in v): return v
+    return np.asarray(pd.Series(values).astype(str).to_numpy())
+
 def point_in_time(rows: pd.DataFrame, pit: PointInTime, history: OutcomeHistory, *, time: str) -> pd.DataFrame:
     "For each row: the outcomes of its `pit.group` known strictly before its `time` (`<name>_known`), and their smoothed mean (`<name>_rate`)."
+    return pd.DataFrame(_pit_values(rows, pit, history, time), index=rows.index)
+
+def _pit_values(rows: pd.DataFrame, pit: PointInTime, history: OutcomeHistory, time: str) -> dict:
+    "`point_in_time`'s two columns as arrays, by name."
     for c in (pit.group, time):
         if c not in rows.columns: raise FeatureError(f'the data lacks column {c!r}, which the point-in-time feature {pit.name} needs')
     known, total = history.known_before(rows[pit.group], rows[time])
     prior = pit.prior if pit.prior is not None else (history.mean if history.mean is not None else 0.0)
     with np.errstate(invalid="ignore", divide="ignore"): rate = (total + prior * pit.weight) / (known + pit.weight)
-    return pd.DataFrame({pit.columns[0]: known, pit.columns[1]: rate}, index=rows.index)
+    return {pit.columns[0]: known, pit.columns[1]: rate}
 
 # %% ../../nbs/06_features.ipynb #638aa623
 @dataclass
@@ -158,14 +172,43 @@ def build_features(data: pd.DataFrame, fs: FeatureSet, history: 'pd.DataFrame | 
     point-in-time feature by name (serving)."""
     missing = [c for c in fs.needs if c not in data.columns]
     if missing: raise FeatureError(f'the data lacks column{"s" if len(missing) > 1 else ""} {", ".join(missing)} that the features need')
+    names = fs.columns
+    if not (names and data.columns.is_unique and data.index.is_unique and len(set(names)) == len(names)):
+        return _build_features_joined(data, fs, history)
+    cols = {c: data[c]._values.copy() for c in fs.numeric}      # each column once, as it is (a copy): no frame until the end
+    for c in fs.categorical: cols[c] = _categories(data[c])
+    if fs.code: cols.update(_row_columns(data, fs))
+    if fs.point_in_time:
+        for p, h in zip(fs.pits, _histories(fs, history)): cols.update(_pit_values(data, p, h, fs.time_column))
+    kept = {c: pd.Series(v, index=data.index, dtype=object, copy=False) if v.dtype == object else v for c, v in ((c, cols[c]) for c in names)}
+    return pd.DataFrame(kept, index=data.index, copy=False)      # objects stay objects (a bare object array of times would become times)
+
+def _categories(s: pd.Series) -> np.ndarray:
+    "A categorical column as Python objects, None where it is missing (what the encoder was fitted on)."
+    v = s.to_numpy(dtype=object, copy=True) if s.dtype == object else s.astype(object).to_numpy()
+    miss = pd.isna(v) if s.dtype == object else s.isna().to_numpy()
+    if miss.any(): v[miss] = None
+    return v
+
+def _row_columns(data: pd.DataFrame, fs: FeatureSet) -> dict:
+    "The user's row features of `data`, checked against the columns the model was trained with: numbers as floats."
+    rf = _row_features(data, fs)
+    if list(rf.columns) != fs.row: raise FeatureError(f'the feature function {fs.code} returned {list(rf.columns)}, not the columns the model was trained with {fs.row}')
+    cols = {c: rf[c] for c in fs.row}
+    return {c: np.array(s, float) if pd.api.types.is_numeric_dtype(s) else s._values.copy() for c, s in cols.items()}
+
+def _histories(fs: FeatureSet, history) -> list:
+    "The `OutcomeHistory` of each point-in-time feature, in order."
+    if history is None: raise FeatureError('the point-in-time features need the outcome history (history=)')
+    hs = history if isinstance(history, dict) else fs.histories(history)
+    return [hs[p.name] for p in fs.pits]
+
+def _build_features_joined(data: pd.DataFrame, fs: FeatureSet, history) -> pd.DataFrame:
+    "`build_features` of data with repeated column names or index labels: its frame copied, then columns set and joined by index."
     out = data[fs.raw_columns].copy()
     for c in fs.categorical: out[c] = out[c].astype(object).where(out[c].notna(), None)
     if fs.code:
-        rf = _row_features(data, fs)
-        if list(rf.columns) != fs.row: raise FeatureError(f'the feature function {fs.code} returned {list(rf.columns)}, not the columns the model was trained with {fs.row}')
-        for c in fs.row: out[c] = np.asarray(rf[c], float) if pd.api.types.is_numeric_dtype(rf[c]) else rf[c]
+        for c, v in _row_columns(data, fs).items(): out[c] = v
     if fs.point_in_time:
-        if history is None: raise FeatureError('the point-in-time features need the outcome history (history=)')
-        hs = history if isinstance(history, dict) else fs.histories(history)
-        for p in fs.pits: out = out.join(point_in_time(data, p, hs[p.name], time=fs.time_column))
+        for p, h in zip(fs.pits, _histories(fs, history)): out = out.join(point_in_time(data, p, h, time=fs.time_column))
     return out[fs.columns]
