@@ -249,7 +249,8 @@ def _fsync_commit(store: Store, version: int):
     log = table / '_delta_log' / f'{version:020d}.json'
     adds = [json.loads(x).get('add') for x in log.read_text().splitlines() if x.strip()]
     for f in [table / a['path'] for a in adds if a] + [log]:
-        fd = os.open(f, os.O_RDONLY)
+        try: fd = os.open(f, os.O_RDONLY)
+        except FileNotFoundError: continue   # a path written another way (delta-rs escapes some names): the OS flushes it soon
         try: os.fsync(fd)
         finally: os.close(fd)
     _fsync_dir(log.parent); _fsync_dir(table)
@@ -405,6 +406,7 @@ class AuditJournal:
     def submit(self, rows, groups: list[int] | None = None) -> Future:
         "Queue `rows` (one link, or links of `groups` records) for the next journal entry; the future's result is the rows as written."
         fut = Future()
+        if not self._writer.is_alive(): fut.set_exception(AuditError('the audit journal is closed')); return fut
         try: t, groups = _checked(rows, groups)
         except Exception as e: fut.set_exception(e); return fut   # refused alone, not with the others of its group
         if not t.num_rows: fut.set_result(t)

@@ -403,8 +403,11 @@ def connect(self: Store, tables: Iterable[str] | None = None) -> duckdb.DuckDBPy
     `predictions` first takes in what the audit journal holds, so a reader sees every answer given (a read-only store cannot: it warns)."""
     tables = list(TABLES if tables is None else tables)
     if 'predictions' in tables and not (self.holds('audit-chain') or self.holds('audit-drain')) and self.journal_waits():   # the journal's own reads: as it is
-        if self.read_only: _log.warning('the audit journal of %s holds records not yet in the predictions table; this read-only view shows the table '
-                                        'only (the service moves them within [audit] drain_seconds)', self.root)
+        if self.read_only:
+            if not getattr(self, '_journal_warned', False):   # once per Store: the dashboards read often
+                _log.warning('the audit journal of %s holds records not yet in the predictions table; this read-only view shows the table '
+                             'only (the service moves them within [audit] drain_seconds)', self.root)
+                self._journal_warned = True
         else:
             from wildproof.audit import drain   # the journal's format and locks are the audit log's
             try: drain(self)
