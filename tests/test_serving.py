@@ -521,10 +521,12 @@ def test_promotion_and_rollback_reach_the_running_service(own_store, settings_fi
 # ---------------------------------------------------------------------------------------------------- durability
 
 @pytest.mark.timeout(240)
-def test_kill_9_loses_no_acknowledged_answer(own_store, settings_file, trained, capsys):
+@pytest.mark.parametrize('workers', [1, 2])
+def test_kill_9_loses_no_acknowledged_answer(own_store, settings_file, trained, capsys, workers):
+    "8 clients send single records as fast as they are answered (through the audit journal, in one or two worker processes); kill -9 of the server loses none that was answered."
     recs, stop, lock = trained.records, threading.Event(), threading.Lock()
     acked, errors = [], []
-    srv = Server(settings_file)
+    srv = Server(settings_file, workers=workers)
     def client(n):
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             i = 0
@@ -540,10 +542,10 @@ def test_kill_9_loses_no_acknowledged_answer(own_store, settings_file, trained, 
                     with lock: acked.append(rid)
                 else:
                     with lock: errors.append(r.status_code)
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
     try:
         for t in threads: t.start()
-        wait_for(lambda: len(acked) >= 20, timeout=60)
+        wait_for(lambda: len(acked) >= 200, timeout=60)
         time.sleep(3)
         srv.kill9()
         assert srv.proc.returncode == -signal.SIGKILL
@@ -552,7 +554,8 @@ def test_kill_9_loses_no_acknowledged_answer(own_store, settings_file, trained, 
         stop.set()
         for t in threads: t.join(60)
         srv.stop()
-    assert len(acked) >= 20 and not [e for e in errors if isinstance(e, int)], errors[:10]
+    assert len(acked) >= 200 and not [e for e in errors if isinstance(e, int)], errors[:10]
+    wait_for(lambda: srv.proc.poll() is not None and not _serving(srv.port), timeout=10)   # its workers died with it
     logged = set(own_store.sql('select request_id from predictions').request_id)
     missing = set(acked) - logged
     assert not missing, f'{len(missing)} acknowledged answers are not in the audit log: {sorted(missing)[:5]}'
@@ -570,8 +573,14 @@ def test_kill_9_loses_no_acknowledged_answer(own_store, settings_file, trained, 
     assert len(new) == 20 and new.seq.min() > before.s
     r = cli(settings_file, 'audit', 'verify')
     assert r.returncode == 0 and 'chain intact' in r.stdout
-    report(capsys, f'kill -9 after {len(acked)} acknowledged answers ({len(logged) - len(acked)} more were committed but not acknowledged); '
+    report(capsys, f'kill -9 of {workers} worker process(es) after {len(acked)} acknowledged answers ({len(logged) - len(acked)} more were committed but not acknowledged); '
                    f'none lost, chain intact: {r.stdout.strip()}')
+
+
+def _serving(port: int) -> bool:
+    "Whether anything still answers on `port`."
+    try: return httpx.get(f'http://127.0.0.1:{port}/health', timeout=1).status_code > 0
+    except httpx.TransportError: return False
 
 
 # ---------------------------------------------------------------------------------------------------- batch

@@ -21,7 +21,7 @@ from .scoring import ScoringCore
 log = logging.getLogger('wildproof.service')
 
 # %% auto #0
-__all__ = ['log', 'record_schema', 'create_app', 'serve', 'serve_in_thread']
+__all__ = ['log', 'record_schema', 'create_app', 'serve', 'serve_in_thread', 'serve_in_process']
 
 # %% ../../nbs/13_service.ipynb #9e02c78e
 _json_type = dict(integer='integer', float='number', boolean='boolean', string='string', timestamp='string', date='string')
@@ -189,3 +189,38 @@ class _Thread:
 def serve_in_thread(core: ScoringCore, host: str = '127.0.0.1', port: int = 0) -> _Thread:
     "Run the service for `core` on `host` (a free port by default) in a background thread: for notebooks and tests."
     return _Thread(create_app(core), host, port)
+
+def _silent(*a, **k): pass
+
+class _Process:
+    "`serve` in a fresh child process on `host` and a free port; `.url`, `.stop()` (SIGTERM: the service drains its audit journal and exits)."
+    def __init__(self, store: Store, *, model: str, settings, host: str = '127.0.0.1', port: int = 0, workers: int = 1, timeout: float = 120):
+        import httpx, multiprocessing, socket
+        if not port:
+            with socket.socket() as s: s.bind((host, 0)); port = s.getsockname()[1]
+        self.url = f'http://{host}:{port}'
+        from wildproof import service   # the child imports its target by name: the module's, also when this runs in a notebook
+        self.proc = multiprocessing.get_context('spawn').Process(target=service._serve_root, args=(host, port, str(store.root), model, settings, workers), name='wildproof-serve')
+        self.proc.start()
+        t0 = time.monotonic()
+        while True:
+            try:
+                if httpx.get(self.url + '/version', timeout=2).status_code == 200: return
+            except httpx.TransportError: pass
+            if not self.proc.is_alive(): raise WildproofError(f'the service process exited with {self.proc.exitcode} before it answered')
+            if time.monotonic() - t0 > timeout:
+                self.stop(); raise WildproofError(f'the service did not answer within {timeout:.0f} s')
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.proc.is_alive():
+            self.proc.terminate(); self.proc.join(60)
+            if self.proc.is_alive(): self.proc.kill(); self.proc.join(10)
+
+def _serve_root(host, port, root, model, settings, workers):
+    serve(host, port, model=model, settings=settings, store=Store(root), workers=workers, out=_silent)
+
+def serve_in_process(store: Store, *, model: str, settings=None, host: str = '127.0.0.1', port: int = 0, workers: int = 1) -> _Process:
+    """Run `serve` for `model` on `store` in a child process (its own interpreter, so its own core: a notebook or a load test
+    in this process does not share the GIL with it), on `host` and a free port; returns when it answers."""
+    return _Process(store, model=model, settings=settings or load_settings(), host=host, port=port, workers=workers)
