@@ -250,8 +250,10 @@ def used_template(args) -> Path:
     cmd = [sys.executable, '-m', 'wildproof.cli', '--store', str(cache), 'demo']
     print(f'   building the used store once (`wildproof --store {cache} demo`, a few minutes; reused by later runs; log in {cache}.log)', flush=True)
     t0 = time.perf_counter()
+    conf = args.cache / 'settings.ini'
+    conf.write_text(f'[store]\nroot = {cache}\n')   # the defaults otherwise ([demo] rows and seed), whatever settings.ini is around
     with open(f'{cache}.log', 'wb') as log:
-        rc = subprocess.run(cmd, env=server_env(), cwd=args.cache, stdout=log, stderr=subprocess.STDOUT).returncode
+        rc = subprocess.run(cmd, env=server_env(WILDPROOF_SETTINGS=str(conf)), cwd=args.cache, stdout=log, stderr=subprocess.STDOUT).returncode
     if rc: sys.exit(f'`wildproof demo` failed (exit {rc}); see {cache}.log')
     done.write_text(json.dumps(dict(built=datetime.now(timezone.utc).isoformat(timespec='seconds'), seconds=round(time.perf_counter() - t0),
                                     wildproof=wildproof.__file__, commit=source_commit(Path(wildproof.__file__).parent))))
