@@ -125,26 +125,27 @@ def _overrides(settings, **sections):
     for sec, values in sections.items(): s[sec].update(values)
     return s
 
-def _stream(client, frame: pd.DataFrame, batch: int = 100) -> dict:
-    "POST the applications of `frame` to the service in batches, as a client would; refused records are dropped and the rest resent."
-    import numpy as np
+def _stream(url: str, frame: pd.DataFrame, clients: int = 8) -> dict:
+    "POST the applications of `frame` one per request from `clients` clients at once, as a busy front end would; records the contract refuses are counted, not resent."
+    import httpx, numpy as np
+    from concurrent.futures import ThreadPoolExecutor
     recs = json.loads(frame.to_json(orient='records', date_format='iso'))
-    lat, answers, refused = [], [], 0
-    for i in range(0, len(recs), batch):
-        chunk = recs[i:i + batch]
-        while chunk:
-            t = time.perf_counter()
-            r = client.post('/predict', json=chunk)
-            lat.append((time.perf_counter() - t) * 1000)
-            if r.status_code == 422 and 'errors' in r.json():
-                bad = {e['index'] for e in r.json()['errors']}
-                refused += len(bad)
-                chunk = [x for j, x in enumerate(chunk) if j not in bad]
-                continue
-            if r.status_code != 200: raise DemoError(f'the service answered {r.status_code}: {r.text[:300]}')
-            answers += r.json()['predictions']
-            break
-    return dict(answers=pd.DataFrame(answers), latency_ms=np.array(lat), refused=refused, requests=len(lat))
+    def client(part):
+        lat, answers, refused = [], [], 0
+        with httpx.Client(base_url=url, timeout=60) as c:
+            for r in part:
+                t = time.perf_counter()
+                resp = c.post('/predict', json=r)
+                lat.append((time.perf_counter() - t) * 1000)
+                if resp.status_code == 422 and 'errors' in resp.json(): refused += 1
+                elif resp.status_code != 200: raise DemoError(f'the service answered {resp.status_code}: {resp.text[:300]}')
+                else: answers += resp.json()['predictions']
+        return lat, answers, refused
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as ex: parts = list(ex.map(client, [recs[i::clients] for i in range(clients)]))
+    secs = time.perf_counter() - t0
+    return dict(answers=pd.DataFrame([a for _, x, _ in parts for a in x]), latency_ms=np.concatenate([x for x, _, _ in parts]),
+                refused=sum(x for *_, x in parts), requests=len(recs), seconds=secs, clients=clients)
 
 def _until(check, timeout: float = 60) -> float:
     "Seconds until `check()` holds (polled every 50 ms)."
@@ -181,7 +182,7 @@ def _serving(store: Store, model: dict, spec: ModelSpec, df: pd.DataFrame, rest:
     from wildproof.registry import (approve, champion_challenger, compare_versions, evaluate_version, gate, mark_candidate,
                                     promote, rollback)
     from wildproof.scoring import ScoringCore, replay, score_snapshot
-    from wildproof.service import serve_in_thread
+    from wildproof.service import serve_in_process, serve_in_thread
     from wildproof.training import train
     for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ.setdefault(v, '1')   # as `wildproof serve` does
     name, res = model['name'], {}
@@ -226,23 +227,22 @@ def _serving(store: Store, model: dict, spec: ModelSpec, df: pd.DataFrame, rest:
     # REST: a month in shadow, a month on a 5% canary
     phases = {}
     for k, (label, policy) in enumerate([('shadow', dict(shadow=True, canary_share=0.0)), ('canary', dict(shadow=False, canary_share=0.05))]):
-        core = ScoringCore(store, model=name, settings=_overrides(settings, serving=policy), watch=True)
-        srv = serve_in_thread(core)
-        with httpx.Client(base_url=srv.url, timeout=60) as c:
-            s = _stream(c, month(k).drop(columns=labels))
-        srv.stop()
+        srv = serve_in_process(store, model=name, settings=_overrides(settings, serving=policy))   # `wildproof serve`, in its own process
+        try: s = _stream(srv.url, month(k).drop(columns=labels))
+        finally: srv.stop()
         a = s['answers']
         phases[label] = dict(url=srv.url, requests=s['requests'], answered=len(a), refused=s['refused'], routes=a.route.value_counts().to_dict(),
-                             p50_ms=float(np.percentile(s['latency_ms'], 50)), p95_ms=float(np.percentile(s['latency_ms'], 95)))
+                             requests_per_second=s['requests'] / s['seconds'], clients=s['clients'],
+                             **{f'p{q}_ms': float(np.percentile(s['latency_ms'], q)) for q in (50, 95, 99)})
         extra = ''
         if label == 'shadow':
             d = store.sql("""select avg(case when s.decision <> c.decision then 1.0 else 0.0 end) as dis, count(*) as n from predictions c
                              join predictions s on s.request_id = c.request_id and s.route = 'shadow' where c.route = 'champion' and c.source = 'rest'""").iloc[0]
             extra = f'; v{t.version} shadowed every one ({int(d.n):,} logged, not returned), disagreeing on {d.dis:.1%} of decisions'
         else: extra = f'; {phases[label]["routes"].get("canary", 0) / max(len(a), 1):.1%} answered by the canary v{t.version}'
-        out(f'10. REST {srv.url}, {label}: {month(k)[tcol].min():%Y-%m-%d} to {month(k)[tcol].max():%Y-%m-%d}, {len(a):,} applications in {s["requests"]} requests '
-            f'(p50 {phases[label]["p50_ms"]:.0f} ms, p95 {phases[label]["p95_ms"]:.0f} ms per request of up to 100), '
-            f'{s["refused"]} refused by the contract{extra}')
+        out(f'10. REST {srv.url}, {label}: {month(k)[tcol].min():%Y-%m-%d} to {month(k)[tcol].max():%Y-%m-%d}, {len(a):,} applications answered, '
+            f'one per request from {s["clients"]} clients at once: {phases[label]["requests_per_second"]:,.0f} requests/s, p50 {phases[label]["p50_ms"]:.1f} ms, '
+            f'p99 {phases[label]["p99_ms"]:.1f} ms, each answer durable in the audit log before it was sent; {s["refused"]} refused by the contract{extra}')
     res['rest'] = phases
 
     outcomes(pd.concat([month(0), month(1)]))
