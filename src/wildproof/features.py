@@ -180,8 +180,12 @@ def build_features(data: pd.DataFrame, fs: FeatureSet, history: 'pd.DataFrame | 
     if fs.code: cols.update(_row_columns(data, fs))
     if fs.point_in_time:
         for p, h in zip(fs.pits, _histories(fs, history)): cols.update(_pit_values(data, p, h, fs.time_column))
-    kept = {c: pd.Series(v, index=data.index, dtype=object, copy=False) if v.dtype == object else v for c, v in ((c, cols[c]) for c in names)}
-    return pd.DataFrame(kept, index=data.index, copy=False)      # objects stay objects (a bare object array of times would become times)
+    out = pd.DataFrame({c: cols[c] for c in names}, index=data.index, copy=False)
+    inferred = [c for c, t in zip(names, out.dtypes) if t != object and cols[c].dtype == object]
+    if inferred:   # pandas reads an object array of times as times: objects stay objects, as they were in the input
+        out = pd.DataFrame({c: pd.Series(cols[c], index=data.index, dtype=object, copy=False) if c in inferred else cols[c] for c in names},
+                           index=data.index, copy=False)
+    return out
 
 def _categories(s: pd.Series) -> np.ndarray:
     "A categorical column as Python objects, None where it is missing (what the encoder was fitted on)."
