@@ -190,7 +190,7 @@ class CompiledModel:
 
     def scores(self, X: pd.DataFrame) -> np.ndarray:
         "What `training.scores(pipe, X, spec)` returns: P(positive), n x k probabilities, or a regression's values."
-        if self._plan is None or len(X) > self.rows_encoded: return self._pipeline(X)
+        if self._plan is None or not 0 < len(X) <= self.rows_encoded: return self._pipeline(X)   # no rows: the pipeline's own error
         E = self._plan.encode(X)
         if E is None:
             self.fallbacks += 1
