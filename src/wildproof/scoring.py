@@ -265,10 +265,11 @@ def _probabilities(parts: list, n: int, keep: np.ndarray | None = None) -> pa.Ar
 
 def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list[str] | None = None, source: str | None = None,
                 t0: float | None = None, snapshot: str | None = None, snapshot_rows: np.ndarray | None = None,
-                served: bool = True) -> tuple[pd.DataFrame | None, pa.Table]:
+                served: bool | str = True) -> tuple[pd.DataFrame | list | None, pa.Table]:
     """Score typed, valid `rows`: (the answers served, one per row, and the audit records of every answer including shadow ones).
     Rows of a snapshot (`snapshot`, with their row numbers `snapshot_rows`) are audited by reference and keep their derived
-    features; other rows keep their inputs and features as JSON. `served=False` skips the DataFrame of answers (batch scoring reads the records)."""
+    features; other rows keep their inputs and features as JSON. `served=False` skips the DataFrame of answers (batch scoring reads the records);
+    `served='records'` gives them as a list of JSON-ready dicts instead (the service's answers)."""
     t0 = t0 or time.perf_counter()
     n, con = len(rows), self._con()
     if not rows.index.equals(pd.RangeIndex(n)): rows = rows.set_axis(pd.RangeIndex(n), copy=False)   # positions as labels, without copying the rows
@@ -359,15 +360,17 @@ def score_frame(self: ScoringCore, rows: pd.DataFrame, *, ids, inputs_json: list
             parts.append(sh)
     answers = None
     if served:
-        answers = pd.DataFrame({'request_id': audit['request_id'].to_pylist(), 'entity_key': keys.to_pylist() if key else None, 'score': score,
-                                'decision': audit['decision'].to_pylist(), 'route': audit['route'].to_pylist(), 'model': self.model,
-                                'version': audit['version'].to_pylist(), 'review': fb, 'reasons': [w or [] for w in why]})
+        sc = [None if v != v else v for v in score.tolist()]   # a missing score is null
+        cols = {'request_id': audit['request_id'].to_pylist(), 'entity_key': keys.to_pylist() if key else [None] * n, 'score': sc,
+                'decision': audit['decision'].to_pylist(), 'route': audit['route'].to_pylist(), 'model': [self.model] * n,
+                'version': audit['version'].to_pylist(), 'review': fb.tolist(), 'reasons': [w or [] for w in why]}
         if probs:   # a multiclass answer names every class's probability
-            pv = np.full(n, None, object)
+            pv = [None] * n
             for idx, P, r in probs:
                 names = _decision_labels(r)
-                for i, row in zip(idx, P.tolist()): pv[i] = dict(zip(names, row))
-            answers['probabilities'] = pv
+                for i, row in zip(idx.tolist(), P.tolist()): pv[i] = dict(zip(names, row))
+            cols['probabilities'] = pv
+        answers = [dict(zip(cols, row)) for row in zip(*cols.values())] if served == 'records' else pd.DataFrame(cols)
     return answers, pa.concat_tables(parts)
 
 ScoringCore.score_frame = score_frame
@@ -406,14 +409,6 @@ def _refused(self: ScoringCore, c: _Call, why: list, typed: bool) -> tuple[list[
     return recs, dict(ok=True, request_id=c.id, predictions=[dict(request_id=i, entity_key=k, score=None, decision=self.fallback_decision, route='fallback',
                       model=self.model, version=None, review=True, reasons=w) for i, k, w in zip(c.ids, keys, why)])
 
-def _answers(served: pd.DataFrame) -> list[dict]:
-    "The served answers as JSON-ready dicts (a missing score is null)."
-    cols = list(served.columns)
-    out = [dict(zip(cols, row)) for row in zip(*(served[c].tolist() for c in cols))]   # column by column: a third of to_dict('records') on a few rows
-    for a in out:
-        if a['score'] != a['score']: a['score'] = None
-    return out
-
 def _score_calls(self: ScoringCore, calls: list[_Call]) -> list[tuple[pa.Table, dict]]:
     """Check and score several requests at once: each request's audit records (served and shadow, one link) and its answer.
     The requests that pass the contract are scored together, in one `score_frame` call; a model error among several requests
@@ -436,18 +431,18 @@ def _score_calls(self: ScoringCore, calls: list[_Call]) -> list[tuple[pa.Table, 
         if len(group) > 1 and len(set(ids)) < len(ids):   # clients that sent one request id twice: their records are told apart by request
             for j, c, _ in group: out[j] = _score_calls(self, [c])[0]
             continue
-        served, audit = self.score_frame(typed_frame(contract, [r for *_, rows in group for r in rows]), ids=ids, source=source,
-                                         inputs_json=[json.dumps(r, default=str) for _, c, _ in group for r in c.records], t0=min(c.t0 for _, c, _ in group))
-        if len(group) > 1 and any(w and w[0].startswith('model error') for w in served.reasons):
+        answers, audit = self.score_frame(typed_frame(contract, [r for *_, rows in group for r in rows]), ids=ids, source=source, served='records',
+                                          inputs_json=[json.dumps(r, default=str) for _, c, _ in group for r in c.records], t0=min(c.t0 for _, c, _ in group))
+        if len(group) > 1 and any(a['reasons'] and a['reasons'][0].startswith('model error') for a in answers):
             for j, c, _ in group: out[j] = _score_calls(self, [c])[0]
             continue
-        answers = _answers(served)
         ends = np.cumsum([len(c.records) for _, c, _ in group])
         of = np.searchsorted(ends, pc.index_in(audit['request_id'], value_set=pa.array(ids)).to_numpy(zero_copy_only=False), side='right')   # each record's request
         order = np.argsort(of, kind='stable')
         audit, of = audit.take(pa.array(order)), of[order]
         now = time.perf_counter()
         audit = _set(audit, 'latency_ms', np.array([(now - group[k][1].t0) * 1000 for k in of]))   # each request's own wait and work
+        audit = as_table(AUDIT_SCHEMA, audit, 'predictions')   # the log's own schema once, so that the writer takes each request's slice as it is
         at = np.searchsorted(of, np.arange(len(group) + 1))
         for k, (j, c, _) in enumerate(group):
             out[j] = (audit.slice(at[k], at[k + 1] - at[k]), dict(ok=True, request_id=c.id, predictions=answers[ends[k] - len(c.records):ends[k]]))
