@@ -456,6 +456,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.bare_app is not None: bare_app(args.bare_app, args.port); return 0
     args.connections = [int(c) for c in args.connections.split(',') if c.strip()]
+    for k in ('json', 'used', 'cache'):   # before the working directory changes
+        if getattr(args, k) is not None: setattr(args, k, getattr(args, k).resolve())
     if not Path(args.wrk).exists():
         print(f'wrk is missing ({args.wrk}): install Debian\'s wrk (`apt-get install wrk`; `python3 tools/dev.py test` does it as root)', file=sys.stderr)
         return 2
