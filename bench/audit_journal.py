@@ -17,12 +17,14 @@ What it does, in a temporary folder deleted at the end:
    into the table every `[audit] drain_seconds` runs meanwhile, in the same process), `--rounds` times, interleaved.
    Records/s, `write()` latency p50/p99 in ms, records per commit; the journal's figures as ratios to the writer's of
    the same round. `close()` of the journal (the last drain) is timed apart.
-3. The chain: `verify` of the whole log after the runs.
+3. Processes. `--processes` processes (default 2) of `--threads` / `--processes` threads each, started together, as uvicorn
+   worker processes share one store: an `AuditWriter` in each, then an `AuditJournal` in each (one chain, one journal).
+4. The chain: `verify` of the whole log after the runs.
 
 It never asserts a timing; it prints the figures and the ratios and exits 0.
 """
 from __future__ import annotations
-import argparse, json, shutil, sys, tempfile, threading, time
+import argparse, json, os, shutil, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 
 import numpy as np
@@ -90,13 +92,48 @@ def run(make, recs: pa.Table, threads: int, seconds: float) -> dict:
                 per_commit=len(lat) / max(w.commits, 1), close_s=closing)
 
 
+def child(args):
+    "One process of the multi-process measurement: its threads write single records from --start-at to --stop-at (wall clock)."
+    store = Store(args.child_root)
+    recs = sample_records(store)
+    one = [recs.slice(i, 1) for i in range(recs.num_rows)]
+    w = AuditJournal(store) if args.child == 'journal' else AuditWriter(store)
+    lats = [[] for _ in range(args.child_threads)]
+    def go(j):
+        k = j * 25 + os.getpid()
+        while time.time() < args.start_at: time.sleep(0.001)
+        while time.time() < args.stop_at:
+            t = time.perf_counter(); w.write(one[k % len(one)]); lats[j].append(time.perf_counter() - t); k += 1
+    ths = [threading.Thread(target=go, args=(j,)) for j in range(args.child_threads)]
+    for th in ths: th.start()
+    for th in ths: th.join()
+    w.close()
+    Path(args.child_out).write_text(json.dumps([x for l in lats for x in l]))
+
+
+def in_processes(root: Path, kind: str, processes: int, threads: int, seconds: float) -> dict:
+    "`processes` processes of `threads` threads each writing single records for `seconds`, started together."
+    start = time.time() + 8.0   # time to import and open the store, on a busy machine
+    outs = [root.parent / f'{kind}-{k}.json' for k in range(processes)]
+    ps = [subprocess.Popen([sys.executable, __file__, '--child', kind, '--child-root', str(root), '--child-threads', str(threads),
+                            '--start-at', str(start), '--stop-at', str(start + seconds), '--child-out', str(o)]) for o in outs]
+    for p in ps: p.wait()
+    if any(p.returncode for p in ps) or time.time() < start: raise SystemExit(f'a {kind} process failed')
+    lat = np.array([x for o in outs for x in json.loads(o.read_text())]) * 1000
+    return dict(records=len(lat), records_per_s=len(lat) / seconds, p50=float(np.percentile(lat, 50)), p99=float(np.percentile(lat, 99)))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--store-from', type=Path, help='a store to copy and measure on (e.g. the demo\'s); default: a fresh store')
     ap.add_argument('--seconds', type=float, default=3.0, help='seconds per measurement (default 3)')
     ap.add_argument('--threads', type=int, default=8, help='threads of the concurrent measurement (default 8)')
     ap.add_argument('--rounds', type=int, default=2, help='rounds, each measuring the writer then the journal (default 2)')
+    ap.add_argument('--processes', type=int, default=2, help='processes of the multi-process measurement (default 2; 0: none)')
+    for a, typ in (('--child', str), ('--child-root', str), ('--child-threads', int), ('--start-at', float), ('--stop-at', float), ('--child-out', str)):
+        ap.add_argument(a, type=typ, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child: return child(args)
     tmp = Path(tempfile.mkdtemp(prefix='wildproof-bench-journal-'))
     try:
         if args.store_from:
@@ -125,8 +162,17 @@ def main(argv=None):
             print(f'   {threads} thread(s), over the rounds: the journal writes {min(j["records_per_s"] / a["records_per_s"] for a, j in xs):.1f}x to '
                   f'{max(j["records_per_s"] / a["records_per_s"] for a, j in xs):.1f}x the records/s of the writer, p99 '
                   f'{min(j["p99"] / a["p99"] for a, j in xs):.2f}x to {max(j["p99"] / a["p99"] for a, j in xs):.2f}x its p99')
+        if args.processes:
+            per = max(args.threads // args.processes, 1)
+            print(f'\n3. {args.processes} processes of {per} thread(s), single records, {args.seconds:g} s, {args.rounds} round(s)')
+            for r in range(args.rounds):
+                a = in_processes(store.root, 'writer', args.processes, per, args.seconds)
+                j = in_processes(store.root, 'journal', args.processes, per, args.seconds)
+                for name, x in (('AuditWriter in each', a), ('AuditJournal in each', j)):
+                    ratio = f'   {x["records_per_s"] / a["records_per_s"]:20.1f} {x["p50"] / a["p50"]:6.2f} {x["p99"] / a["p99"]:6.2f}' if x is j else ''
+                    print(f'   {name:34} {x["records_per_s"]:10,.0f} {x["p50"]:8.2f} {x["p99"]:8.2f} {"":>11}{ratio}')
         t = time.perf_counter(); v = verify(store)
-        print(f'\n3. verify() of the {v.records:,} records: chain {"intact" if v.ok else "BROKEN"} ({time.perf_counter() - t:.1f} s); '
+        print(f'\n4. verify() of the {v.records:,} records: chain {"intact" if v.ok else "BROKEN"} ({time.perf_counter() - t:.1f} s); '
               f'journal left: {v.journal} records; Delta version {store.version("predictions")}')
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

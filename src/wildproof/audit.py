@@ -335,6 +335,18 @@ def append_records(store: Store, rows, groups: list[int] | None = None) -> pa.Ta
     return t
 
 # %% ../../nbs/11_audit.ipynb #016e6a83
+def _taken(q: queue.Queue):
+    "What a writer thread takes from `q` at a time: everything queued, at least one item; until a None (close) comes."
+    while True:
+        items = [q.get()]
+        while True:
+            try: items.append(q.get_nowait())
+            except queue.Empty: break
+        stop = any(x is None for x in items)
+        items = [x for x in items if x is not None]
+        if items: yield items
+        if stop: return
+
 class AuditWriter:
     "Commits submitted records in groups from one background thread; each submitter's future resolves when its records are durable."
     def __init__(self, store: Store):
@@ -359,15 +371,7 @@ class AuditWriter:
         return self.submit(rows).result(timeout)
 
     def _run(self):
-        stop = False
-        while not stop:
-            items = [self._q.get()]
-            while True:
-                try: items.append(self._q.get_nowait())
-                except queue.Empty: break
-            if any(x is None for x in items): stop = True
-            items = [x for x in items if x is not None]
-            if not items: continue
+        for items in _taken(self._q):
             try:
                 written = append_records(self.store, pa.concat_tables([t for t, _ in items]), groups=[t.num_rows for t, _ in items])
                 self.commits += 1; self.records += written.num_rows
@@ -418,15 +422,7 @@ class AuditJournal:
         return self.submit(rows, groups).result(timeout)
 
     def _run(self):
-        stop = False
-        while not stop:
-            items = [self._q.get()]
-            while True:
-                try: items.append(self._q.get_nowait())
-                except queue.Empty: break
-            if any(x is None for x in items): stop = True
-            items = [x for x in items if x is not None]
-            if not items: continue
+        for items in _taken(self._q):
             try:
                 t = pa.concat_tables([t for t, _, _ in items]).combine_chunks() if len(items) > 1 else items[0][0]
                 written, at = self._commit(t, [g for _, gs, _ in items for g in gs]), 0
