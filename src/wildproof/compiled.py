@@ -152,21 +152,36 @@ class _Plan:
         self.width = max([o.stop for o in ct.output_indices_.values()] or [0])
         if self.width != est.n_features_in_: raise ValueError(f'the ColumnTransformer writes {self.width} columns, the model reads {est.n_features_in_}')
         self.forest, self.est, self.regression = _Forest(est), est, regression
+        self.columns = [c.column for c in self.categories] + [c for c, _ in self.numbers]   # what `encode` reads, in this order
+        self._seen = {}
 
     def encode(self, X: pd.DataFrame) -> np.ndarray | None:
         "The matrix the ColumnTransformer would write for `X`, or None when `X` holds something the tables do not cover."
         E = np.empty((len(X), self.width))
         try:
-            for c in self.categories:
-                v = X[c.column].to_numpy()
-                if v.dtype != object or v.ndim != 1: return None
+            at = self._positions(X.columns)
+            if at is None: return None
+            column = getattr(X, '_get_column_array', None)   # pandas' own accessor: no Series per column (a fresh frame makes one each)
+            values = [column(i) for i in at] if column else [X[c]._values for c in self.columns]
+            for c, v in zip(self.categories, values):
+                if not isinstance(v, np.ndarray) or v.dtype != object or v.ndim != 1: return None
                 E[:, c.out] = c.blocks[c.rows(v)]
-            for c, j in self.numbers:
-                v = X[c].to_numpy()
-                if v.dtype.kind not in 'biuf' or v.ndim != 1: return None
+            for (c, j), v in zip(self.numbers, values[len(self.categories):]):
+                if not isinstance(v, np.ndarray) or v.dtype.kind not in 'biuf' or v.ndim != 1: return None
                 E[:, j] = v
-        except Exception: return None   # a missing column, an unhashable value, not a DataFrame: the pipeline answers (or says what is wrong)
+        except Exception: return None   # an unhashable value, not a DataFrame: the pipeline answers (or says what is wrong)
         return E
+
+    def _positions(self, columns: pd.Index) -> np.ndarray | None:
+        "Where `encode`'s columns are among `columns` (None if one is missing), remembered per list of names: a fresh Index builds its hash table first."
+        key = tuple(columns)
+        at = self._seen.get(key)
+        if at is None:
+            at = columns.get_indexer(self.columns)      # raises on repeated column names
+            if (at < 0).any(): return None
+            if len(self._seen) > 16: self._seen.clear()
+            self._seen[key] = at
+        return at
 
     def answers(self, raw: np.ndarray) -> np.ndarray:
         "The model's answers from its raw predictions, through its own loss: probabilities (n x k), or a regression's values."
