@@ -20,7 +20,8 @@ What it does, in a temporary folder deleted at the end (`--keep` keeps it):
    champion); on the fresh store the demo world's applications after the reference months, without target and outcome
    time. Their features are built beforehand with the served version's feature set and outcome history
    (`wildproof.scoring.load_version`, `wildproof.features.build_features`) for the two servers that take features.
-3. Servers, one after the other, each on 127.0.0.1, a free port, `OMP_NUM_THREADS=1`, one process:
+3. Servers, one after the other, each on 127.0.0.1, a free port, `OMP_NUM_THREADS=1`, one process (`--serve-args "--workers 2"`
+   and `--mlflow-args "--workers 2"` give wildproof's and mlflow's more):
    * **wildproof**: `wildproof serve --model MODEL` on the store (POST /predict, one raw record; the audit log on);
    * **mlflow**: `mlflow models serve -m models:/MODEL/VERSION --env-manager local` with the store's SQLite database as
      tracking and registry URI (POST /invocations, `{"dataframe_split": ...}` of one feature row; MLflow's pyfunc of a
@@ -41,7 +42,7 @@ What it does, in a temporary folder deleted at the end (`--keep` keeps it):
 import os
 os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
 
-import argparse, json, math, platform, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, json, math, platform, shlex, shutil, signal, socket, subprocess, sys, tempfile, time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -329,11 +330,12 @@ def start(kind: str, prep: dict, work: Path) -> Server:
     if kind == 'wildproof':
         settings = work / prep['name'] / 'settings.ini'
         settings.write_text(f'[store]\nroot = {prep["root"]}\n')   # the defaults otherwise, whatever settings.ini or WILDPROOF_* is around
-        cmd = [sys.executable, '-m', 'wildproof.cli', 'serve', '--model', prep['model'], '--host', '127.0.0.1', '--port', port]
+        cmd = [sys.executable, '-m', 'wildproof.cli', 'serve', '--model', prep['model'], '--host', '127.0.0.1', '--port', port, *prep['serve_args']]
         return Server(kind, cmd, server_env(WILDPROOF_SETTINGS=str(settings)), port, '/health', '/predict', log, settings.parent)
     if kind == 'mlflow':
         exe = Path(sys.executable).parent / 'mlflow'
-        cmd = [exe, 'models', 'serve', '-m', f'models:/{prep["model"]}/{prep["version"]}', '--env-manager', 'local', '-h', '127.0.0.1', '-p', port]
+        cmd = [exe, 'models', 'serve', '-m', f'models:/{prep["model"]}/{prep["version"]}', '--env-manager', 'local', '-h', '127.0.0.1', '-p', port,
+               *prep['mlflow_args']]
         env = server_env(MLFLOW_TRACKING_URI=prep['tracking_uri'], MLFLOW_REGISTRY_URI=prep['tracking_uri'])
         return Server(kind, cmd, env, port, '/ping', '/invocations', log, work / prep['name'])
     cmd = [sys.executable, Path(__file__).resolve(), '--bare-app', prep['pickle'], '--port', port]
@@ -447,6 +449,8 @@ def main(argv=None):
     grp.add_argument('--used-only', action='store_true', help='only the used store')
     ap.add_argument('--skip-mlflow', action='store_true', help='without `mlflow models serve`')
     ap.add_argument('--skip-bare', action='store_true', help='without the bare FastAPI app')
+    ap.add_argument('--serve-args', default='', help='more arguments of `wildproof serve`, e.g. "--workers 2" (default none: one process)')
+    ap.add_argument('--mlflow-args', default='', help='more arguments of `mlflow models serve`, e.g. "--workers 2" (default none: one process)')
     ap.add_argument('--timeout', type=float, default=5.0, help='wrk\'s timeout per request in seconds (default 5): a slower answer counts as an error')
     ap.add_argument('--wrk', default=shutil.which('wrk') or '/usr/bin/wrk', help='the wrk binary (default: on PATH, else /usr/bin/wrk)')
     ap.add_argument('--json', type=Path, default=None, help='also write the figures to this JSON file')
@@ -473,7 +477,8 @@ def main(argv=None):
           f'python {platform.python_version()} · {os.cpu_count()} CPUs · load average {", ".join(f"{x:.2f}" for x in os.getloadavg())}', flush=True)
     print(f'wrk: 1 thread, {" and ".join(map(str, args.connections))} connections, '
           f'{wrk_seconds(args.warmup) if args.warmup > 0 else 0} s warm-up + {wrk_seconds(args.seconds)} s measured, '
-          f'timeout {args.timeout:g} s; every server on 127.0.0.1 with OMP_NUM_THREADS=1, one process', flush=True)
+          f'timeout {args.timeout:g} s; every server on 127.0.0.1 with OMP_NUM_THREADS=1, one process'
+          + (f' (wildproof serve {args.serve_args})' if args.serve_args else '') + (f' (mlflow models serve {args.mlflow_args})' if args.mlflow_args else ''), flush=True)
 
     work = Path(tempfile.mkdtemp(prefix='wildproof-bench-online-'))
     lua = work / 'post.lua'
@@ -505,6 +510,7 @@ def main(argv=None):
                 from wildproof.store import Store
                 records = served_records(Store(root), args.model, args.records)
             prep = prepare(name, root, work, records, args.model, args.records)
+            prep.update(serve_args=shlex.split(args.serve_args), mlflow_args=shlex.split(args.mlflow_args))
             res = bench_store(args, prep, work, lua)
             figures['stores'][name] = dict(model=prep['model'], version=prep['version'], records=prep['records'], audit_before=prep['audit_before'], servers=res)
             mlflow_release(__import__('wildproof.store', fromlist=['Store']).Store(root), settings)
