@@ -130,7 +130,7 @@ class ScoringCore:
         self.routes: dict[str, Route] = {}
         self.writer = writer or AuditWriter(store)
         self._local, self._refresh_lock, self._stop = threading.local(), threading.Lock(), threading.Event()
-        self._outcomes_version = None
+        self._outcomes_version, self._stamp = None, None
         self.changes: list[dict] = []   # every route change: when, which role, from and to which version
         self._calls: queue.Queue = queue.Queue()   # requests waiting for the scoring thread (`submit`)
         self._batcher = None
@@ -149,7 +149,10 @@ class ScoringCore:
         from wildproof.registry import alias_version
         changed = []
         with self._refresh_lock:
-            outcomes_version = self.store._delta('outcomes').version()
+            outcomes_version, stamp = self.store._delta('outcomes').version(), self._registry_stamp()
+            if (stamp is not None and stamp == self._stamp and outcomes_version == self._outcomes_version
+                    and all(r.error is None for r in self.routes.values())): return []   # nothing moved: no registry query (about 10 ms)
+            self._stamp = stamp
             fresh_history = outcomes_version != self._outcomes_version and self._outcomes_version is not None
             for role, alias in (('champion', 'production'), ('challenger', self.challenger_alias)):
                 v = alias_version(self.store, self.model, alias)
@@ -165,6 +168,18 @@ class ScoringCore:
         for c in changed: log.info('route %s (%s) now v%s%s', c['role'], c['alias'], c['version'], f' ({c["error"]})' if c['error'] else '')
         self.changes += changed
         return changed
+
+    def _registry_stamp(self) -> tuple | None:
+        "The size and time of the registry's SQLite files (any change of an alias changes them), or None for a registry elsewhere (then every check asks it)."
+        from wildproof.training import tracking_uri
+        uri = tracking_uri(self.store, self.settings)
+        if not uri.startswith('sqlite:///'): return None
+        f = Path(uri[len('sqlite:///'):])
+        out = []
+        for p in (f, f.with_name(f.name + '-wal')):
+            try: st = p.stat(); out.append((st.st_mtime_ns, st.st_size))
+            except FileNotFoundError: out.append(None)
+        return tuple(out)
 
     def _watch(self):
         while not self._stop.wait(self.settings.serving.reload_seconds):

@@ -15,7 +15,7 @@ from . import __version__
 from .settings import WildproofError, load_settings
 from .store import Store
 from .contracts import Contract
-from .audit import AuditError, AuditJournal, record_outcomes
+from .audit import AuditError, AuditJournal, drain, record_outcomes
 from .scoring import ScoringCore
 
 log = logging.getLogger('wildproof.service')
@@ -146,14 +146,27 @@ def serve(host: str | None = None, port: int | None = None, *, model: str | None
         if not model: raise WildproofError('no model to score with: name one (--model NAME) or set [serving] model in settings.ini')
         os.environ.update(WILDPROOF_STORE_ROOT=str(store.root), WILDPROOF_SERVING_MODEL=model)   # what each worker's load_settings reads
         if st.file: os.environ['WILDPROOF_SETTINGS'] = str(st.file)
+        os.environ['WILDPROOF_AUDIT_DRAIN_SECONDS'] = '3600'   # the workers leave moving the journal into the table to this process, off their GIL
+        stop = threading.Event()
+        drainer = threading.Thread(target=_drain_every, args=(store, st.audit.drain_seconds, stop), name='wildproof-audit-drain', daemon=True)
+        drainer.start()
         out(f'wildproof serve: {model} v{alias_version(store, model, "production")} (production) in {workers} worker processes' + where, flush=True)
-        uvicorn.run('wildproof.service:_worker_app', factory=True, workers=workers, host=host, port=port, log_level='warning', access_log=False)
+        try: uvicorn.run('wildproof.service:_worker_app', factory=True, workers=workers, host=host, port=port, log_level='warning', access_log=False)
+        finally:
+            stop.set(); drainer.join()
+            drain(store)
         return
     core = ScoringCore(store, model=model, settings=st, source='rest', watch=True, writer=AuditJournal(store, settings=st))
     champ = core.routes['champion']
     out(f'wildproof serve: {core.model} ' + (f'v{champ.version} (production)' if champ.ok else f'UNAVAILABLE ({champ.error}): answering with the fallback')
         + (f', challenger v{core.routes["challenger"].version} ({core.challenger_alias})' if core.routes['challenger'].ok else '') + where, flush=True)
     uvicorn.run(create_app(core), host=host, port=port, log_level='warning', access_log=False)
+
+def _drain_every(store: Store, seconds: float, stop: threading.Event):
+    "Move the audit journal into the predictions table every `seconds` until `stop` (the parent of the worker processes does this)."
+    while not stop.wait(seconds):
+        try: drain(store)
+        except Exception as e: log.warning('moving the audit journal into the predictions table failed (its records stay in the journal): %s', e)
 
 def _worker_app():
     "The app of one worker process of `serve(workers=N)`: the settings as `load_settings` finds them (the store and model as the parent set them)."
