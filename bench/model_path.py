@@ -20,7 +20,8 @@ What it does, in one run:
    * `training.scores(pipe, X, spec)`: the pipeline (ColumnTransformer, then predict_proba), P(positive) of its column;
    * `CompiledModel.scores(X)` of `compile_model(pipe, spec, fs, sample=...)` (compiled once, before the timings);
    * the two whole paths: features + pipeline, features + compiled.
-   Numeric libraries are limited to `--threads` threads (default 1, as in the REST service).
+   Numeric libraries are limited to `--threads` threads (default 1, as in the REST service). `--clock cpu` times the
+   process's CPU time instead of the wall clock: on a machine other work shares, it is the steadier of the two.
 2. Checks. The compiled answers against the pipeline's on every n (the largest difference, which must be at most 1e-12),
    and the features of the baseline revision against the current ones (equal, to the last bit, with the same dtypes).
 
@@ -102,13 +103,13 @@ def baseline_build_features(rev: str):
     return lambda rows, fs, history: mod.build_features(rows, mod.FeatureSet.from_dict(fs.to_dict()), history)
 
 
-def per_call(f, min_ms: float) -> float:
+def per_call(f, min_ms: float, clock=time.perf_counter) -> float:
     "Seconds per call of `f`: a burst of calls lasting at least `min_ms`, divided by its length."
     t = time.perf_counter(); f(); once = time.perf_counter() - t
     k = max(1, int(min_ms / 1e3 / max(once, 1e-7)))
-    t = time.perf_counter()
+    t = clock()
     for _ in range(k): f()
-    return (time.perf_counter() - t) / k
+    return (clock() - t) / k
 
 
 def rows_of(data: pd.DataFrame, n: int) -> pd.DataFrame:
@@ -126,6 +127,8 @@ def main():
     ap.add_argument('--model', default='credit_risk')
     ap.add_argument('--repeats', type=int, default=9, help='rounds of timings (default 9; the median counts)')
     ap.add_argument('--min-ms', type=float, default=40.0, help='length of each burst of calls, in ms (default 40)')
+    ap.add_argument('--clock', choices=['wall', 'cpu'], default='wall',
+                    help='wall time, or the CPU time of this process (steadier on a machine other work shares) (default wall)')
     ap.add_argument('--threads', type=int, default=1, help='threads of the numeric libraries (default 1, as in the REST service)')
     ap.add_argument('--baseline', default='94e16bd', help='git revision whose build_features is timed beside the current one (default 94e16bd)')
     ap.add_argument('--json', type=Path, default=None, help='also write the figures to this JSON file')
@@ -158,6 +161,7 @@ def measure(args, pipe, spec, fs, history, data, cm, old_features) -> int:
              'features + compiled': lambda r, X: cm.scores(build_features(r, fs, history))}
     if old_features: steps[f'features at {args.baseline}'] = lambda r, X: old_features(r, fs, history)
     out, bad = {}, 0
+    clock = time.process_time if args.clock == 'cpu' else time.perf_counter
     with threadpool_limits(args.threads):
         for n in SIZES:
             rows = rows_of(data, n)
@@ -170,13 +174,13 @@ def measure(args, pipe, spec, fs, history, data, cm, old_features) -> int:
             bad += diff > 1e-12 or same is False
             times = {k: [] for k in steps}
             for _ in range(args.repeats if n < 1000 else max(3, args.repeats // 3)):
-                for k, f in steps.items(): times[k].append(per_call(lambda: f(rows, X), args.min_ms if n < 1000 else 0))
+                for k, f in steps.items(): times[k].append(per_call(lambda: f(rows, X), args.min_ms if n < 1000 else 0, clock))
             out[n] = dict(median_ms={k: 1e3 * float(np.median(v)) for k, v in times.items()},
                           best_ms={k: 1e3 * float(np.min(v)) for k, v in times.items()}, max_abs_diff=diff, features_equal_baseline=same)
     report(args, out, cm)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(dict(commit=git_commit(), threads=args.threads, exact=cm.exact, reason=cm.reason, sizes=out), indent=2))
+        args.json.write_text(json.dumps(dict(commit=git_commit(), threads=args.threads, clock=args.clock, exact=cm.exact, reason=cm.reason, sizes=out), indent=2))
     print('every compiled answer equals the pipeline\'s to 1e-12' + (' and the baseline\'s features equal the current ones' if all(
         v['features_equal_baseline'] is not False for v in out.values()) else '') if not bad else f'{bad} size(s) where an answer or a feature DIFFERS')
     return 1 if bad else 0
@@ -185,7 +189,7 @@ def measure(args, pipe, spec, fs, history, data, cm, old_features) -> int:
 def report(args, out: dict, cm) -> None:
     keys = list(next(iter(out.values()))['median_ms'])
     w = max(map(len, keys)) + 2
-    print(f'\nper call, ms: the median of the rounds (the best)')
+    print(f'\nper call, ms of {"CPU" if args.clock == "cpu" else "wall"} time: the median of the rounds (the best)')
     print(f'{"rows":<{w}}' + ''.join(f'{n:>22,}' for n in out))
     for k in keys:
         print(f'{k:<{w}}' + ''.join(f'{out[n]["median_ms"][k]:>12.3f} ({out[n]["best_ms"][k]:>7.3f})' for n in out))

@@ -118,6 +118,22 @@ def test_one_record_at_a_time_answers_as_the_batch(demo):
         np.testing.assert_allclose(cm.scores(one), batch[[i]], rtol=0, atol=1e-12)
 
 
+def test_a_version_loaded_back_from_the_registry(tmp_path):
+    "What the scoring core compiles: a version trained by `train`, saved by MLflow (skops) and loaded back."
+    from wildproof.training import load_model, train
+    store = Store(tmp_path / 'store')
+    ref, later = world.split_reference(world.generate_world(rows=10_000, seed=2), 6)
+    snap = ingest(store, 'ref', ref)
+    infer_contract(store, snap, name='apps', key=world.key, time_column=world.time_column, exclude=[world.target, world.outcome_time_column]).register(store)
+    m = train(store, snap, credit_spec(store, 'apps', model='credit'))
+    pipe, fs = load_model(store, m.model_uri)
+    X = build_features(later, fs, fs.histories(ref))
+    cm = compile_model(pipe, m.spec, fs, sample=X.head(200))
+    assert cm.exact, cm.reason
+    for rows in (X.head(1), X.head(8), X.tail(64)):
+        np.testing.assert_allclose(cm.scores(rows), scores(m.model, rows, m.spec), rtol=0, atol=1e-12)
+
+
 def test_a_frame_the_tables_do_not_cover_goes_to_the_pipeline(demo):
     pipe, spec, fs, X = demo
     cm = compile_model(pipe, spec, fs)

@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from sklearn.utils._missing import is_scalar_nan
 
-from .features import FeatureSet
+from .features import FeatureSet, column_values
 from .spec import ModelSpec
 from . import training
 
@@ -161,8 +161,8 @@ class _Plan:
         try:
             at = self._positions(X.columns)
             if at is None: return None
-            column = getattr(X, '_get_column_array', None)   # pandas' own accessor: no Series per column (a fresh frame makes one each)
-            values = [column(i) for i in at] if column else [X[c]._values for c in self.columns]
+            column = column_values(X)                       # no Series per column: a fresh frame makes one each
+            values = [column(i) for i in at]
             for c, v in zip(self.categories, values):
                 if not isinstance(v, np.ndarray) or v.dtype != object or v.ndim != 1: return None
                 E[:, c.out] = c.blocks[c.rows(v)]
@@ -228,12 +228,12 @@ def compile_model(pipe, spec: ModelSpec, fs: FeatureSet | None = None, sample: p
     if spec.task == 'binary':
         try: column = training.positive_column(training._final(pipe), spec.positive)
         except Exception as e: return CompiledModel(pipe, spec, reason=f'the positive label: {e}')
-    if fs is not None and sample is not None: sample = sample[fs.columns]
     try: plan = _Plan(pipe, spec)
     except Exception as e: return CompiledModel(pipe, spec, reason=str(e) or type(e).__name__, column=column)
     cm = CompiledModel(pipe, spec, exact=True, column=column, _plan=plan)
     if sample is None or not len(sample): return cm
     try:
+        if fs is not None: sample = sample[fs.columns]
         want = training.scores(pipe, sample, spec)
         E = plan.encode(sample)
         if E is None: return _refused(cm, 'the sample rows hold values the compiled tables do not cover (categorical columns must be of object dtype, the others numbers)')

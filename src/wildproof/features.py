@@ -13,7 +13,8 @@ from .settings import WildproofError
 from .spec import ModelSpec, PointInTime, feature_function
 
 # %% auto #0
-__all__ = ['FeatureError', 'OutcomeHistory', 'point_in_time', 'FeatureSet', 'outcome_values', 'feature_set', 'build_features']
+__all__ = ['FeatureError', 'OutcomeHistory', 'point_in_time', 'FeatureSet', 'outcome_values', 'feature_set', 'build_features',
+           'column_values']
 
 # %% ../../nbs/06_features.ipynb #2220aa50
 class FeatureError(WildproofError):
@@ -181,7 +182,8 @@ def build_features(data: pd.DataFrame, fs: FeatureSet, history: 'pd.DataFrame | 
     if fs.point_in_time:
         for p, h in zip(fs.pits, _histories(fs, history)): cols.update(_pit_values(data, p, h, fs.time_column))
     out = pd.DataFrame({c: cols[c] for c in names}, index=data.index, copy=False)
-    inferred = [c for c, t in zip(names, out.dtypes) if t != object and cols[c].dtype == object]
+    column = column_values(out)   # 100 us quicker than .dtypes on one row
+    inferred = [c for i, c in enumerate(names) if cols[c].dtype == object and column(i).dtype != object]
     if inferred:   # pandas reads an object array of times as times: objects stay objects, as they were in the input
         out = pd.DataFrame({c: pd.Series(cols[c], index=data.index, dtype=object, copy=False) if c in inferred else cols[c] for c in names},
                            index=data.index, copy=False)
@@ -198,8 +200,13 @@ def _row_columns(data: pd.DataFrame, fs: FeatureSet) -> dict:
     "The user's row features of `data`, checked against the columns the model was trained with: numbers as floats."
     rf = _row_features(data, fs)
     if list(rf.columns) != fs.row: raise FeatureError(f'the feature function {fs.code} returned {list(rf.columns)}, not the columns the model was trained with {fs.row}')
-    cols = {c: rf[c] for c in fs.row}
-    return {c: np.array(s, float) if pd.api.types.is_numeric_dtype(s) else s._values.copy() for c, s in cols.items()}
+    column = column_values(rf)
+    cols = {c: column(i) for i, c in enumerate(fs.row)}
+    return {c: np.array(v, float) if pd.api.types.is_numeric_dtype(v.dtype) else v.copy() for c, v in cols.items()}
+
+def column_values(frame: pd.DataFrame):
+    "A function from a column's position in `frame` to its values (an array), without a Series made for each column (20 us each on a fresh frame)."
+    return getattr(frame, '_get_column_array', None) or (lambda i: frame.iloc[:, i]._values)
 
 def _histories(fs: FeatureSet, history) -> list:
     "The `OutcomeHistory` of each point-in-time feature, in order."
