@@ -70,8 +70,9 @@ def _check(pipe, spec, fs, X):
     assert (odd.isna().sum() > 0).any()
     for rows in (X.head(1), X.iloc[[5]], X.head(8), odd, odd.head(1), odd.iloc[[20]], odd.iloc[[28]], X.head(2000), X):
         want = scores(pipe, rows, spec)
-        every = 10 ** 9 if len(rows) <= 2000 else cm.rows_walked   # the numpy walk of every tree on every row: up to 2,000 rows
-        for walked, encoded in ((cm.rows_walked, cm.rows_encoded), (every, 10 ** 9), (0, 10 ** 9)):
+        ways = {(cm.rows_walked, cm.rows_encoded), (0, 10 ** 9)}   # as configured; encoded, then scikit-learn's trees
+        if len(rows) <= 2000: ways.add((10 ** 9, 10 ** 9))        # the numpy walk of every tree on every row
+        for walked, encoded in sorted(ways):
             c = copy.copy(cm)
             c.rows_walked, c.rows_encoded = walked, encoded
             got = c.scores(rows)
