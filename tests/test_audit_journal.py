@@ -17,6 +17,7 @@ from wildproof.store import Store
 WRITER = textwrap.dedent('''
     import json, os, sys, threading
     from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
     from wildproof.audit import AuditJournal, append_records, drain
     from wildproof.store import Store, utcnow
 
@@ -25,7 +26,7 @@ WRITER = textwrap.dedent('''
     store, out, done = Store(root), threading.Lock(), [0]
 
     def records(rid, k):
-        return [dict(request_id=rid, created_at=utcnow(), source='rest', model='credit_risk', version='1', route=('champion', 'shadow')[j],
+        return [dict(request_id=rid, created_at=utcnow() - timedelta(days=float(os.environ.get('AGE_DAYS', '0'))), source='rest', model='credit_risk', version='1', route=('champion', 'shadow')[j],
                      entity_key=rid, score=0.25, decision='approve' if j else 'decline', review=False,
                      inputs_json=json.dumps({'application_id': rid}), latency_ms=1.0) for j in range(k)]
 
@@ -52,7 +53,7 @@ WRITER = textwrap.dedent('''
 
 
 def writer(store, mode, prefix, n, threads=1, **env):
-    "A writer process (not waited for); `env`: FAULT, FAULT_AFTER, DRAIN_SECONDS, THEN."
+    "A writer process (not waited for); `env`: FAULT, FAULT_AFTER, DRAIN_SECONDS, THEN, AGE_DAYS (of the records)."
     e = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
     e.update(ENV, **{k: str(v) for k, v in env.items()})
     return subprocess.Popen([sys.executable, '-c', WRITER, mode, str(store.root), prefix, str(n), str(threads)], env=e,
@@ -221,3 +222,17 @@ def test_a_deleted_journal_entry_is_named(store, settings_file):
     f.write_bytes(b''.join(_entry(e) for e in entries[:2] + entries[3:]))
     problems = damaged(settings_file)
     assert problems[0].startswith(f'records {gone}..{gone}: missing (deleted?)'), problems
+
+
+@pytest.mark.timeout(120)
+def test_retention_takes_the_journal_into_account(store, settings_file):
+    "Old records still in the journal are part of the log: retention moves them into the table first, then removes them; the chain goes on."
+    assert finish(writer(store, 'journal', 'old', 5, DRAIN_SECONDS=600, THEN='exit', AGE_DAYS=400))[0] == 0
+    assert finish(writer(store, 'journal', 'new', 4, DRAIN_SECONDS=600, THEN='exit'))[0] == 0
+    assert store.journal_waits() and store.dataset('predictions').count_rows() == 0
+    out = cli(settings_file, 'audit', 'retention', '--days', '365').stdout
+    assert out.startswith('removed 6 prediction records older than 365 days') and 'through record 5' in out   # old-0 has a shadow answer
+    assert not store.journal_waits()
+    assert verified(settings_file).startswith('audit log verified: 5 records (seq 6..10), chain intact')
+    assert finish(writer(store, 'journal', 'later', 2))[0] == 0
+    assert verified(settings_file).startswith('audit log verified: 8 records (seq 6..13), chain intact')   # later-0 has a shadow answer too
