@@ -99,6 +99,7 @@ OVERRIDES = {
     ('serving', 'max_records'): ('10', 10),
     ('serving', 'max_body_kb'): ('64', 64),
     ('serving', 'reload_seconds'): ('0.5', 0.5),
+    ('serving', 'workers'): ('3', 3),
     ('audit', 'retention_days'): ('30', 30),
     ('audit', 'drain_seconds'): ('2', 2.0),
     ('monitoring', 'window'): ('Month', 'month'),

@@ -621,7 +621,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--host', help='address to listen on (default: [serving] host, 127.0.0.1)')
     s.add_argument('--port', type=int, help='port (default: [serving] port)')
     s.add_argument('--model', help='registered model (default: [serving] model)')
-    s.add_argument('--workers', type=int, help='worker processes sharing the port, each with its own copy of the model (default: 1)')
+    s.add_argument('--workers', type=int, help='worker processes sharing the port, each with its own copy of the model (default: [serving] workers, else one per CPU core)')
     s = add('score', cmd_score, 'Score a snapshot in batch with the serving core: contract, features, routes, fallback, audit log')
     s.add_argument('snapshot', help='snapshot to score (dataset@hash or dataset@latest)')
     s.add_argument('--model', help='registered model (default: [serving] model)')

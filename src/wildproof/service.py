@@ -132,21 +132,23 @@ def _one_thread():
 
 def serve(host: str | None = None, port: int | None = None, *, model: str | None = None, settings=None, store: Store | None = None, out=print,
           workers: int | None = None):
-    """Serve the scoring service with uvicorn until interrupted; with `workers` above 1, that many processes share the port,
-    each with its own scoring core, all writing the one audit chain."""
+    """Serve the scoring service with uvicorn until interrupted. `workers` (default `[serving] workers`, else one per CPU core)
+    processes share the port, each with its own scoring core, all writing the one audit chain; with more than one, this
+    process moves the audit journal into the table."""
     _one_thread()
     import uvicorn
     st = settings or load_settings()
     store = store or Store.from_settings(st)
-    host, port, workers = host or st.serving.host, port or st.serving.port, workers or 1
+    host, port, workers = host or st.serving.host, port or st.serving.port, workers or st.serving.workers or os.cpu_count() or 1
     where = f' on http://{host}:{port} (docs at /docs; audit log in {store.root}); Ctrl-C stops'
     if workers > 1:
+        import base64, copy, pickle
         from wildproof.registry import alias_version
         model = model or st.serving.model
         if not model: raise WildproofError('no model to score with: name one (--model NAME) or set [serving] model in settings.ini')
-        os.environ.update(WILDPROOF_STORE_ROOT=str(store.root), WILDPROOF_SERVING_MODEL=model)   # what each worker's load_settings reads
-        if st.file: os.environ['WILDPROOF_SETTINGS'] = str(st.file)
-        os.environ['WILDPROOF_AUDIT_DRAIN_SECONDS'] = '3600'   # the workers leave moving the journal into the table to this process, off their GIL
+        mine = copy.deepcopy(st)
+        mine['audit'].update(drain_seconds=3600.0)   # the workers leave moving the journal into the table to this process, off their GIL
+        os.environ[_WORKER] = base64.b64encode(pickle.dumps((str(store.root), model, mine))).decode()   # each worker's store, model and settings: these
         stop = threading.Event()
         drainer = threading.Thread(target=_drain_every, args=(store, st.audit.drain_seconds, stop), name='wildproof-audit-drain', daemon=True)
         drainer.start()
@@ -168,12 +170,15 @@ def _drain_every(store: Store, seconds: float, stop: threading.Event):
         try: drain(store)
         except Exception as e: log.warning('moving the audit journal into the predictions table failed (its records stay in the journal): %s', e)
 
+_WORKER = '_WILDPROOF_SERVE_WORKER'   # not a settings variable (those start with WILDPROOF_): the parent's store, model and settings, pickled
+
 def _worker_app():
-    "The app of one worker process of `serve(workers=N)`: the settings as `load_settings` finds them (the store and model as the parent set them)."
+    "The app of one worker process of `serve(workers=N)`: the store, model and settings of the parent (its overrides too)."
+    import base64, pickle
     _die_with_parent()
-    st = load_settings()
-    store = Store.from_settings(st)
-    return create_app(ScoringCore(store, settings=st, source='rest', watch=True, writer=AuditJournal(store, settings=st)))
+    root, model, st = pickle.loads(base64.b64decode(os.environ[_WORKER]))
+    store = Store(root)
+    return create_app(ScoringCore(store, model=model, settings=st, source='rest', watch=True, writer=AuditJournal(store, settings=st)))
 
 def _die_with_parent():
     "On Linux, have this process killed when its parent dies: killing the server (even with kill -9) stops its workers."
@@ -207,7 +212,7 @@ def _silent(*a, **k): pass
 
 class _Process:
     "`serve` in a fresh child process on `host` and a free port; `.url`, `.stop()` (SIGTERM: the service drains its audit journal and exits)."
-    def __init__(self, store: Store, *, model: str, settings, host: str = '127.0.0.1', port: int = 0, workers: int = 1, timeout: float = 120):
+    def __init__(self, store: Store, *, model: str, settings, host: str = '127.0.0.1', port: int = 0, workers: int | None = None, timeout: float = 120):
         import httpx, multiprocessing, socket
         if not port:
             with socket.socket() as s: s.bind((host, 0)); port = s.getsockname()[1]
@@ -233,7 +238,7 @@ class _Process:
 def _serve_root(host, port, root, model, settings, workers):
     serve(host, port, model=model, settings=settings, store=Store(root), workers=workers, out=_silent)
 
-def serve_in_process(store: Store, *, model: str, settings=None, host: str = '127.0.0.1', port: int = 0, workers: int = 1) -> _Process:
+def serve_in_process(store: Store, *, model: str, settings=None, host: str = '127.0.0.1', port: int = 0, workers: int | None = None) -> _Process:
     """Run `serve` for `model` on `store` in a child process (its own interpreter, so its own core: a notebook or a load test
     in this process does not share the GIL with it), on `host` and a free port; returns when it answers."""
     return _Process(store, model=model, settings=settings or load_settings(), host=host, port=port, workers=workers)

@@ -116,6 +116,7 @@ SPEC: list[Key] = [
     Key('serving', 'max_records', _positive(int), '1000', 'Most records one request may carry.'),
     Key('serving', 'max_body_kb', _positive(int), '1024', 'Largest request body accepted, in kilobytes.'),
     Key('serving', 'reload_seconds', _positive(float), '2', 'How often the service checks the registry aliases; a promotion or rollback takes effect within this plus a model load.'),
+    Key('serving', 'workers', _optional(_positive(int)), '', 'Worker processes of `wildproof serve` sharing its port, each with its own copy of the model; empty: one per CPU core.'),
     Key('audit', 'retention_days', _positive(int), '2557', 'Prediction records older than this many days are removed by wildproof audit retention (the removal is recorded).'),
     Key('audit', 'drain_seconds', _positive(float), '0.5', 'How often the audit journal moves its records into the predictions table, in seconds (sooner when many wait).'),
     Key('monitoring', 'window', _choice('day', 'week', 'month'), 'week', 'Monitoring window: metrics are computed per day, week or month of application time.'),
