@@ -13,10 +13,9 @@ import pytest
 
 from tests.test_cli import run
 from tests.test_serving import ENV, Server
-from wildproof.contracts import infer_contract
+from tests.worlds import credit_world
 from wildproof.datasets import ingest
 from wildproof.examples.credit import world
-from wildproof.examples.credit.features import credit_spec
 from wildproof.registry import _move
 from wildproof.scoring import score_snapshot
 from wildproof.settings import load_settings
@@ -52,12 +51,7 @@ def demo(tmp_path_factory):
     settings_file.write_text(f'[store]\nroot = {d / "store"}\n[serving]\ncanary_share = 0.3\nshadow = true\n', encoding='utf-8')
     settings = load_settings(settings_file, env={})
     store = Store(d / 'store')
-    df = world.generate_world(rows=12_000, seed=5)
-    reference, rest = world.split_reference(df, 6)
-    ref = ingest(store, 'loans_reference', reference)
-    contract = infer_contract(store, ref, name='loan_applications', key=world.key, time_column=world.time_column,
-                              exclude=[world.target, world.outcome_time_column]).register(store)
-    spec = credit_spec(store, 'loan_applications').register(store)
+    _, rest, ref, spec = credit_world(store, rows=12_000, seed=5)
     v1 = train(store, ref, spec, settings=settings)
     v2 = train(store, ref, spec, settings=settings, params=dict(max_leaf_nodes=7), seed=1)
     _move(store, 'credit_risk', 'production', v1.version, 'promote', 'test')

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 
 from wildproof.examples.credit import world
-from wildproof.examples.credit.features import credit_spec
-from wildproof.contracts import infer_contract
 from wildproof.datasets import ingest
 from wildproof.features import build_features
 from wildproof.training import TrainingError, train
+from tests.worlds import credit_world
 
 
 @pytest.fixture(scope='module')
@@ -17,12 +16,7 @@ def trained(tmp_path_factory):
     from wildproof.store import Store
     root = tmp_path_factory.mktemp('train')
     store = Store(root / 'store')
-    df = world.generate_world(rows=10_000, seed=3)
-    ref, later = world.split_reference(df, 6)
-    snap = ingest(store, 'ref', ref)
-    contract = infer_contract(store, snap, name='apps', key=world.key, time_column=world.time_column,
-                              exclude=[world.target, world.outcome_time_column]).register(store)
-    spec = credit_spec(store, 'apps', model='m').register(store)
+    ref, later, snap, spec = credit_world(store, rows=10_000, seed=3, contract='apps', model='m', reference='ref')
     return store, snap, spec, ref, later, train(store, snap, spec)
 
 
