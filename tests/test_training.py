@@ -4,7 +4,6 @@ import json, subprocess, sys, textwrap
 import numpy as np
 import pytest
 
-from wildproof.examples.credit import world
 from wildproof.datasets import ingest
 from wildproof.features import build_features
 from wildproof.training import TrainingError, train
