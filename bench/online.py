@@ -33,7 +33,9 @@ What it does, in a temporary folder deleted at the end (`--keep` keeps it):
    Before the load, 3 requests check that each server answers 2xx with the model's own answer for those records.
 4. Load. wrk, 1 thread, `--connections` (default 1 and 8), keep-alive, single-record POSTs rotating through the records
    (a Lua script; its `done()` prints the percentiles and the error counts as JSON): `--warmup` seconds (not counted),
-   then `--seconds` measured. Errors are socket errors (connect, read, write, timeout) and answers other than 2xx.
+   then `--seconds` measured. Errors are socket errors (connect, read, write, timeout) and answers other than 2xx. Also,
+   for each measurement, the server's CPU time per request (all processes of its session, from /proc: less disturbed by
+   other load than the timings) and how many processes it runs (uvicorn workers, mlflow's CLI beside its server).
 5. Verdicts, per store, PASS or FAIL (a goal measured with errors is FAIL): wildproof >= 1,000 requests/s at 8
    connections; its p99 <= 20 ms at 1 connection and <= 50 ms at 8; >= 3x mlflow's requests/s at 8 connections (1 connection
    printed); within 1.5x the bare app's p50 and p99 at 1 connection (8 connections printed). It never asserts a timing and
@@ -137,6 +139,21 @@ def wrk_version(wrk: str) -> str:
 
 
 def load1() -> float: return os.getloadavg()[0]
+
+
+TICK = os.sysconf('SC_CLK_TCK')
+
+
+def session_cpu(sid: int) -> tuple[int, float]:
+    "The live processes of session `sid` (a server started in its own session: its workers and children too) and their CPU seconds so far."
+    n, ticks = 0, 0
+    for d in Path('/proc').iterdir():
+        if not d.name.isdigit(): continue
+        try: stat = (d / 'stat').read_text()
+        except OSError: continue
+        f = stat[stat.rindex(')') + 2:].split()   # after the command's name: state, ppid, pgrp, session, ..., utime (12th), stime (13th)
+        if int(f[3]) == sid and f[0] != 'Z': n += 1; ticks += int(f[11]) + int(f[12])
+    return n, ticks / TICK
 
 
 def free_port() -> int:
@@ -375,12 +392,15 @@ def bench_store(args, prep: dict, work: Path, lua: Path) -> dict:
             runs = {}
             for c in args.connections:
                 warm = wrk_run(args.wrk, srv.url, lua, prep['files'][kind], srv.predict, c, args.warmup, args.timeout) if args.warmup > 0 else None
-                before = load1()
+                before, (procs, cpu0) = load1(), session_cpu(srv.proc.pid)
                 r = wrk_run(args.wrk, srv.url, lua, prep['files'][kind], srv.predict, c, args.seconds, args.timeout)
-                r.update(load_before=before, load_after=load1(), warmup_errors=warm['errors'] if warm else 0, warmup_requests=warm['requests'] if warm else 0)
+                cpu = session_cpu(srv.proc.pid)[1] - cpu0
+                r.update(load_before=before, load_after=load1(), warmup_errors=warm['errors'] if warm else 0, warmup_requests=warm['requests'] if warm else 0,
+                         processes=procs, server_cpu_s=cpu, cpu_ms_per_request=1000 * cpu / max(r['requests'], 1))
                 runs[c] = r
                 print(f'   {kind:9} {c} conn: {r["rps"]:8,.0f} requests/s  p50 {r["p50_ms"]:7.2f}  p95 {r["p95_ms"]:7.2f}  p99 {r["p99_ms"]:7.2f} ms  '
                       f'errors {r["errors"]} (non-2xx {r["non2xx"]}, socket {r["socket_errors"]}; warm-up {r["warmup_errors"]} of {r["warmup_requests"]})  '
+                      f'server CPU {r["cpu_ms_per_request"]:.2f} ms/request ({r["processes"]} processes)  '
                       f'load {before:.2f} -> {r["load_after"]:.2f}' + (f'  first bad answer: {r["first_bad"]}' if r['first_bad'] else ''), flush=True)
             out[kind] = dict(started_s=srv.started_s, answers=chk, runs=runs)
         except Exception as e:
@@ -518,14 +538,15 @@ def main(argv=None):
             mlflow_release(__import__('wildproof.store', fromlist=['Store']).Store(root), settings)
 
         print(f'\nsummary ({time.perf_counter() - t_start:.0f} s in all; 1-minute load average {figures["load_start"]:.2f} at the start, {load1():.2f} at the end; commit {commit})')
-        hdr = f'   {"store":6} {"server":10} {"conn":>4} {"requests/s":>11} {"p50 ms":>8} {"p95 ms":>8} {"p99 ms":>8} {"errors":>7} {"load":>11}'
+        hdr = (f'   {"store":6} {"server":10} {"conn":>4} {"requests/s":>11} {"p50 ms":>8} {"p95 ms":>8} {"p99 ms":>8} {"errors":>7} {"load":>11}'
+               f' {"CPU ms/req":>10} {"procs":>5}')
         print(hdr)
         for name, st in figures['stores'].items():
             for kind, r in st['servers'].items():
                 if 'runs' not in r: print(f'   {name:6} {kind:10} {"":>4} {"NOT MEASURED: " + r.get("error", "")[:200]}'); continue
                 for c, x in r['runs'].items():
                     print(f'   {name:6} {kind:10} {c:4} {x["rps"]:11,.0f} {x["p50_ms"]:8.2f} {x["p95_ms"]:8.2f} {x["p99_ms"]:8.2f} {x["errors"]:7} '
-                          f'{x["load_before"]:5.2f}-{x["load_after"]:.2f}')
+                          f'{x["load_before"]:5.2f}-{x["load_after"]:5.2f} {x["cpu_ms_per_request"]:10.2f} {x["processes"]:5}')
         for name, st in figures['stores'].items():
             g = goals(st['servers'], args.connections)
             st['goals'] = g
