@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark: online serving under load (issue 20): `wildproof serve`, `mlflow models serve` and a bare FastAPI app on the same model, loaded by wrk.
 
-    .venv/bin/python bench/online.py                          # fresh and used store, 2 s warm-up + 10 s per measurement (about 4 minutes;
+    .venv/bin/python bench/online.py                          # fresh and used store, 2 s warm-up + 10 s per measurement (about 3.5 minutes;
                                                               # the first run also builds the used store with `wildproof demo`, about 4 minutes more)
     .venv/bin/python bench/online.py --used /tmp/used         # the used store: a copy of this one (never written to)
     .venv/bin/python bench/online.py --seconds 1 --warmup 0.5 --fresh-only --skip-mlflow   # a smoke run (about 40 s)
@@ -20,8 +20,9 @@ What it does, in a temporary folder deleted at the end (`--keep` keeps it):
    champion); on the fresh store the demo world's applications after the reference months, without target and outcome
    time. Their features are built beforehand with the served version's feature set and outcome history
    (`wildproof.scoring.load_version`, `wildproof.features.build_features`) for the two servers that take features.
-3. Servers, one after the other, each on 127.0.0.1, a free port, `OMP_NUM_THREADS=1`, one process (`--serve-args "--workers 2"`
-   and `--mlflow-args "--workers 2"` give wildproof's and mlflow's more):
+3. Servers, one after the other, each on 127.0.0.1, a free port, `OMP_NUM_THREADS=1`, with its own defaults: wildproof's
+   `[serving] workers`, mlflow's one uvicorn worker, the bare app's one process (`--serve-args "--workers 2"` and
+   `--mlflow-args "--workers 2"` pass options to wildproof's and mlflow's):
    * **wildproof**: `wildproof serve --model MODEL` on the store (POST /predict, one raw record; the audit log on);
    * **mlflow**: `mlflow models serve -m models:/MODEL/VERSION --env-manager local` with the store's SQLite database as
      tracking and registry URI (POST /invocations, `{"dataframe_split": ...}` of one feature row; MLflow's pyfunc of a
