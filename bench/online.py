@@ -500,7 +500,7 @@ def main(argv=None):
           f'python {platform.python_version()} · {os.cpu_count()} CPUs · load average {", ".join(f"{x:.2f}" for x in os.getloadavg())}', flush=True)
     print(f'wrk: 1 thread, {" and ".join(map(str, args.connections))} connections, '
           f'{wrk_seconds(args.warmup) if args.warmup > 0 else 0} s warm-up + {wrk_seconds(args.seconds)} s measured, '
-          f'timeout {args.timeout:g} s; every server on 127.0.0.1 with OMP_NUM_THREADS=1, one process'
+          f'timeout {args.timeout:g} s; every server on 127.0.0.1 with OMP_NUM_THREADS=1 and its own defaults (processes counted below)'
           + (f' (wildproof serve {args.serve_args})' if args.serve_args else '') + (f' (mlflow models serve {args.mlflow_args})' if args.mlflow_args else ''), flush=True)
 
     work = Path(tempfile.mkdtemp(prefix='wildproof-bench-online-'))
