@@ -347,7 +347,10 @@ def start(kind: str, prep: dict, work: Path) -> Server:
     log = work / prep['name'] / f'{kind}.log'
     if kind == 'wildproof':
         settings = work / prep['name'] / 'settings.ini'
-        settings.write_text(f'[store]\nroot = {prep["root"]}\n')   # the defaults otherwise, whatever settings.ini or WILDPROOF_* is around
+        sections = {}
+        for sec, key, val in prep['settings']: sections.setdefault(sec, []).append(f'{key} = {val}\n')   # --setting, grouped by section
+        extra = ''.join(f'[{sec}]\n' + ''.join(lines) for sec, lines in sections.items())
+        settings.write_text(f'[store]\nroot = {prep["root"]}\n{extra}')   # the defaults otherwise, whatever settings.ini or WILDPROOF_* is around
         cmd = [sys.executable, '-m', 'wildproof.cli', 'serve', '--model', prep['model'], '--host', '127.0.0.1', '--port', port, *prep['serve_args']]
         return Server(kind, cmd, server_env(WILDPROOF_SETTINGS=str(settings)), port, '/health', '/predict', log, settings.parent)
     if kind == 'mlflow':
@@ -474,6 +477,8 @@ def main(argv=None):
     ap.add_argument('--skip-bare', action='store_true', help='without the bare FastAPI app')
     ap.add_argument('--serve-args', default='', help='more arguments of `wildproof serve`, e.g. "--workers 2" (default none: one process)')
     ap.add_argument('--mlflow-args', default='', help='more arguments of `mlflow models serve`, e.g. "--workers 2" (default none: one process)')
+    ap.add_argument('--setting', action='append', default=[], metavar='SECTION.KEY=VALUE',
+                    help='a setting of `wildproof serve` (its settings file), e.g. serving.reload_seconds=60; repeatable (default: none, the defaults)')
     ap.add_argument('--timeout', type=float, default=5.0, help='wrk\'s timeout per request in seconds (default 5): a slower answer counts as an error')
     ap.add_argument('--wrk', default=shutil.which('wrk') or '/usr/bin/wrk', help='the wrk binary (default: on PATH, else /usr/bin/wrk)')
     ap.add_argument('--json', type=Path, default=None, help='also write the figures to this JSON file')
@@ -483,6 +488,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.bare_app is not None: bare_app(args.bare_app, args.port); return 0
     args.connections = [int(c) for c in args.connections.split(',') if c.strip()]
+    try: args.setting = [(k.split('.', 1)[0], k.split('.', 1)[1], v) for k, _, v in (x.partition('=') for x in args.setting)]
+    except IndexError: ap.error('--setting takes SECTION.KEY=VALUE, e.g. serving.reload_seconds=60')
     for k in ('json', 'used', 'cache'):   # before the working directory changes
         if getattr(args, k) is not None: setattr(args, k, getattr(args, k).resolve())
     if not Path(args.wrk).exists():
@@ -533,7 +540,7 @@ def main(argv=None):
                 from wildproof.store import Store
                 records = served_records(Store(root), args.model, args.records)
             prep = prepare(name, root, work, records, args.model, args.records)
-            prep.update(serve_args=shlex.split(args.serve_args), mlflow_args=shlex.split(args.mlflow_args))
+            prep.update(serve_args=shlex.split(args.serve_args), mlflow_args=shlex.split(args.mlflow_args), settings=args.setting)
             res = bench_store(args, prep, work, lua)
             figures['stores'][name] = dict(model=prep['model'], version=prep['version'], records=prep['records'], audit_before=prep['audit_before'], servers=res)
             mlflow_release(__import__('wildproof.store', fromlist=['Store']).Store(root), settings)
