@@ -472,10 +472,11 @@ def score(self: ScoringCore, records: list, *, request_id: str | None = None, so
 def submit(self: ScoringCore, records: list, *, request_id: str | None = None, source: str | None = None) -> Future:
     """`score` for a server: the future of the answer. Requests submitted while the scoring thread works are scored together
     (one model call, one audit commit, each request its own link) and each future resolves when its records are durable."""
-    with self._refresh_lock:
-        if self._batcher is None:
-            self._batcher = threading.Thread(target=self._batches, name='wildproof-scoring', daemon=True)
-            self._batcher.start()
+    if self._batcher is None:   # checked before the lock: a refresh holds it for a whole model load, and no request should wait for that
+        with self._refresh_lock:
+            if self._batcher is None:
+                self._batcher = threading.Thread(target=self._batches, name='wildproof-scoring', daemon=True)
+                self._batcher.start()
     c = _Call(records, request_id, source, future=Future())
     self._calls.put(c)
     return c.future
