@@ -4,7 +4,7 @@
 
 # %% ../../nbs/01_store.ipynb #b1bfada1
 from __future__ import annotations
-import fcntl, json, logging, os, re, threading, time, uuid
+import fcntl, hashlib, json, logging, os, re, socket, threading, time, uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import Iterable
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 from deltalake import ColumnProperties, DeltaTable, Field, WriterProperties, write_deltalake
@@ -21,13 +22,15 @@ from deltalake.exceptions import DeltaError
 from .settings import WildproofError, load_settings
 
 # %% auto #0
-__all__ = ['SCHEMA_VERSION', 'TABLES', 'LATEST', 'COMPACT_EVERY', 'StoreError', 'utcnow', 'new_id', 'utc', 'quote', 'Store',
-           'as_table', 'version', 'append', 'dataset', 'cursor', 'journal_waits', 'connect', 'sql', 'event']
+__all__ = ['SCHEMA_VERSION', 'TABLES', 'LATEST', 'GOVERNED', 'COMPACT_EVERY', 'GENESIS', 'StoreError', 'utcnow', 'new_id', 'utc',
+           'quote', 'Store', 'as_table', 'version', 'append', 'dataset', 'cursor', 'journal_waits', 'connect', 'sql',
+           'canonical_json', 'record_hash', 'governance_head', 'event']
 
 # %% ../../nbs/01_store.ipynb #18902329
-SCHEMA_VERSION = 7  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports;
+SCHEMA_VERSION = 8  # 2: models, verdicts, approvals, aliases (governance); 3: predictions, outcomes (serving), metrics, alerts (monitoring); 4: reports;
                     # 5: predictions reference a batch's snapshot rows (input_snapshot, input_row) and hold its derived feature values; 6: specs;
-                    # 7: a multiclass answer's class probabilities (predictions.probabilities) and class outcomes (outcomes.label)
+                    # 7: a multiclass answer's class probabilities (predictions.probabilities) and class outcomes (outcomes.label);
+                    # 8: the chained governance record (governance), principal_changes, approvals.signature
 _ts = pa.timestamp('us', tz='UTC')
 
 TABLES: dict[str, pa.Schema] = {
@@ -58,10 +61,16 @@ TABLES: dict[str, pa.Schema] = {
         ('passed', pa.bool_()), ('risk_tier', pa.string()), ('reasons_json', pa.string()), ('evidence_json', pa.string()), ('created_at', _ts)]),
     'approvals': pa.schema([  # a person's approval of a model version for production, in a role
         ('model', pa.string()), ('version', pa.string()), ('approver', pa.string()), ('role', pa.string()),
-        ('note', pa.string()), ('created_at', _ts)]),
+        ('note', pa.string()), ('created_at', _ts),
+        ('signature', pa.string())]),   # an `ssh-keygen -Y sign` signature of the approval (see wildproof.governance.approval_bytes); empty: unsigned
     'aliases': pa.schema([  # every move of a registry alias: which version held it from when (until the next move)
         ('model', pa.string()), ('alias', pa.string()), ('version', pa.string()), ('previous_version', pa.string()),
         ('action', pa.string()), ('actor', pa.string()), ('reason', pa.string()), ('created_at', _ts)]),
+    'principal_changes': pa.schema([  # every change to who may do what (see wildproof.principals): people and service clients added, given roles, removed
+        ('name', pa.string()), ('kind', pa.string()), ('change', pa.string()), ('roles_json', pa.string()), ('actor', pa.string()), ('created_at', _ts)]),
+    'governance': pa.schema([  # the chained governance record: one record per row written to a GOVERNED table (see `append` and wildproof.governance)
+        ('seq', pa.int64()), ('table', pa.string()), ('row_json', pa.string()), ('writer', pa.string()), ('created_at', _ts),
+        ('prev_hash', pa.string()), ('hash', pa.string())]),
     'predictions': pa.schema([  # the audit log: every answer the scoring core gave, chained by hashes (see wildproof.audit)
         ('seq', pa.int64()), ('request_id', pa.string()), ('created_at', _ts), ('source', pa.string()),
         ('model', pa.string()), ('version', pa.string()), ('route', pa.string()), ('entity_key', pa.string()),
@@ -97,6 +106,9 @@ TABLES: dict[str, pa.Schema] = {
 # Tables whose rows are computations, not one fact each: every computation is kept, and a query sees, under the table's name,
 # only the latest computation (by computed_at) of each key; all of them as <table>_history.
 LATEST = {'metrics': ('model', 'granularity', 'window_start')}
+
+# Tables whose every row is also a record of the hash-chained `governance` table, written by `append` under one lock.
+GOVERNED = ('models', 'verdicts', 'approvals', 'aliases', 'principal_changes')
 
 # %% ../../nbs/01_store.ipynb #2a19dc38
 class StoreError(WildproofError):
@@ -223,11 +235,12 @@ def _open(self: Store):
     if found > SCHEMA_VERSION:
         raise StoreError(f'the store at {self.root} has schema version {found}, written by a newer wildproof; '
                          f'this wildproof reads up to version {SCHEMA_VERSION}: upgrade wildproof')
-    migrated = []
+    migrated, created = [], []
     for name, schema in TABLES.items():
         path = self.table_path(name)
         if not (path / '_delta_log').exists():
             DeltaTable.create(path, schema, name=name)
+            created.append(name)
             continue
         dt = _fresh(path)
         have = pa.schema(dt.schema().to_arrow())
@@ -243,6 +256,9 @@ def _open(self: Store):
     if found != SCHEMA_VERSION or not meta:
         (self.root / 'store.json').write_text(json.dumps({'schema_version': SCHEMA_VERSION, 'migrated_from': found,
                                                           'migrated_at': utcnow().isoformat()}, indent=1))
+    if 'governance' in created and found < 8:   # an older store: its governed rows start the chain, as they are now
+        adopted = self._adopt_governed()
+        if adopted: migrated.append(f'governance: {adopted} rows chained')
     self.migrated = migrated
     self.relocated = _relocate_mlflow(self.mlflow_db, self.mlflow_artifacts)   # a copied or moved store loads its own models, not those of the folder it came from
     if self.relocated: self.event('store_relocated', str(self.root), mlflow_artifacts_were=self.relocated, now=self.mlflow_artifacts.as_uri())
@@ -352,24 +368,34 @@ def _put(self: Store, table: str, data: pa.Table) -> int | None:
 
 Store.version, Store._put = version, _put
 
+def _commit(self: Store, table: str, data: pa.Table):
+    "Commit `data` to `table` under its lock (a blind append, or delta-rs's writer), and compact it every COMPACT_EVERY versions."
+    with self.lock(f'table-{table}'):
+        before = self.version(table)
+        v = self._put(table, data)
+        if v is None:
+            dt = self._delta(table)
+            write_deltalake(dt, data, mode='append', writer_properties=_writer_properties(table, data.num_rows)); v = dt.version()
+        self.last_version[table] = v
+        if v // COMPACT_EVERY > before // COMPACT_EVERY:
+            try: self._maintain(table, self._delta(table))
+            except Exception as e: _log.warning('compacting %s failed (its rows are written; the next crossing tries again): %s', table, e)
+
 def append(self: Store, table: str, rows) -> int:
-    "Append `rows` to `table` in one commit (its version goes to `last_version`); returns the number of rows written. Every COMPACT_EVERY versions the table is compacted."
+    """Append `rows` to `table` in one commit (its version goes to `last_version`); returns the number of rows written. Every COMPACT_EVERY versions
+    the table is compacted. A row of a GOVERNED table is also chained into `governance`, under the `governance` lock (see `chain`)."""
     self._writable(); self.table_path(table)
     data = as_table(TABLES[table], rows, table)
     if data.num_rows:
-        with self._mutex, self.lock(f'table-{table}'):
-            before = self.version(table)
-            v = self._put(table, data)
-            if v is None:
-                dt = self._delta(table)
-                write_deltalake(dt, data, mode='append', writer_properties=_writer_properties(table, data.num_rows)); v = dt.version()
-            self.last_version[table] = v
-            if v // COMPACT_EVERY > before // COMPACT_EVERY:
-                try: self._maintain(table, self._delta(table))
-                except Exception as e: _log.warning('compacting %s failed (its rows are written; the next crossing tries again): %s', table, e)
+        if table in GOVERNED:
+            with self._mutex, self.lock('governance'):
+                self._commit(table, data)
+                self._chain(table, data)
+        else:
+            with self._mutex: self._commit(table, data)
     return data.num_rows
 
-Store.append = append
+Store._commit, Store.append = _commit, append
 
 # %% ../../nbs/01_store.ipynb #5d1ab997
 def _delta(self: Store, table: str, path: Path | None = None) -> DeltaTable:
@@ -429,6 +455,69 @@ def sql(self: Store, query: str, params: dict | None = None, tables: Iterable[st
     finally: con.close()
 
 Store._delta, Store.dataset, Store.cursor, Store.journal_waits, Store.connect, Store.sql = _delta, dataset, cursor, journal_waits, connect, sql
+
+# %% ../../nbs/01_store.ipynb #9a1c0e02
+GENESIS = '0' * 64
+
+def _value(v):
+    if isinstance(v, datetime): return v.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+    if isinstance(v, dict): return {k: _value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)): return [_value(x) for x in v]
+    return v
+
+def canonical_json(row: dict) -> str:
+    "A row as canonical JSON: keys sorted, no spaces, nulls left out, times as UTC ISO 8601 to the microsecond."
+    return json.dumps({k: _value(v) for k, v in row.items() if v is not None}, sort_keys=True, separators=(',', ':'), ensure_ascii=False)
+
+def record_hash(prev_hash: str, seq: int, table: str, row_json: str, writer: str, created_at) -> str:
+    "The hash of a governance record: of the hash before it and of each of its fields."
+    return hashlib.sha256(json.dumps([prev_hash, int(seq), table, row_json, writer, _value(created_at)], separators=(',', ':'),
+                                     ensure_ascii=False).encode()).hexdigest()
+
+def governance_head(self: Store) -> tuple[int, str]:
+    "The last record of the governance chain as (seq, hash), or (-1, GENESIS): from the table (its highest seq), read again only when it changed."
+    v = self.version('governance')
+    cached = getattr(self, '_gov_head', None)
+    if cached and cached[0] == v: return cached[1]
+    t = self.dataset('governance').to_table(columns=['seq', 'hash'])
+    head = (-1, GENESIS)
+    if t.num_rows:
+        i = pc.index(t['seq'], pc.max(t['seq'])).as_py()
+        head = (t['seq'][i].as_py(), t['hash'][i].as_py())
+    self._gov_head = (v, head)
+    return head
+
+def _head_path(self: Store) -> Path: return self.root / 'governance' / 'head.json'
+
+def _chain(self: Store, table: str, data: pa.Table, writer: str | None = None):
+    "Append a governance record for each row of `data` (just written to `table`); call under the `governance` lock."
+    seq, h = self.governance_head()
+    writer = writer or f'{os.environ.get("USER") or "unknown"}@{socket.gethostname()} pid {os.getpid()}'
+    recs = []
+    for row in data.to_pylist():
+        prev, seq, now, rj = h, seq + 1, utcnow(), canonical_json(row)
+        h = record_hash(prev, seq, table, rj, writer, now)
+        recs.append(dict(seq=seq, table=table, row_json=rj, writer=writer, created_at=now, prev_hash=prev, hash=h))
+    self._commit('governance', as_table(TABLES['governance'], recs, 'governance'))
+    self._gov_head = (self.last_version['governance'], (seq, h))
+    f = self._head_path()
+    f.parent.mkdir(exist_ok=True)
+    tmp = f.with_name(f'.head-{uuid.uuid4().hex}.tmp')
+    tmp.write_text(json.dumps(dict(seq=seq, hash=h, delta_version=self.last_version['governance'])))
+    os.replace(tmp, f)
+
+def _adopt_governed(self: Store) -> int:
+    "Chain the governed rows of a store from before schema 8 (no governance table yet), table by table, each in the order of `created_at`; returns how many."
+    n = 0
+    with self._mutex, self.lock('governance'):
+        for t in GOVERNED:
+            data = self.dataset(t).to_table()
+            if data.num_rows:
+                self._chain(t, data.sort_by('created_at'), writer='adopted when the store moved to schema 8 (written before the chained record)')
+                n += data.num_rows
+    return n
+
+Store.governance_head, Store._head_path, Store._chain, Store._adopt_governed = governance_head, _head_path, _chain, _adopt_governed
 
 # %% ../../nbs/01_store.ipynb #1c8cb5cb
 def event(self: Store, kind: str, subject: str, actor: str | None = None, **detail) -> str:
