@@ -197,6 +197,13 @@ def _spec(store: Store, spec) -> ModelSpec:
     if spec.external: raise TrainingError(f'{spec.model} is an external model (it runs elsewhere): it has no versions to train; import its predictions instead')
     return spec.register(store)
 
+def _author(author) -> str:
+    "Who trains or registers a version: the authenticated principal (or a name) given, else the operating-system user."
+    import getpass
+    if author is not None: return str(getattr(author, 'name', author))
+    try: return getpass.getuser()
+    except Exception: return os.environ.get('USER') or 'unknown'
+
 def _training_data(store: Store, snapshot, spec: ModelSpec, settings):
     snap = get_snapshot(store, snapshot)
     contract = get_contract(store, spec.contract)
@@ -208,8 +215,9 @@ def _training_data(store: Store, snapshot, spec: ModelSpec, settings):
     return snap, contract, data, vsum
 
 def train(store: Store, snapshot, spec: ModelSpec | str, *, history: pd.DataFrame | None = None, params: dict | None = None, seed: int = 0,
-          settings=None, register: bool = True, code_path=None) -> TrainResult:
-    "Fit the spec's default pipeline on the accepted rows of `snapshot`, log it with its lineage to MLflow, and register it as a version of the spec's model."
+          settings=None, register: bool = True, code_path=None, author=None) -> TrainResult:
+    """Fit the spec's default pipeline on the accepted rows of `snapshot`, log it with its lineage to MLflow, and register it as a version of the spec's model.
+    The version is tagged `wildproof.author`: `author` (a `principals.Principal` or a name), else the operating-system user; its author may not approve it."""
     t0 = time.perf_counter()
     settings = settings or load_settings()
     spec = _spec(store, spec)
@@ -221,9 +229,9 @@ def train(store: Store, snapshot, spec: ModelSpec | str, *, history: pd.DataFram
     params = {**spec.params, **(params or {})}
     pipe = make_pipeline(fs, params, seed, spec.task).fit(X, y)
     return _log(store, pipe, X, y, spec=spec, fs=fs, contract=contract, snap=snap, vsum=vsum, settings=settings, register=register, code_path=code_path,
-                params={**DEFAULT_PARAMS, **params, 'seed': seed}, t0=t0)
+                params={**DEFAULT_PARAMS, **params, 'seed': seed}, t0=t0, author=author)
 
-def _log(store, model, X, y, *, spec, fs, contract, snap, vsum, settings, register, code_path, params, t0, trusted_types=(), how='trained') -> TrainResult:
+def _log(store, model, X, y, *, spec, fs, contract, snap, vsum, settings, register, code_path, params, t0, trusted_types=(), how='trained', author=None) -> TrainResult:
     "Log `model` with its lineage to MLflow and register it: the one path for trained and brought models."
     import mlflow, mlflow.sklearn
     from mlflow.models import infer_signature
@@ -258,7 +266,8 @@ def _log(store, model, X, y, *, spec, fs, contract, snap, vsum, settings, regist
     version = str(info.registered_model_version) if register and info.registered_model_version is not None else None
     if version:
         tag_version(store, spec.model, version, {**lineage, 'wildproof.run_id': run.info.run_id, 'wildproof.features': json.dumps(fs.to_dict()),
-                                                 'wildproof.params': json.dumps(params, default=str), 'wildproof.trusted_types': json.dumps(list(trusted_types))})
+                                                 'wildproof.params': json.dumps(params, default=str), 'wildproof.trusted_types': json.dumps(list(trusted_types)),
+                                                 'wildproof.author': _author(author)})
     uri = f'models:/{spec.model}/{version}' if version else info.model_uri
     return TrainResult(spec.model, version, run.info.run_id, uri, snap.snapshot_id, f'{contract.name} v{contract.version}', fs, metrics,
                        lineage, time.perf_counter() - t0, model, spec)
@@ -309,8 +318,8 @@ def _packaged(modules) -> tuple[list[str], tuple]:
 
 # %% ../../nbs/07_training.ipynb #172b4191
 def register_model(store: Store, fitted, *, model: str | None = None, snapshot, spec: ModelSpec | str | None = None, contract=None,
-                   trusted_types: list[str] = (), history: pd.DataFrame | None = None, settings=None, code_path=None) -> TrainResult:
-    "Register an estimator fitted elsewhere as a new version of `model`, with the lineage of the `snapshot` it was fitted on."
+                   trusted_types: list[str] = (), history: pd.DataFrame | None = None, settings=None, code_path=None, author=None) -> TrainResult:
+    "Register an estimator fitted elsewhere as a new version of `model`, with the lineage of the `snapshot` it was fitted on; tagged `wildproof.author` as `train` does."
     t0 = time.perf_counter()
     settings = settings or load_settings()
     spec = _spec(store, spec if spec is not None else model)
@@ -329,7 +338,7 @@ def register_model(store: Store, fitted, *, model: str | None = None, snapshot, 
     except Exception as e: raise TrainingError(f'{type(fitted).__name__} cannot score the features of the spec ({", ".join(fs.columns)}): {type(e).__name__}: {e}') from None
     params = {k: v for k, v in _final(fitted).get_params().items() if isinstance(v, (int, float, str, bool)) or v is None} if hasattr(_final(fitted), 'get_params') else {}
     return _log(store, fitted, X, y, spec=spec, fs=fs, contract=contract, snap=snap, vsum=vsum, settings=settings, register=True,
-                code_path=code_path, params=params, t0=t0, trusted_types=tuple(trusted_types), how='registered')
+                code_path=code_path, params=params, t0=t0, trusted_types=tuple(trusted_types), how='registered', author=author)
 
 # %% ../../nbs/07_training.ipynb #e32f0d58
 def load_model(store: Store, uri: str, settings=None) -> tuple[Pipeline, FeatureSet]:
