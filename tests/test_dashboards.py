@@ -96,7 +96,7 @@ def served(demo_copy, tmp_path):
     users = tmp_path / 'users.json'
     set_user(users, 'ana', 'correct horse battery')
     env = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
-    env.update(WILDPROOF_DASHBOARD_USERS_FILE=str(users), WILDPROOF_DASHBOARD_COOKIE_SECRET='test-secret-' + 'x' * 20)
+    env.update(WILDPROOF_ACCESS_PRINCIPALS_FILE=str(users), WILDPROOF_DASHBOARD_COOKIE_SECRET='test-secret-' + 'x' * 20)
 
     def start(*extra):
         p = subprocess.Popen([str(EXE), '--store', str(demo_copy), 'dashboards', '--port', str(port), *extra], env=env,
@@ -146,7 +146,7 @@ def test_with_basic_auth_nothing_but_the_login_page_is_served(served, tmp_path):
     # a user added while the dashboards run logs in at once; the users file holds a hash, not the password
     users = tmp_path / 'users.json'
     r = subprocess.run([str(EXE), 'dashboard-user', 'ben', '--password-stdin'], input='a second long passphrase\n', text=True, capture_output=True,
-                       env={**os.environ, 'WILDPROOF_DASHBOARD_USERS_FILE': str(users)})
+                       env={**os.environ, 'WILDPROOF_ACCESS_PRINCIPALS_FILE': str(users)})
     assert r.returncode == 0 and 'added ben' in r.stdout, r.stderr
     assert 'a second long passphrase' not in users.read_text() and 'correct horse' not in users.read_text()
     with httpx.Client(base_url=url, timeout=60, follow_redirects=True) as c:

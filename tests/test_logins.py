@@ -6,6 +6,7 @@ import pytest
 
 from wildproof.cli import dashboards_command
 from wildproof.logins import LoginError, check_login, check_password, hash_password, read_users, set_user
+from wildproof.principals import login
 from wildproof.settings import WildproofError, load_settings
 
 EXE = Path(sys.executable).parent / 'wildproof'
@@ -54,29 +55,29 @@ def test_the_dashboards_start_only_with_hashed_users(tmp_path, monkeypatch):
     store = tmp_path / 'store'
     store.mkdir(); (store / 'store.json').write_text('{}')
     users = tmp_path / 'users.json'
-    monkeypatch.setenv('WILDPROOF_DASHBOARD_USERS_FILE', str(users))
+    monkeypatch.setenv('WILDPROOF_ACCESS_PRINCIPALS_FILE', str(users))
     users.write_text(json.dumps({'ana': 'correct horse battery'}))
     with pytest.raises(WildproofError, match='plain text'): dashboards_command(store, load_settings(), host='127.0.0.1', port=1)
     users.write_text('{}')
-    with pytest.raises(WildproofError, match='has no users'): dashboards_command(store, load_settings(), host='127.0.0.1', port=1)
+    with pytest.raises(WildproofError, match='has no people'): dashboards_command(store, load_settings(), host='127.0.0.1', port=1)
     set_user(users, 'ana', 'correct horse battery')
     cmd, env = dashboards_command(store, load_settings(), host='127.0.0.1', port=1)
     assert '--basic-auth' not in cmd and cmd[cmd.index('--auth-module') + 1].endswith('wildproof/dashboard_auth.py')
-    assert env['WILDPROOF_DASHBOARD_USERS_FILE'] == str(users.resolve()) and '--cookie-secret' in cmd
+    assert env['WILDPROOF_ACCESS_PRINCIPALS_FILE'] == str(users.resolve()) and '--cookie-secret' in cmd
     cmd, _ = dashboards_command(store, load_settings(), host='127.0.0.1', port=1, auth='none')
     assert '--auth-module' not in cmd
 
 
 def test_dashboard_user_command(tmp_path):
     users = tmp_path / 'users.json'
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}, 'WILDPROOF_DASHBOARD_USERS_FILE': str(users)}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}, 'WILDPROOF_ACCESS_PRINCIPALS_FILE': str(users)}
     run = lambda *a, stdin='': subprocess.run([str(EXE), 'dashboard-user', *a], input=stdin, text=True, capture_output=True, env=env, timeout=60)
     r = run('ana', '--password-stdin', stdin='correct horse battery\n')
-    assert r.returncode == 0 and 'added ana' in r.stdout and check_login(users, 'ana', 'correct horse battery')
+    assert r.returncode == 0 and 'added ana (stakeholder)' in r.stdout and login('ana', 'correct horse battery', path=users).roles == ('stakeholder',)
     r = run('ana', '--password-stdin', stdin='short\n')
     assert r.returncode == 1 and 'at least 8' in r.stderr and 'Traceback' not in r.stderr
     r = run('ana', '--password-stdin', stdin='another long passphrase\n')
     assert r.returncode == 0 and 'changed the password of ana' in r.stdout
-    assert run('ana', '--remove').returncode == 0 and read_users(users) == {}
+    assert run('ana', '--remove').returncode == 0 and json.loads(users.read_text())['people'] == {}
     r = run('ana', '--remove')
     assert r.returncode == 1 and "no user 'ana'" in r.stderr

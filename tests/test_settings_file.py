@@ -81,7 +81,19 @@ OVERRIDES = {
     ('reports', 'log_to_mlflow'): ('no', False),
     ('reports', 'cell_timeout_seconds'): ('30', 30),
     ('dashboard', 'auth'): ('none', 'none'),
-    ('dashboard', 'users_file'): ('/etc/wildproof/users.json', Path('/etc/wildproof/users.json')),
+    ('access', 'principals_file'): ('/etc/wildproof/principals.json', Path('/etc/wildproof/principals.json')),
+    ('access', 'token_reload_seconds'): ('0.5', 0.5),
+    ('access', 'describe_roles'): ('validator', ('validator',)),
+    ('access', 'promote_roles'): ('operator, developer', ('operator', 'developer')),
+    ('access', 'rollback_roles'): ('auditor', ('auditor',)),
+    ('access', 'alert_roles'): ('operator, stakeholder', ('operator', 'stakeholder')),
+    ('access', 'retrain_roles'): ('operator', ('operator',)),
+    ('access', 'report_roles'): ('auditor', ('auditor',)),
+    ('serving', 'auth'): ('None', 'none'),
+    ('serving', 'rate_limit_per_second'): ('5.5', 5.5),
+    ('serving', 'rate_limit_burst'): ('10', 10),
+    **{(f'policy_{t}', 'approvals'): ('audit', ('audit',)) for t in ('low', 'medium', 'high')},
+    **{(f'policy_{t}', 'author_may_approve'): ('yes', True) for t in ('low', 'medium', 'high')},
     ('dashboard', 'port'): ('8080', 8080),
     ('dashboard', 'cookie_secret'): ('s3cret', 's3cret'),
     ('demo', 'rows'): ('10000', 10000),
@@ -182,6 +194,7 @@ def test_a_label_is_one_short_line():
 def test_a_retired_key_says_where_it_went(section, name, tmp_path):
     f = tmp_path / 'settings.ini'
     f.write_text(f'[store]\n[{section}]\n{name} = 1\n')
-    with pytest.raises(SettingsError, match=rf'\[{section}\] {name} is no longer a setting: .*model spec'):
+    where = {('dashboard', 'users_file'): r'\[access\] principals_file'}.get((section, name), 'model spec')
+    with pytest.raises(SettingsError, match=rf'\[{section}\] {name} is no longer a setting: .*{where}'):
         load_settings(f, env={})
     assert (section, name) not in {(k.section, k.name) for k in SPEC}

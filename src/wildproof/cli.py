@@ -453,16 +453,17 @@ def dashboards_command(store_root, settings, *, host: str, port: int, auth: str 
     if rep.is_dir(): cmd += ['--static-dirs', f'reports={rep}']
     env = dict(os.environ, WILDPROOF_STORE_ROOT=str(root), MLFLOW_DISABLE_TELEMETRY='true')
     if (auth or settings.dashboard.auth) == 'basic':
-        from wildproof import logins
-        users = Path(settings.dashboard.users_file).resolve()
+        from wildproof import logins, principals
+        users = Path(settings.access.principals_file).resolve()
         try:
-            if not logins.read_users(users): raise logins.LoginError(f'{users} has no users: add one with `wildproof dashboard-user NAME`')
-        except logins.LoginError as e:
-            raise WildproofError(f'[dashboard] auth = basic: {e} (or set [dashboard] users_file; auth = none serves without a login, for local use only)') from None
+            if not any(p['kind'] == 'person' for p in principals.list_principals(users, missing_ok=False)):
+                raise principals.AccessError(f'{users} has no people: add one with `wildproof user add NAME --role stakeholder` (or `wildproof dashboard-user NAME`)')
+        except principals.AccessError as e:
+            raise WildproofError(f'[dashboard] auth = basic: {e} (or set [access] principals_file; auth = none serves without a login, for local use only)') from None
         if logins.loose_permissions(users): print(f'warning: others than its owner may read {users}: chmod 600 it', file=sys.stderr)
         cmd += ['--auth-module', str(Path(logins.__file__).with_name('dashboard_auth.py')),
                 '--cookie-secret', settings.dashboard.cookie_secret or secrets.token_hex(32)]
-        env['WILDPROOF_DASHBOARD_USERS_FILE'] = str(users)
+        env['WILDPROOF_ACCESS_PRINCIPALS_FILE'] = str(users)
     return cmd, env
 
 
@@ -476,20 +477,29 @@ def cmd_dashboards(args):
     return subprocess.run(cmd, env=env).returncode
 
 
-def cmd_dashboard_user(args):
+def _new_password(args, name: str) -> str:
+    "A new password for `name`: the first line of standard input with --password-stdin, else asked twice."
     import getpass
-    from wildproof.logins import set_user
-    users = Path(args.settings.dashboard.users_file)
+    if args.password_stdin: return sys.stdin.readline().rstrip('\n')
+    password = getpass.getpass(f'password for {name}: ')
+    if getpass.getpass('again: ') != password: raise WildproofError('the two passwords differ: nothing changed')
+    return password
+
+
+def cmd_dashboard_user(args):
+    from wildproof import principals
+    path = principals.principals_file(args.settings)
     if args.remove:
-        set_user(users, args.name, None)
-        print(f'removed {args.name} from {users}')
+        if args.name not in {p['name'] for p in principals.list_principals(path) if p['kind'] == 'person'}:
+            raise WildproofError(f'no user {args.name!r} in {path}')
+        principals.remove(path, args.name)
+        print(f'removed {args.name} from {path}')
         return 0
-    if args.password_stdin: password = sys.stdin.readline().rstrip('\n')
-    else:
-        password = getpass.getpass(f'password for {args.name}: ')
-        if getpass.getpass('again: ') != password: raise WildproofError('the two passwords differ: nothing changed')
-    existed = set_user(users, args.name, password)
-    print(f'{"changed the password of" if existed else "added"} {args.name} in {users} (scrypt hash; the file is readable by its owner only)')
+    password = _new_password(args, args.name)
+    known = {p['name']: p for p in principals.list_principals(path) if p['kind'] == 'person'}
+    roles = known[args.name]['roles'] if args.name in known else ['stakeholder']
+    existed = principals.add_person(path, args.name, password, roles)
+    print(f'{"changed the password of" if existed else "added"} {args.name} ({", ".join(roles)}) in {path} (scrypt hash; the file is readable by its owner only)')
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 # %% auto #0
-__all__ = ['SPEC', 'POLICY_KEYS', 'RETIRED', 'WildproofError', 'SettingsError', 'Key', 'Section', 'Settings',
+__all__ = ['ROLES', 'SPEC', 'POLICY_KEYS', 'RETIRED', 'WildproofError', 'SettingsError', 'Key', 'Section', 'Settings',
            'find_settings_file', 'load_settings']
 
 # %% ../../nbs/00_settings.ipynb #d9a1d760
@@ -73,6 +73,20 @@ def _band(s: str) -> tuple[float, float] | None:
     except ValueError: raise ValueError(f'expected two scores "low, high" (or nothing), got {s!r}') from None
     if not 0 <= lo < hi <= 1: raise ValueError(f'expected 0 <= low < high <= 1, got {s!r}')
     return lo, hi
+
+def _names(*options, empty: bool = False):
+    "A comma-separated list of some of `options` (a tuple, in the order written, without repeats); `empty`: none may be listed."
+    def parse(s: str) -> tuple[str, ...]:
+        v = tuple(dict.fromkeys(x.strip().lower() for x in s.split(',') if x.strip()))
+        bad = [x for x in v if x not in options]
+        if bad: raise ValueError(f'expected some of {", ".join(options)} (comma-separated), got {", ".join(bad)}')
+        if not v and not empty: raise ValueError(f'expected at least one of {", ".join(options)}')
+        return v
+    parse.__name__ = 'some of ' + '|'.join(options)
+    return parse
+
+ROLES = ('developer', 'validator', 'business_owner', 'auditor', 'operator', 'stakeholder')
+_roles = _names(*ROLES)
 
 @dataclass(frozen=True)
 class Key:
@@ -144,10 +158,20 @@ SPEC: list[Key] = [
     Key('reports', 'root', _str, '', 'Where report folders are written; empty: reports/ in the store root.', path=True),
     Key('reports', 'log_to_mlflow', _bool, 'true', 'Also log each report folder as artifacts of the MLflow run of the model version it concerns.'),
     Key('reports', 'cell_timeout_seconds', _positive(int), '600', 'A template cell running longer than this fails the report.'),
-    Key('dashboard', 'auth', _choice('none', 'basic'), 'basic', 'Dashboard access: basic = login form backed by users_file; none = open (local use only).'),
-    Key('dashboard', 'users_file', _str, '.wildproof/dashboard_users.json', 'JSON file of dashboard users and their scrypt password hashes (written by `wildproof dashboard-user NAME`).', path=True),
+    Key('dashboard', 'auth', _choice('none', 'basic'), 'basic', "Dashboard access: basic = login form backed by [access] principals_file; none = open (local use only)."),
     Key('dashboard', 'port', _positive(int), '5006', 'Port of `wildproof dashboards` (on 127.0.0.1 unless --host says otherwise).'),
     Key('dashboard', 'cookie_secret', _str, '', 'Secret signing the login cookies; empty: a new random one at each start (logins end with a restart).'),
+    Key('access', 'principals_file', _str, '.wildproof/principals.json', 'JSON file of the people (scrypt password hashes, roles, optional SSH keys) and service clients (token hashes, scopes); written 0600 by `wildproof user` and `wildproof service-token`.', path=True),
+    Key('access', 'token_reload_seconds', _positive(float), '5', 'How often the REST service re-reads the principals file at most: a revoked token is refused within this.'),
+    Key('access', 'describe_roles', _roles, 'developer, business_owner', 'Roles that may describe a model (wildproof describe).'),
+    Key('access', 'promote_roles', _roles, 'operator', 'Roles that may move the production and staging aliases by hand (the retraining job moves staging as itself).'),
+    Key('access', 'rollback_roles', _roles, 'operator', 'Roles that may roll production back.'),
+    Key('access', 'alert_roles', _roles, 'operator', 'Roles that may acknowledge or resolve alerts.'),
+    Key('access', 'retrain_roles', _roles, 'developer, operator', 'Roles that may force a retraining (wildproof retrain --force).'),
+    Key('access', 'report_roles', _roles, 'developer, validator, auditor, operator', 'Roles that may run the reports that write to the store (wildproof report).'),
+    Key('serving', 'auth', _choice('token', 'none'), 'token', 'REST service access: token = a bearer token per client with scopes; none = open (only when the service binds 127.0.0.1).'),
+    Key('serving', 'rate_limit_per_second', _positive(float), '50', 'Requests a client may make per second, per worker process (a token bucket); beyond it the service answers 429.'),
+    Key('serving', 'rate_limit_burst', _positive(int), '100', 'Requests a client may make at once before rate_limit_per_second applies (the bucket size).'),
     Key('demo', 'rows', _positive(int), '200000', 'Rows of the world `wildproof demo` generates, the credit example (10 thousand to 10 million).'),
     Key('demo', 'seed', int, '7', 'Seed of the demo world; the same seed gives the same world.'),
     Key('demo', 'reference_months', _positive(int), '6', 'Months of demo data used as the reference for contracts (and later, training).'),
@@ -174,6 +198,9 @@ POLICY_KEYS = [  # name, parser, task (None: every task), doc, default per tier 
     ('max_log_loss', _optional(_nonneg_float), 'multiclass', 'multiclass: the largest log loss; empty: not checked.', ('', '', '')),
     ('max_accuracy_gap', _share, 'multiclass', 'multiclass: the largest accuracy gap between groups of a sensitive attribute.', ('0.45', '0.15', '0.10')),
     ('max_recall_gap', _share, 'multiclass', "multiclass: the largest gap in any class's recall between groups of a sensitive attribute.", ('0.45', '0.15', '0.10')),
+    ('approvals', _names('technical', 'business', 'audit', empty=True), None, 'the approvals promotion to production needs (technical: a validator; business: a business owner; '
+     'audit: an auditor), each by a different principal; empty: none.', ('technical, business', 'technical, business', 'technical, business, audit')),
+    ('author_may_approve', _bool, None, 'whether the principal who trained or registered a version may approve it.', ('false', 'false', 'false')),
 ]
 
 def _policy(tier: str, i: int) -> list[Key]:
@@ -185,7 +212,9 @@ _SPEC = {(k.section, k.name): k for k in SPEC}
 
 # Settings that were, and where they went: a file or variable that still sets one is refused with this, not as an unknown key.
 RETIRED = {('evaluation', 'edge_slices'): "edge slices belong to each model: name them in its model spec's edge_slices (name: pandas query)",
-           ('evaluation', 'decision_threshold'): "each model decides by its own threshold and decision labels: set threshold and decisions in its model spec"}
+           ('evaluation', 'decision_threshold'): "each model decides by its own threshold and decision labels: set threshold and decisions in its model spec",
+           ('dashboard', 'users_file'): "the dashboards' users are people in [access] principals_file, which also reads a users file of the old format "
+                                        "(each user a stakeholder): set [access] principals_file to that file"}
 
 # %% ../../nbs/00_settings.ipynb #1c46f955
 class Section(dict):

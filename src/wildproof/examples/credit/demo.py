@@ -517,7 +517,7 @@ def run_demo(settings=None, rows: int | None = None, seed: int | None = None, st
         out(f'  reports     {model["reports"]["root"]}  (`wildproof report list`, `wildproof report diff A B`, `wildproof schedule run`)')
     if model.get('monitoring'):
         out(f'  dashboards  wildproof --store {root} dashboards --no-auth  (then http://127.0.0.1:{settings.dashboard.port}/drift and /model_card; '
-            f'for stakeholders, a login: `wildproof dashboard-user NAME` adds one to {settings.dashboard.users_file})')
+            f'for stakeholders, a login: `wildproof dashboard-user NAME` adds one to {settings.access.principals_file})')
     from wildproof.training import tracking_uri
     out(f'  MLflow UI   mlflow ui --backend-store-uri {tracking_uri(store, settings)}  (then open http://127.0.0.1:5000)')
     if not caught: raise DemoError(f'the data gate missed the scripted incident {inc["name"]}: see {root / "demo" / "gate_by_week.csv"}')
