@@ -696,6 +696,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'wildproof.settings._band': ('settings.html#_band', 'wildproof/settings.py'),
                                     'wildproof.settings._bool': ('settings.html#_bool', 'wildproof/settings.py'),
                                     'wildproof.settings._choice': ('settings.html#_choice', 'wildproof/settings.py'),
+                                    'wildproof.settings._conf': ('settings.html#_conf', 'wildproof/settings.py'),
                                     'wildproof.settings._label': ('settings.html#_label', 'wildproof/settings.py'),
                                     'wildproof.settings._names': ('settings.html#_names', 'wildproof/settings.py'),
                                     'wildproof.settings._nonneg_float': ('settings.html#_nonneg_float', 'wildproof/settings.py'),

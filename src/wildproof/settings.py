@@ -88,6 +88,16 @@ def _names(*options, empty: bool = False):
 ROLES = ('developer', 'validator', 'business_owner', 'auditor', 'operator', 'stakeholder')
 _roles = _names(*ROLES)
 
+def _conf(s: str) -> dict[str, str]:
+    "Comma-separated `key=value` pairs (Spark session options), in the order written; empty: none."
+    out = {}
+    for part in (x.strip() for x in s.split(',')):
+        if not part: continue
+        k, eq, v = part.partition('=')
+        if not eq or not k.strip(): raise ValueError(f'expected key=value pairs separated by commas, got {part!r}')
+        out[k.strip()] = v.strip()
+    return out
+
 @dataclass(frozen=True)
 class Key:
     "One setting: its section, name, parser, default (as written in the file) and meaning."
@@ -172,6 +182,10 @@ SPEC: list[Key] = [
     Key('serving', 'auth', _choice('token', 'none'), 'token', 'REST service access: token = a bearer token per client with scopes; none = open (only when the service binds 127.0.0.1).'),
     Key('serving', 'rate_limit_per_second', _positive(float), '50', 'Requests a client may make per second, per worker process (a token bucket); beyond it the service answers 429.'),
     Key('serving', 'rate_limit_burst', _positive(int), '100', 'Requests a client may make at once before rate_limit_per_second applies (the bucket size).'),
+    Key('engine', 'kind', _choice('duckdb', 'spark'), 'duckdb', 'Where the heavy statistics run (validation, drift): duckdb in this process, or spark (a Spark session, local or a cluster).'),
+    Key('engine', 'spark_master', _str, 'local[2]', 'The Spark master URL with kind = spark (local[N] runs Spark in this machine).'),
+    Key('engine', 'spark_options', _conf, '', 'Spark session options as comma-separated key=value pairs (e.g. spark.executor.memory=8g); empty: none.'),
+    Key('engine', 'spark_delta', _bool, 'false', 'Read the Delta tables with Spark\'s format("delta") (the Delta jars on the cluster); false: the Parquet files the Delta log lists.'),
     Key('demo', 'rows', _positive(int), '200000', 'Rows of the world `wildproof demo` generates, the credit example (10 thousand to 10 million).'),
     Key('demo', 'seed', int, '7', 'Seed of the demo world; the same seed gives the same world.'),
     Key('demo', 'reference_months', _positive(int), '6', 'Months of demo data used as the reference for contracts (and later, training).'),
