@@ -11,10 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 EXE = Path(sys.executable).parent / 'wildproof'
 
 
-def run(*args, cwd, env=None, check=True):
+def run(*args, cwd, env=None, check=True, input=None):
     e = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
     e.update(env or {})
-    r = subprocess.run([str(EXE), *map(str, args)], cwd=cwd, env=e, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([str(EXE), *map(str, args)], cwd=cwd, env=e, capture_output=True, text=True, timeout=600, input=input)
     if check: assert r.returncode == 0, r.stdout + r.stderr
     return r
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from wildproof import reports, schedule
 from wildproof.store import Store
+from tests.people import PASSWORD, as_, team_env
 
 EXE = Path(sys.executable).parent / 'wildproof'
 TEMPLATES = Path(reports.__file__).parent / 'templates'
@@ -15,7 +16,9 @@ TEMPLATES = Path(reports.__file__).parent / 'templates'
 
 def cli(*args, store, check=True, env=None, **kw):
     e = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
-    e.update(WILDPROOF_REPORTS_LOG_TO_MLFLOW='false', **(env or {}))
+    e.update(WILDPROOF_REPORTS_LOG_TO_MLFLOW='false', **team_env(), **(env or {}))
+    if args[0] == 'report' and args[1] in reports.KINDS and '--parameters' not in args:   # a run that writes: by an operator
+        args, kw = (*args, *as_('ops')), dict(kw, input=PASSWORD + '\n')
     r = subprocess.run([str(EXE), '--store', str(store), *map(str, args)], env=e, capture_output=True, text=True, timeout=600, **kw)
     if check: assert r.returncode == 0, r.stdout + r.stderr
     return r
@@ -105,8 +108,9 @@ def test_a_report_uses_the_settings_file_the_runner_used(demo_copy, tmp_path):
     project.mkdir()
     (project / 'settings.ini').write_text(f'[store]\nroot = {demo_copy}\n[mlflow]\ntracking_uri = sqlite:///{elsewhere / "mlflow.db"}\n'
                                           '[reports]\nlog_to_mlflow = false\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
-    r = subprocess.run([str(EXE), 'report', 'model_card', 'version=2'], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}, **team_env()}
+    r = subprocess.run([str(EXE), 'report', 'model_card', 'version=2', *as_('ops')], cwd=project, env=env, capture_output=True, text=True, timeout=600,
+                       input=PASSWORD + '\n')
     assert r.returncode == 0, r.stdout + r.stderr
     s = json.loads((Path(r.stdout.strip().splitlines()[-1]) / 'summary.json').read_text())
     assert (s['kind'], s['version'], s['status']) == ('model_card', '2', 'ok')
@@ -178,11 +182,12 @@ def test_a_failing_run_is_recorded_kept_apart_and_alerted(demo_copy):
 def test_a_killed_run_leaves_no_result_and_the_next_pass_repeats_it(demo_copy):
     store = Store(demo_copy)
     e = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
-    e.update(WILDPROOF_REPORTS_LOG_TO_MLFLOW='false')
+    e.update(WILDPROOF_REPORTS_LOG_TO_MLFLOW='false', **team_env())
     carded = set(reports.index(store, kind='model_card').version)
     v = next(v for v in ('1', '2', '3', '4') if v not in carded)      # a version without a card report yet
-    p = subprocess.Popen([str(EXE), '--store', str(demo_copy), 'report', 'model_card', f'version={v}'], env=e, start_new_session=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen([str(EXE), '--store', str(demo_copy), 'report', 'model_card', f'version={v}', *as_('ops')], env=e, start_new_session=True,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write((PASSWORD + '\n').encode()); p.stdin.close()
     partial = demo_copy / 'reports' / '.partial'
     t = time.time()
     while time.time() - t < 60 and not (partial.exists() and any(partial.iterdir())): time.sleep(0.05)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, mean_absolute_error
 
+from tests.people import PASSWORD, as_, team_env
 from tests.test_cli import run
 
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
@@ -27,8 +28,8 @@ CASES = {
 }
 
 
-def wp(work, *args, check=True):
-    r = run('--store', work / 'store', *args, cwd=work, check=check)
+def wp(work, *args, check=True, input=None):
+    r = run('--store', work / 'store', *args, cwd=work, check=check, env=team_env(), input=input)
     if check: print(f'$ wildproof {" ".join(map(str, args))}\n{r.stdout}')
     return r
 
@@ -88,7 +89,7 @@ def test_retraining_keeps_the_task_and_the_spec(case):
     from wildproof.store import Store
     from wildproof.training import model_version
     name, c, work, _ = case
-    out = wp(work, 'retrain', '--model', name, '--force').stdout
+    out = wp(work, 'retrain', '--model', name, '--force', *as_('ops'), input=PASSWORD + '\n').stdout
     assert 'challenger v2 trained' in out and 'gate ' in out, out
     store = Store(work / 'store')
     champion, challenger = model_version(store, name, 1), model_version(store, name, 2)
@@ -156,7 +157,7 @@ def test_evaluation_and_card_reports_show_the_task(case):
     "The evaluation report and the model card of a regression show its errors and no ROC AUC; a multiclass model's, its macro figures."
     name, c, work, _ = case
     for kind, args in (('evaluation', [f'model={name}', 'version=1']), ('model_card', [f'model={name}'])):
-        out = wp(work, 'report', kind, *args).stdout
+        out = wp(work, 'report', kind, *args, *as_('ops'), input=PASSWORD + '\n').stdout
         folder = Path(out.strip().splitlines()[-1].split(': ')[-1])
         text = ' '.join(f.read_text(errors='replace') for f in folder.rglob('*') if f.suffix in ('.html', '.md', '.ipynb', '.json'))
         assert text, (kind, folder)

@@ -33,6 +33,27 @@ def _model(args) -> str:
     return m
 
 
+def _principal(args, *roles):
+    """The principal acting: the person `--as NAME`, authenticated by their password (asked, or the first line of standard input
+    with --password-stdin), holding one of `roles`. A role may be named by its action in [access] ('promote' stands for
+    [access] promote_roles, and a refusal names that rule). Asked once per command."""
+    from wildproof import principals
+    name = getattr(args, 'as_name', None)
+    if not name:
+        raise WildproofError(f'`wildproof {args.command}` records who acts: name yourself with --as NAME (your password is asked, '
+                             f'or read from the first line of standard input with --password-stdin)')
+    if getattr(args, '_principal', None) is None:
+        password = sys.stdin.readline().rstrip('\n') if getattr(args, 'password_stdin', False) else None
+        args._principal = principals.login(name, password, settings=args.settings)
+    return principals.require(args._principal, *roles, settings=args.settings)
+
+
+def _as_args(s, what: str):
+    "The --as and --password-stdin arguments of a command that records who acts."
+    s.add_argument('--as', dest='as_name', metavar='NAME', help=f'who {what}: a person in [access] principals_file (their password is asked)')
+    s.add_argument('--password-stdin', action='store_true', help='read the password of --as from the first line of standard input (for scripts)')
+
+
 def _table(df: pd.DataFrame) -> str:
     if not len(df): return '(none)'
     with pd.option_context('display.max_rows', 200, 'display.max_columns', 30, 'display.width', 200, 'display.max_colwidth', 60):
@@ -350,8 +371,10 @@ def cmd_alerts(args):
     from wildproof.monitoring import acknowledge, alert_history, alerts, resolve
     store = _store(args)
     if args.action in ('ack', 'resolve'):
-        if not args.id or not args.by: raise WildproofError(f'alerts {args.action} needs an alert id and --by NAME')
-        r = (acknowledge if args.action == 'ack' else resolve)(store, args.id, actor=args.by, note=args.note or '')
+        if args.by: raise WildproofError(f'alerts {args.action} records the person authenticated by --as NAME (and their password), not a typed --by name')
+        if not args.id: raise WildproofError(f'alerts {args.action} needs an alert id')
+        who = _principal(args, 'alert')
+        r = (acknowledge if args.action == 'ack' else resolve)(store, args.id, actor=who.name, note=args.note or '')
         print(f'alert {r["alert_id"]} ({r["rule"]} {r["subject"]}) is now {r["state"]}')
     elif args.action == 'history':
         if not args.id: raise WildproofError('alerts history needs an alert id')
@@ -370,10 +393,11 @@ def cmd_retrain(args):
     from wildproof.retraining import request_retraining, retrain, triggers
     store = _store(args)
     model = _model(args)
+    who = _principal(args, 'retrain') if args.force or args.as_name else None
     why = triggers(store, model, as_of=args.as_of, settings=args.settings)
     if not why and not args.force: print(f'{model}: no retraining trigger fired ([retraining] triggers = {args.settings.retraining.triggers})'); return
     why = why or ['requested by hand (--force)']
-    rid = request_retraining(store, model, why, actor=os.environ.get('USER') or 'cli')
+    rid = request_retraining(store, model, why, actor=who.name if who else os.environ.get('USER') or 'cli')
     print(f'retraining request {rid}: {"; ".join(why)}')
     print(retrain(store, model, rid, as_of=args.as_of, settings=args.settings))
 
@@ -408,12 +432,13 @@ def cmd_report(args):
         for k, v in reports.template_parameters(args.kind).items():
             if k not in reports.COMMON: print(f'{k} = {v["default"]}    # {v["help"]}')
         return
+    who = _principal(args, 'report')
     params = {}
     for a in args.args:
         k, eq, v = a.partition('=')
         if not eq or not k: raise WildproofError(f'parameters are key=value, not {a!r} (see `wildproof report {args.kind} --parameters`)')
         params[k.strip()] = v.strip()
-    r = reports.run_report(args.kind, params, store=store, settings=args.settings, actor=os.environ.get('USER') or 'cli')
+    r = reports.run_report(args.kind, params, store=store, settings=args.settings, actor=who.name)
     if r['status'] == 'exists': print(f'already reported with the same inputs (run {r["run_id"][:12]}): {r["path"]}'); return
     if r['status'] == 'failed':
         print(f'report FAILED (run {r["run_id"][:12]}): {r["error"]}\npartial notebook kept in {r["path"]}', file=sys.stderr)
@@ -500,6 +525,74 @@ def cmd_dashboard_user(args):
     roles = known[args.name]['roles'] if args.name in known else ['stakeholder']
     existed = principals.add_person(path, args.name, password, roles)
     print(f'{"changed the password of" if existed else "added"} {args.name} ({", ".join(roles)}) in {path} (scrypt hash; the file is readable by its owner only)')
+    return 0
+
+
+def _principals_store(args):
+    "The store that records changes to the principals (its principal_changes, on the governance record), or None when there is no store yet."
+    root = Path(args.store) if args.store else Path(args.settings.store.root)
+    return _store(args) if (root / 'store.json').is_file() else None
+
+
+def _recorded(store) -> str:
+    return ' (recorded in principal_changes)' if store is not None else ' (no store yet: not on the governance record)'
+
+
+def cmd_user(args):
+    import getpass
+    from wildproof import principals
+    path = principals.principals_file(args.settings)
+    actor = getpass.getuser()   # who may change the principals: whoever may write the file (0600: its owner)
+    if args.action == 'list':
+        rows = principals.list_principals(path)
+        if not rows: print(f'nobody in {path}: add a person with `wildproof user add NAME --role ROLE`'); return 0
+        print(_table(pd.DataFrame([dict(name=r['name'], kind=r['kind'], roles=', '.join(r.get('roles', r.get('scopes', []))),
+                                        ssh_key=(r['ssh_key'].split()[0] if r.get('ssh_key') else ''), created=r['created_at']) for r in rows])
+                     .rename(columns={'roles': 'roles / scopes'})))
+        return 0
+    if not args.name: raise WildproofError(f'user {args.action} needs a NAME')
+    if args.action in ('add', 'roles') and not args.role:
+        raise WildproofError(f'user {args.action} needs at least one --role (roles: {", ".join(principals.ROLES)})')
+    if args.role: principals._check_list(args.role, principals.ROLES, 'role')   # before asking a password
+    store = _principals_store(args)
+    if args.action == 'add':
+        key = None
+        if args.ssh_key:
+            f = Path(args.ssh_key)
+            if not f.is_file(): raise WildproofError(f'no SSH public key file {f}')
+            key = f.read_text(encoding='utf-8', errors='replace')
+        known = {p['name'] for p in principals.list_principals(path) if p['kind'] == 'person'}
+        password = None if args.name in known and args.keep_password else _new_password(args, args.name)
+        existed = principals.add_person(path, args.name, password, args.role, ssh_key=key, store=store, actor=actor)
+        print(f'{"changed" if existed else "added"} {args.name}: {", ".join(args.role)}{", with an SSH key for signatures" if key else ""} '
+              f'in {path}{_recorded(store)}')
+    elif args.action == 'roles':
+        principals.set_roles(path, args.name, args.role, store=store, actor=actor)
+        print(f'{args.name} now has the roles {", ".join(args.role)} (in force at once){_recorded(store)}')
+    elif args.action == 'remove':
+        kind = principals.remove(path, args.name, store=store, actor=actor)
+        print(f'removed the {kind} {args.name} from {path}{_recorded(store)}')
+    return 0
+
+
+def cmd_service_token(args):
+    import getpass
+    from wildproof import principals
+    path = principals.principals_file(args.settings)
+    store = _principals_store(args)
+    if args.revoke:
+        if args.scope: raise WildproofError('--revoke takes no --scope')
+        principals.revoke_client(path, args.name, store=store, actor=getpass.getuser())
+        print(f'revoked the token of {args.name}: a running service refuses it within [access] token_reload_seconds '
+              f'({args.settings.access.token_reload_seconds:g} s){_recorded(store)}')
+        return 0
+    if not args.scope: raise WildproofError(f'service-token {args.name} needs at least one --scope (scopes: {", ".join(principals.SCOPES)})')
+    token = principals.add_client(path, args.name, args.scope, store=store, actor=getpass.getuser())
+    print(f'token of {args.name} (scopes {", ".join(dict.fromkeys(args.scope))}), shown this once; only its SHA-256 is kept in {path}:\n'
+          f'{token}\n'
+          f'the client sends it with each request as the header\n  Authorization: Bearer {token}\n'
+          f'keep it in the client\'s secret store; to rotate it, add a new client, deploy its token, then '
+          f'`wildproof service-token {args.name} --revoke`{_recorded(store)}')
     return 0
 
 
@@ -605,6 +698,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('snapshot', help='training snapshot (dataset@hash or dataset@latest), with the outcome column')
     s.add_argument('--model', required=True, help='the model (its registered spec says target, task, inputs and features)')
     s.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    _as_args(s, 'trains: the version\'s author, who may not approve it (default: the operating-system user, unauthenticated)')
     s = add('evaluate', cmd_evaluate, 'Evaluate a model version on a snapshot with outcomes: metrics, slices, fairness, baselines, leakage, cost')
     s.add_argument('model'); s.add_argument('version'); s.add_argument('snapshot', help='evaluation snapshot with outcomes')
     s.add_argument('-o', '--output', help='evaluation JSON to write (default MODEL-vVERSION.evaluation.json)')
@@ -613,16 +707,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('model'); s.add_argument('--owner', required=True); s.add_argument('--use', required=True, help='intended use')
     s.add_argument('--tier', required=True, choices=['low', 'medium', 'high'], help='risk tier: chooses the gate policy')
     s.add_argument('--limitations', help='known limitations')
+    _as_args(s, 'describes the model ([access] describe_roles)')
     s = add('gate', cmd_gate, "Judge an evaluation by the gate policy of the model's risk tier; exit 1 when it fails")
     s.add_argument('model'); s.add_argument('version'); s.add_argument('--evaluation', required=True, help='evaluation JSON from `wildproof evaluate`')
     s = add('approve', cmd_approve, 'Approve a model version for production, as a technical or business approver')
     s.add_argument('model'); s.add_argument('version'); s.add_argument('--approver', required=True, help='your name')
     s.add_argument('--role', required=True, choices=['technical', 'business']); s.add_argument('--note')
+    _as_args(s, 'approves')
     s = add('promote', cmd_promote, 'Promote a version to staging or production (gate, champion-challenger and two approvals required)')
     s.add_argument('model'); s.add_argument('version'); s.add_argument('--to', default='production', choices=['staging', 'production'])
     s.add_argument('--reason')
+    _as_args(s, 'promotes ([access] promote_roles)')
     s = add('rollback', cmd_rollback, 'Put the previous production version back into production')
     s.add_argument('model'); s.add_argument('--reason')
+    _as_args(s, 'rolls back ([access] rollback_roles)')
     s = add('card', cmd_card, 'Write the model card of a version (Markdown, HTML, JSON) from the recorded evidence')
     s.add_argument('model'); s.add_argument('version')
     s = add('models', cmd_models, 'The model inventory: every version with stage, risk tier, owner, gate and approvals')
@@ -668,7 +766,8 @@ def parser() -> argparse.ArgumentParser:
     s = add('alerts', cmd_alerts, 'List alerts, or acknowledge, resolve or show the history of one')
     s.add_argument('action', nargs='?', default='list', choices=['list', 'ack', 'resolve', 'history'])
     s.add_argument('id', nargs='?', help='alert id (a unique prefix is enough)')
-    s.add_argument('--by', help='your name (ack, resolve)'); s.add_argument('--note')
+    s.add_argument('--by', help=argparse.SUPPRESS); s.add_argument('--note')
+    _as_args(s, 'acknowledges or resolves ([access] alert_roles)')
     s.add_argument('--state', choices=['open', 'acknowledged', 'resolved']); s.add_argument('--model')
     s = add('drill-down', cmd_drilldown, 'Write an Evidently report (drift of the inputs and the predictions; the task\'s quality where outcomes are known) of one monitoring window')
     s.add_argument('model'); s.add_argument('window', type=_when, help='a date inside the window (e.g. 2025-04-09)')
@@ -677,7 +776,8 @@ def parser() -> argparse.ArgumentParser:
     s = add('retrain', cmd_retrain, 'If a retraining trigger fired (or with --force), train a challenger on matured served data, gate and challenge it, and stage it for the canary')
     s.add_argument('--model', help='registered model (default: [serving] model)')
     s.add_argument('--as-of', type=_when, help='outcomes observed by this time count (default: now)')
-    s.add_argument('--force', action='store_true', help='retrain even if no trigger fired')
+    s.add_argument('--force', action='store_true', help='retrain even if no trigger fired (needs --as NAME: [access] retrain_roles)')
+    _as_args(s, 'asks for the retraining (needed with --force)')
     s = add('canary', cmd_canary, "Judge the canary's answers against the champion's; a worse canary leaves staging")
     s.add_argument('--model', help='registered model (default: [serving] model)')
     s.add_argument('--since', type=_when, help='only answers from this event time on'); s.add_argument('--as-of', type=_when, help='outcomes observed by this time count')
@@ -685,6 +785,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('kind', choices=['validation', 'evaluation', 'monitoring', 'model_card', 'list', 'diff'])
     s.add_argument('args', nargs='*', metavar='ARG', help='key=value parameters of the template; for diff: two run ids; for list: a kind')
     s.add_argument('--parameters', action='store_true', help="print the template's parameters with their defaults and help")
+    _as_args(s, 'runs a report that writes ([access] report_roles)')
     s = add('schedule', cmd_schedule, 'Run the report jobs of [schedule] that are due (from cron), or keep running them (serve)')
     s.add_argument('action', choices=['run', 'serve', 'due'])
     s.add_argument('--job', action='append', choices=['validation', 'evaluation', 'monitoring', 'model_card'], help='only this job (repeatable)')
@@ -694,7 +795,24 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--host', default='127.0.0.1', help='address to listen on (default 127.0.0.1)')
     s.add_argument('--port', type=int, help='port (default: [dashboard] port)')
     s.add_argument('--no-auth', action='store_true', help='serve without a login whatever [dashboard] auth says (local use only)')
-    s = add('dashboard-user', cmd_dashboard_user, 'Add a dashboard user or change their password (asked twice; kept as a scrypt hash), or remove them')
+    u = add('user', None, 'Add, change, remove and list the people who may act (with roles) and the service clients ([access] principals_file)')
+    usub = u.add_subparsers(dest='action', metavar='ACTION', required=True)
+    for name, help in (('add', 'Add a person with roles (or change one: roles, password, SSH key); the password is asked twice and kept as a scrypt hash'),
+                       ('roles', "Replace a person's roles (in force at once)"), ('remove', 'Remove a person or a service client'),
+                       ('list', 'List the people (roles) and service clients (scopes), never a secret')):
+        s = usub.add_parser(name, help=help, description=help); s.set_defaults(func=cmd_user)
+        if name != 'list': s.add_argument('name')
+        if name in ('add', 'roles'):
+            s.add_argument('--role', action='append', metavar='ROLE', help='developer, validator, business_owner, auditor, operator or stakeholder (repeatable)')
+        if name == 'add':
+            s.add_argument('--ssh-key', metavar='PUBFILE', help='their SSH public key (.pub), which verifies the approvals they sign with ssh-keygen -Y sign')
+            s.add_argument('--password-stdin', action='store_true', help='read the password from the first line of standard input (for scripts)')
+            s.add_argument('--keep-password', action='store_true', help='a person already there keeps their password (change only roles or key)')
+    s = add('service-token', cmd_service_token, 'Create a bearer token for a service client of the REST service (shown once, kept as its SHA-256), or revoke it')
+    s.add_argument('name', help='the client (a program, not a person)')
+    s.add_argument('--scope', action='append', choices=['predict', 'outcomes', 'admin'], help='what it may call: predict, outcomes, admin (all); repeatable')
+    s.add_argument('--revoke', action='store_true', help='remove the client: its token is refused within [access] token_reload_seconds')
+    s = add('dashboard-user', cmd_dashboard_user, 'Add a dashboard user (a stakeholder) or change their password (asked twice; kept as a scrypt hash), or remove them')
     s.add_argument('name')
     s.add_argument('--remove', action='store_true', help='remove the user')
     s.add_argument('--password-stdin', action='store_true', help='read the password from the first line of standard input (for scripts)')
