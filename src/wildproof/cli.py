@@ -288,9 +288,26 @@ def cmd_score(args):
 
 def cmd_audit_verify(args):
     from wildproof.audit import verify
-    v = verify(_store(args))
+    from wildproof import governance
+    store = _store(args)
+    v = verify(store)
     print(v)
-    return 0 if v.ok else 1
+    g = governance.verify(store, settings=args.settings)   # the decisions' record too (`wildproof governance verify` alone)
+    print(g)
+    return 0 if v.ok and g.ok else 1
+
+
+def cmd_governance_verify(args):
+    from wildproof import governance
+    r = governance.verify(_store(args), principals=args.principals, settings=args.settings)
+    print(r)
+    return 0 if r.ok else 1
+
+
+def cmd_governance_log(args):
+    from wildproof import governance
+    df = governance.log(_store(args), model=args.model, limit=args.n)
+    print(_table(df) if len(df) else 'the governance record is empty' + (f' for model {args.model}' if args.model else ''))
 
 
 def cmd_audit_retention(args):
@@ -743,6 +760,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('-n', type=int, default=20, help='how many (default 20)'); s.add_argument('--route', choices=['champion', 'canary', 'shadow', 'fallback', 'invalid'])
     s = asub.add_parser('show', help='Every record of one request: what the model saw (inputs, features by name) and what it answered')
     s.set_defaults(func=cmd_audit_show); s.add_argument('request_id')
+    g_ = add('governance', None, 'Verify and read the chained record of every governance decision (inventory, verdicts, approvals, aliases, principal changes)')
+    gsub = g_.add_subparsers(dest='action', metavar='ACTION', required=True)
+    s = gsub.add_parser('verify', help='Check the chain, every governed row against its record and every signed approval; exit 1 on any problem',
+                        description='Check the chain, every governed row against its record and every signed approval; exit 1 on any problem')
+    s.set_defaults(func=cmd_governance_verify)
+    s.add_argument('--principals', metavar='FILE', help="principals file holding the approvers' ssh_key (default: [access] principals_file)")
+    s = gsub.add_parser('log', help='The governance record in order: who did what, when', description='The governance record in order: who did what, when')
+    s.set_defaults(func=cmd_governance_log)
+    s.add_argument('--model', help='only the records of this model'); s.add_argument('-n', type=int, help='only the latest N records')
     s = add('outcomes', cmd_outcomes, "Record outcomes that arrived later (CSV or Parquet: request_id or entity_key, outcome, observed_at; or a model's key and target columns)")
     s.add_argument('file')
     s.add_argument('--model', help="read the file's key and target columns through this model's spec (default: the spec whose key and target the file holds)")

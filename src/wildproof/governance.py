@@ -62,12 +62,12 @@ def check_signature(data: bytes, signature: str, name: str, public_key: str) -> 
 # %% ../../nbs/08a_governance.ipynb #a0f1c011
 @dataclass
 class Problem:
-    "One thing `verify` found: the record (`seq`, None when no record concerns it) and `table`, the kind, and what."
+    "One thing `verify` found: the record (`seq`; None when no record concerns it) and `table` (None: records gone, their table unknown), the kind, and what."
     kind: str      # changed | inserted | deleted | unlinked | signature
-    table: str
+    table: str | None
     seq: int | None
     what: str
-    def __str__(self): return f'{self.kind}: ' + (f'record {self.seq} ' if self.seq is not None else '') + f'({self.table}) {self.what}'
+    def __str__(self): return f'{self.kind}: ' + (f'record {self.seq} ' if self.seq is not None else '') + (f'({self.table}) ' if self.table else '') + self.what
 
 @dataclass
 class Report:
@@ -103,7 +103,7 @@ def _chain_problems(recs: list[dict], head: dict | None) -> list[Problem]:
     for r in recs:
         s = r['seq']
         if s < expect: out.append(Problem('inserted', r['table'], s, 'sequence number repeated (a record inserted?)'))
-        elif s > expect: out.append(Problem('deleted', r['table'], None, f'records {expect}..{s - 1} are missing (deleted?)'))
+        elif s > expect: out.append(Problem('deleted', None, None, f'records {expect}..{s - 1} are missing (deleted?)'))
         if record_hash(r['prev_hash'], s, r['table'], r['row_json'], r['writer'], r['created_at']) != r['hash']:
             out.append(Problem('changed', r['table'], s, 'its content does not match its hash (the record was changed)'))
         if r['prev_hash'] != prev:
@@ -111,7 +111,7 @@ def _chain_problems(recs: list[dict], head: dict | None) -> list[Problem]:
         prev, expect, by_seq[s] = r['hash'], max(expect, s + 1), r
     if head:
         if head['seq'] >= expect:
-            out.append(Problem('deleted', '?', None, f'records {expect}..{head["seq"]} are missing at the end (the head file names record {head["seq"]})'))
+            out.append(Problem('deleted', None, None, f'records {expect}..{head["seq"]} are missing at the end (the head file names record {head["seq"]})'))
         elif head['seq'] in by_seq and by_seq[head['seq']]['hash'] != head['hash']:
             out.append(Problem('changed', by_seq[head['seq']]['table'], head['seq'], 'differs from the head file (the chain was rewritten)'))
     return out
