@@ -86,6 +86,8 @@ def test_an_alias_row_deleted_is_named(gov):
     assert found(r) == {('deleted', 'aliases', 6)}
     assert 'its row is missing from the table' in r.problems[0].what
     assert cli('--store', s.root, 'governance', 'verify', '--principals', pf).returncode == 1
+    a = cli('--store', s.root, 'audit', 'verify')   # the audit log is fine, the governance record is not: audit verify says so too
+    assert a.returncode == 1 and 'governance record: BROKEN' in a.stdout and 'deleted: record 6 (aliases)' in a.stdout, a.stdout + a.stderr
 
 
 def test_a_row_inserted_outside_wildproof_is_named(gov):
