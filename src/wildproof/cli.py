@@ -570,7 +570,7 @@ def cmd_user(args):
     if not args.name: raise WildproofError(f'user {args.action} needs a NAME')
     if args.action in ('add', 'roles') and not args.role:
         raise WildproofError(f'user {args.action} needs at least one --role (roles: {", ".join(principals.ROLES)})')
-    if args.role: principals._check_list(args.role, principals.ROLES, 'role')   # before asking a password
+    if getattr(args, 'role', None): principals._check_list(args.role, principals.ROLES, 'role')   # before asking a password
     store = _principals_store(args)
     if args.action == 'add':
         key = None
