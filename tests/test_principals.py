@@ -235,3 +235,37 @@ def test_the_team_helper_has_one_person_per_role(tmp_path):
     f = team(tmp_path / 'p.json')
     assert {p['name']: tuple(p['roles']) for p in P.list_principals(f)} == TEAM
     assert set(P.ROLES) == {r for rs in TEAM.values() for r in rs}
+
+
+def test_the_dashboards_log_in_the_people_of_the_principals_file(shell, tmp_path):
+    "`wildproof dashboards` with a login: any person of the principals file logs in with their password, a client or a wrong password does not."
+    import signal, socket
+    import httpx
+    team(tmp_path / 'people.json')
+    P.add_client(tmp_path / 'people.json', 'scorer', ['predict'])
+    shell('status')
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
+    p = subprocess.Popen([str(Path(sys.executable).parent / 'wildproof'), 'dashboards', '--port', str(port)], cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        t = time.time()
+        while True:
+            assert p.poll() is None, p.stdout.read()
+            assert time.time() - t < 120, 'the dashboards did not answer within 120 s'
+            try: httpx.get(f'http://127.0.0.1:{port}/login', timeout=5); break
+            except httpx.HTTPError: time.sleep(0.5)
+
+        def logs_in(name, password):
+            with httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=60, follow_redirects=False) as c:
+                c.get('/login')
+                r = c.post('/login', data={'username': name, 'password': password})
+                return r.status_code == 302 and 'error' not in r.headers['location'] and 'user' in c.cookies
+        assert logs_in('sam', PASSWORD) and logs_in('val', PASSWORD)
+        assert not logs_in('sam', 'not the password') and not logs_in('scorer', PASSWORD) and not logs_in('nobody', PASSWORD)
+        P.remove(tmp_path / 'people.json', 'val')                                 # read at each login: no restart
+        assert not logs_in('val', PASSWORD)
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        try: p.wait(timeout=30)
+        except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
