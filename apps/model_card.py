@@ -1,4 +1,5 @@
-"""The model card and inventory dashboard, served by `wildproof dashboards` (or `panel serve apps/model_card.py`)."""
-from wildproof.dashboards import ModelCardDashboard
+"""The model card and inventory dashboard, served by `wildproof dashboards` (or `panel serve apps/model_card.py`).
+A person the login checked who holds an approving role may approve the version shown; everyone else only reads."""
+from wildproof.dashboards import ModelCardDashboard, session_user
 
-ModelCardDashboard().panel().servable(title='wildproof: models')
+ModelCardDashboard(user=session_user()).panel().servable(title='wildproof: models')

@@ -6,6 +6,11 @@ MLflow (model cards are read from the files the registry wrote). `DriftDashboard
 of those values, so they render the same in JupyterLab (`DriftDashboard(data)`) and when served (`apps/*.py`).
 The views read pre-aggregated facts (the `metrics` table, one row per window and metric), never the audit log
 itself, except for one window of one feature when its distribution is asked for.
+
+One action is offered, to a logged-in person only: `ModelCardDashboard` lets a user the login checked approve the version
+shown in the approval roles their principal holds (validator: technical, business_owner: business, auditor: audit), through
+`registry.approve` and its separation of duties. Stakeholders, and everyone when the dashboards are served without a login,
+only read.
 """
 from __future__ import annotations
 
@@ -203,6 +208,10 @@ class DashboardData:
                              approvals=a.approvals.iloc[0] if len(a) else '',
                              production='; '.join(f'{x.action} {pd.Timestamp(x.created_at):%Y-%m-%d %H:%M}' for x in p.itertuples())))
         return pd.DataFrame(rows)
+
+    def approvals(self, model: str, version: str) -> pd.DataFrame:
+        "The approvals on record for a model version, oldest first (every column the store keeps: approver, role, note, created_at, ...)."
+        return self.store.sql('select * from approvals where model = $m and version = $v order by created_at', dict(m=model, v=str(version)))
 
     def card_html(self, model: str, version: str) -> str | None:
         f = self.store.root / 'cards' / model / f'v{version}' / 'card.html'
@@ -553,21 +562,33 @@ class DriftDashboard(param.Parameterized):
     def __panel__(self): return self.panel()
 
 
+def session_user() -> str | None:
+    """The name the dashboards' login signed into this session's cookie (Panel's `pn.state.user`), or None: no session, no login
+    (`auth = none`), or Panel's guest (a cookie any browser can set, so it never names a person)."""
+    import panel as pn
+    if pn.state.cookies.get('is_guest'): return None
+    return pn.state.user or None
+
+
 class ModelCardDashboard(param.Parameterized):
-    "The model card and inventory dashboard: every model version, a version's card, and the versioned reports."
+    """The model card and inventory dashboard: every model version, a version's card and its approvals, and the versioned reports.
+    Read-only for everyone, except that a logged-in `user` holding an approving role (validator, business_owner, auditor) may
+    approve the version shown (`approve`): the registry checks the roles and the separation of duties, and refuses with its reason."""
     model = param.Selector(check_on_set=True, objects=[])
     version = param.Selector(check_on_set=True, objects=[])
     kind = param.Selector(check_on_set=True, objects=['all', 'validation', 'evaluation', 'monitoring', 'model_card'], default='all')
+    recorded = param.Integer(default=0, precedence=-1, doc='how many approvals this dashboard recorded: the views that show them re-read the store when it moves')
 
-    def __init__(self, data: DashboardData | None = None, **params):
+    def __init__(self, data: DashboardData | None = None, *, user: str | None = None, **params):
         self.data = data or DashboardData()
+        self.user = user   # a name the server's login checked (`session_user()`); None: nobody may act
         super().__init__(**params)
-        inv = self.data.inventory()
-        self._inv = inv
-        models = sorted(inv.model.unique()) if len(inv) else []
+        self._inv = self.data.inventory()
+        models = sorted(self._inv.model.unique()) if len(self._inv) else []
         self.param.model.objects = models
         if models and self.model not in models: self.model = models[0]
         self._versions()
+        self._widgets = None
 
     @param.depends('model', watch=True)
     def _versions(self):
@@ -577,6 +598,7 @@ class ModelCardDashboard(param.Parameterized):
         prod = inv[(inv.model == self.model) & inv.stage.str.contains('production')] if len(inv) else inv
         if vs: self.version = prod.version.iloc[0] if len(prod) else vs[-1]
 
+    @param.depends('recorded')
     def inventory(self):
         import panel as pn
         return pn.pane.HTML(_table(self._inv) if len(self._inv) else '<p>No model yet.</p>', sizing_mode='stretch_width')
@@ -588,6 +610,79 @@ class ModelCardDashboard(param.Parameterized):
         h = self.data.card_html(self.model, self.version)
         return pn.pane.HTML(h, sizing_mode='stretch_width') if h else pn.pane.Markdown(
             f'{self.model} v{self.version} has no card yet: a card is written when a version is promoted (`wildproof card`).')
+
+    # --- approvals
+    def signs(self) -> list[str]:
+        "The approval roles (technical, business, audit) the logged-in user may sign by the roles the principals file gives them now."
+        if not self.user: return []
+        from wildproof import principals
+        from wildproof.registry import APPROVERS   # an approval role: the principal's role it needs
+        try: p = principals.logged_in(self.user, settings=self.data.settings)
+        except WildproofError: return []   # not in the principals file (any more): they may read, not act
+        return [a for a, r in APPROVERS.items() if r in p.roles]
+
+    @param.depends('model', 'version', 'recorded')
+    def approvals(self):
+        "The approvals on record for the version shown, read from the store at each change: who, in which role, when, the note."
+        import panel as pn
+        if not (self.model and self.version): return pn.pane.Markdown('')
+        a = self.data.approvals(self.model, self.version)
+        if not len(a): return pn.pane.Markdown(f'No approval of {self.model} v{self.version} on record.')
+        t = pd.DataFrame(dict(approver=a.approver, role=a.role, when=[f'{pd.Timestamp(x):%Y-%m-%d %H:%M:%S} UTC' for x in a.created_at], note=a.note))
+        if 'signature' in a.columns: t['signed'] = ['yes' if isinstance(x, str) and x else '' for x in a.signature]
+        return pn.pane.HTML(_table(t), sizing_mode='stretch_width')
+
+    def approve(self, role: str, note: str = '') -> pd.DataFrame:
+        """Record the logged-in user's approval of the version shown as `role` (`registry.approve`, which refuses the version's
+        author, a role the user lacks or the tier does not list, and a second role for one person), then re-read the store.
+        Returns the approvals now on record. Without a login: a `DashboardError`; a refusal: the registry's own error."""
+        from wildproof import principals, registry
+        if not self.user: raise DashboardError('approving needs a login: these dashboards are served without one ([dashboard] auth = none), so nobody may act from them')
+        if not (self.model and self.version): raise DashboardError('no model version is shown: choose one to approve')
+        model, version = self.model, self.version
+        try: store = Store(self.data.store.root)   # the dashboards read through a read-only store; an approval writes through its own
+        except StoreError as e: raise DashboardError(str(e)) from None
+        out = registry.approve(store, model, version, principal=principals.logged_in(self.user, settings=self.data.settings),
+                               role=role, note=note or '', settings=self.data.settings)
+        self._inv = self.data.inventory()
+        self.recorded += 1
+        return out
+
+    def _approve_controls(self):
+        "The approve buttons (one per approval role the user may sign), the note and the answer; None when the user may sign none."
+        import panel as pn
+        if self._widgets is not None: return self._widgets
+        roles = self.signs()
+        if not roles:
+            self._widgets = None
+            return None
+        note = pn.widgets.TextInput(name='Note (optional)', placeholder='why, on what evidence', width=360)
+        answer = pn.pane.Alert('', alert_type='light', visible=False, sizing_mode='stretch_width')
+        buttons = {r: pn.widgets.Button(name=f'Approve v{self.version} as {r}', button_type='primary') for r in roles}
+
+        def click(role):
+            def go(_):
+                try:
+                    got = self.approve(role, note.value)
+                    mine = got[(got.approver == self.user) & (got.role == role)]
+                    answer.object = (f'{self.user} approved {self.model} v{self.version} as {role}'
+                                     f'{f" at {pd.Timestamp(mine.created_at.iloc[-1]):%Y-%m-%d %H:%M:%S} UTC" if len(mine) else ""}. '
+                                     'On record: ' + ', '.join(f'{x.approver} ({x.role})' for x in got.itertuples()))
+                    answer.alert_type = 'success'
+                    note.value = ''
+                except WildproofError as e:
+                    answer.object, answer.alert_type = f'Refused: {e}', 'danger'
+                answer.visible = True
+            return go
+        for r, b in buttons.items(): b.on_click(click(r))
+
+        def relabel(*_):
+            for r, b in buttons.items(): b.name = f'Approve v{self.version} as {r}'
+            answer.visible = False
+        self.param.watch(relabel, ['model', 'version'])
+        self._widgets = pn.Column(f'Logged in as **{self.user}**: you may approve the version shown as {", ".join(roles)}.',
+                                  note, pn.Row(*buttons.values()), answer, sizing_mode='stretch_width')
+        return self._widgets
 
     @param.depends('kind')
     def reports(self):
@@ -606,7 +701,9 @@ class ModelCardDashboard(param.Parameterized):
     def panel(self):
         import panel as pn
         controls = pn.Param(self.param, parameters=['model', 'version', 'kind'], show_name=False, width=240)
-        body = pn.Column('## Inventory', self.inventory, '## Model card', self.card, '## Reports', self.reports, sizing_mode='stretch_width')
+        act = self._approve_controls()
+        body = pn.Column('## Inventory', self.inventory, '## Model card', self.card, '## Approvals', self.approvals, *([act] if act else []),
+                         '## Reports', self.reports, sizing_mode='stretch_width')
         return pn.Row(pn.Column('# wildproof: models', controls), body, sizing_mode='stretch_width')
 
     def __panel__(self): return self.panel()
