@@ -3,9 +3,10 @@
 Modules:
 
 - `wildproof.cli`: The `wildproof` command line.
+- `wildproof.dashboard_auth`: The dashboards' login, loaded by `panel serve --auth-module` (see `wildproof dashboards`): any person of the principals file, by their password.
 - `wildproof.dashboards`: Dashboards: Panel components (a read-only data store plus views) for stakeholders, served by `wildproof dashboards`.
-- `wildproof.logins`: The dashboards' users: a JSON object of user names and scrypt hashes of their passwords, never the passwords.
-- `wildproof.principals`: Who may do what: the people (a scrypt hash of their password, their roles, optionally an SSH public key for signed approvals) and the service clients (the SHA-256 of their bearer token, their scopes), in one JSON file, `[access] principals_file`, written whole and readable by its owner only.
+- `wildproof.logins`: Passwords as wildproof keeps them: scrypt hashes, never the passwords; and the dashboards' users file of before issue 21.
+- `wildproof.principals`: Who may do what: people with roles and service clients with scopes, in one JSON file, `[access] principals_file`.
 - `wildproof.reports`: Reports: parameterized notebook templates, run by papermill into versioned, immutable folders, indexed in the store.
 - `wildproof.schedule`: The schedule: report jobs declared in settings.ini ([schedule]), run by `wildproof schedule run` (from cron) or `schedule serve`."""
 

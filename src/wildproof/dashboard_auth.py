@@ -1,7 +1,8 @@
-"""The dashboards' login, loaded by `panel serve --auth-module` (see `wildproof dashboards`): Panel's own login and logout
-pages and signed cookies, with the password checked against the scrypt hashes of the people in the principals file
-(`WILDPROOF_ACCESS_PRINCIPALS_FILE`, set by `wildproof dashboards`; a dashboards users file of the old format is read too)
-instead of Panel's plain-text comparison. Every person may log in; what they may do there follows their roles
+"""The dashboards' login, loaded by `panel serve --auth-module` (see `wildproof dashboards`): any person of the principals file, by their password.
+
+Panel's own login and logout pages and signed cookies, with the password checked against the scrypt hashes of the people
+in the principals file (`WILDPROOF_ACCESS_PRINCIPALS_FILE`, set by `wildproof dashboards`; a dashboards users file of the
+old format is read too) instead of Panel's plain-text comparison. What a person may do there follows their roles
 (`wildproof.principals.logged_in(name)` gives the logged-in person's `Principal`)."""
 import os
 

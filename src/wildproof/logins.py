@@ -1,8 +1,10 @@
-"""The dashboards' users: a JSON object of user names and scrypt hashes of their passwords, never the passwords.
+"""Passwords as wildproof keeps them: scrypt hashes, never the passwords; and the dashboards' users file of before issue 21.
 
-`set_user` adds, changes or removes a user (the file is rewritten whole, readable by its owner only); `check_login`
-is what the login page asks (`wildproof.dashboard_auth`). A users file that holds a password in plain text is refused
-with the command that stores it hashed. Stdlib only: the CLI imports this without the dashboards' libraries.
+`hash_password` and `check_password` are what `wildproof.principals` (the people, their roles and the service clients)
+keeps and checks. `read_users`, `set_user` and `check_login` still read and write a users file of the old format, a JSON
+object of user names and scrypt hashes (`wildproof.principals` reads such a file as people with the role stakeholder). A
+users file that holds a password in plain text is refused with the command that stores it hashed. Stdlib only: the CLI
+imports this without the dashboards' libraries.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Who may do what: the people (a scrypt hash of their password, their roles, optionally an SSH public key for signed
-approvals) and the service clients (the SHA-256 of their bearer token, their scopes), in one JSON file, `[access]
-principals_file`, written whole and readable by its owner only.
+"""Who may do what: people with roles and service clients with scopes, in one JSON file, `[access] principals_file`.
+
+The people have a scrypt hash of their password, their roles and optionally an SSH public key for signed approvals; the
+service clients the SHA-256 of their bearer token and their scopes. The file is written whole and readable by its owner only.
 
 The boundaries that authenticate are the CLI (`--as NAME` and a password), the dashboards' login and the REST service's
 bearer tokens; `login` and `logged_in` give a `Principal` carrying a proof (an HMAC of its name by the file's secret), and
