@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .settings import WildproofError
+from .engine import QueryError
 
 # %% auto #0
 __all__ = ['KINDS', 'PROFILE_VERSION', 'COLUMNS', 'DriftError', 'Profile', 'profile', 'psi_from_shares', 'js_from_shares',
@@ -47,7 +48,7 @@ def _check(con, relation: str, columns, what: str):
         res = con.execute(f'SELECT * FROM {_rel(relation)} LIMIT 0')
         have = {d[0] for d in res.description}
         res.fetchall()                                  # finish the result: DuckDB 2 refuses other work on a connection with one open
-    except duckdb.Error as e: raise DriftError(f'cannot read the {what} {_short(relation)!r}: {str(e).splitlines()[0]}') from None
+    except (duckdb.Error, QueryError) as e: raise DriftError(f'cannot read the {what} {_short(relation)!r}: {str(e).splitlines()[0]}') from None
     missing = [c for c in columns if c not in have]
     if missing: raise DriftError(f'the {what} {_short(relation)!r} lacks column(s) {", ".join(map(repr, missing))}')
 
@@ -131,7 +132,7 @@ def _edges(values: int, lo, quantiles, distinct, bins: int) -> list[float]:
 def profile(con, reference=None, columns: dict[str, str] | None = None, *, bins: int = 10, edges: dict[str, list[float]] | None = None) -> Profile:
     """The reference's profile: `reference` is a relation on the DuckDB connection `con`; `columns` maps each column to
     'numeric' or 'categorical'. `profile(frame, columns)` also works, with a DataFrame or Arrow table."""
-    if not isinstance(con, duckdb.DuckDBPyConnection):           # profile(frame, columns)
+    if not hasattr(con, 'execute'):                               # profile(frame, columns): not a DuckDB connection nor a SparkEngine
         frame, cols = con, reference if columns is None else columns
         tmp = duckdb.connect()
         try:

@@ -1,0 +1,190 @@
+"""Where the heavy statistics run: DuckDB in this process (the default) or Apache Spark (`[engine] kind = spark`).
+
+The statistics are written once, as DuckDB SQL (wildproof.drift, wildproof.contracts). `SparkEngine` runs that same SQL on
+Spark: it transpiles each query with sqlglot (DuckDB dialect to Spark's) and rewrites the two functions whose Spark
+counterpart differs (`isfinite`, which Spark lacks, and `floor`, which Spark returns as a BIGINT that overflows under ANSI
+mode), then hands the small result back with the DuckDB connection's interface (`execute(sql).fetchall()`, `.df()`,
+`.description`), so a calculator takes either. See docs/decisions/0018-spark-engine.md.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from pathlib import Path
+
+import pandas as pd
+
+from .settings import WildproofError
+
+__all__ = ['KINDS', 'EngineError', 'QueryError', 'spark_sql', 'spark_session', 'SparkEngine', 'connect', 'delta_files']
+
+KINDS = ('duckdb', 'spark')
+
+
+class EngineError(WildproofError):
+    "The engine asked for cannot be used: an unknown kind, Spark or Java missing, a Delta table that cannot be read."
+
+
+class QueryError(WildproofError):
+    "A query failed on the engine (a relation that cannot be read, a column it lacks)."
+
+
+# ---------------------------------------------------------------- DuckDB SQL to Spark SQL
+
+_TWO52 = "CAST('4503599627370496' AS DOUBLE)"   # 2**52: every double at least this large is an integer
+
+
+def _rewrite(node):
+    "The functions whose Spark counterpart is missing or differs, rewritten to give DuckDB's value."
+    from sqlglot import exp
+    if isinstance(node, exp.Anonymous) and node.name.lower() == 'isfinite':
+        # NaN is larger than every double in Spark (as in DuckDB), so it fails `<`; ±inf fail it too; NULL stays NULL
+        return exp.LT(this=exp.Abs(this=node.expressions[0].copy()), expression=exp.cast(exp.Literal.string('Infinity'), 'DOUBLE'))
+    if isinstance(node, exp.PercentileDisc) and isinstance(node.args.get('expression'), exp.Array):
+        # DuckDB's quantile_disc(v, [q, ...]) is Spark's percentile_disc(array(q, ...)) WITHIN GROUP (ORDER BY v): both the
+        # smallest value whose cumulative share reaches q. sqlglot 30 writes Spark's as PERCENTILE_APPROX, so it is written here.
+        return exp.Var(this=f"PERCENTILE_DISC({node.expression.sql(dialect='spark')}) WITHIN GROUP (ORDER BY {node.this.sql(dialect='spark')})")
+    if isinstance(node, exp.Floor) and not node.args.get('decimals'):
+        # DuckDB's floor of a DOUBLE is a DOUBLE (±inf and NaN stay); Spark's is a BIGINT, an overflow error past 2**63
+        x = node.this
+        return exp.Case(ifs=[exp.If(this=exp.GTE(this=exp.Abs(this=x.copy()), expression=_parse(_TWO52)), true=x.copy())],
+                        default=exp.cast(exp.Floor(this=x.copy()), 'DOUBLE'))
+    return node
+
+
+def _parse(sql: str):
+    import sqlglot
+    return sqlglot.parse_one(sql, read='spark')
+
+
+@functools.lru_cache(maxsize=256)
+def spark_sql(sql: str) -> str:
+    "The DuckDB query `sql` as Spark SQL that gives the same result."
+    import sqlglot
+    try: tree = sqlglot.parse_one(sql, read='duckdb')
+    except sqlglot.errors.ParseError as e: raise QueryError(f'cannot read the query for Spark: {str(e).splitlines()[0]}') from None
+    return tree.transform(_rewrite).sql(dialect='spark')
+
+
+# ---------------------------------------------------------------- the Spark session
+
+_LOCK = threading.Lock()
+_SESSION = None
+
+
+def spark_session(master: str = 'local[2]', options: dict[str, str] | None = None):
+    """The process's Spark session, made once (later calls get the same session whatever they pass: Spark has one per process).
+    Refuses with a one-line EngineError when pyspark or Java is missing."""
+    global _SESSION
+    with _LOCK:
+        if _SESSION is not None: return _SESSION
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise EngineError('[engine] kind = spark needs pyspark: pip install "wildproof[spark]" (and Java 17)') from None
+        import shutil
+        if not os.environ.get('JAVA_HOME') and not shutil.which('java'):
+            raise EngineError('[engine] kind = spark needs Java 17 (java on the PATH or JAVA_HOME)')
+        b = (SparkSession.builder.master(master).appName('wildproof')
+             .config('spark.ui.enabled', 'false')
+             .config('spark.sql.session.timeZone', 'UTC')
+             .config('spark.sql.execution.arrow.pyspark.enabled', 'true')
+             .config('spark.sql.shuffle.partitions', '8' if master.startswith('local') else '200'))
+        for k, v in (options or {}).items(): b = b.config(k, v)
+        try: spark = b.getOrCreate()
+        except Exception as e: raise EngineError(f'cannot start Spark at {master!r}: {str(e).splitlines()[0]}') from None
+        spark.sparkContext.setLogLevel('ERROR')
+        _SESSION = spark
+        return spark
+
+
+# ---------------------------------------------------------------- the engine, with a DuckDB connection's interface
+
+class _Result:
+    "What `SparkEngine.execute` returns: a Spark DataFrame read the way a DuckDB result is."
+    def __init__(self, frame): self.frame = frame
+
+    @property
+    def description(self) -> list[tuple]: return [(f.name, str(f.dataType)) for f in self.frame.schema.fields]
+
+    def fetchall(self) -> list[tuple]: return [tuple(r) for r in _run(self.frame.collect)]
+
+    def df(self) -> pd.DataFrame: return _run(self.frame.toPandas)
+
+
+def _run(f):
+    try: return f()
+    except Exception as e:
+        if isinstance(e, WildproofError): raise
+        raise QueryError(_first_line(e)) from None
+
+
+def _first_line(e: Exception) -> str:
+    s = str(e).strip().splitlines()
+    return s[0] if s else type(e).__name__
+
+
+def delta_files(path, version: int | None = None) -> list[str]:
+    "The Parquet files the Delta log of the table at `path` lists at `version` (the newest if None): what a reader of that version reads."
+    from deltalake import DeltaTable
+    try: t = DeltaTable(str(path), version=version)
+    except Exception as e: raise EngineError(f'cannot read the Delta table {str(path)!r} at version {version}: {_first_line(e)}') from None
+    return t.file_uris()
+
+
+class SparkEngine:
+    "Runs the statistics' DuckDB SQL on Spark (transpiled); relations are Spark temporary views."
+    kind = 'spark'
+
+    def __init__(self, spark=None, *, master: str = 'local[2]', options: dict[str, str] | None = None, delta: bool = False):
+        self.spark = spark or spark_session(master, options)
+        self.delta = bool(delta)
+
+    def execute(self, sql: str, parameters=None) -> _Result:
+        "The DuckDB query `sql`, run on Spark."
+        if parameters: raise QueryError('the Spark engine takes no query parameters: write the values into the query')
+        q = spark_sql(sql)
+        return _Result(_run(lambda: self.spark.sql(q)))
+
+    def sql(self, sql: str): return self.execute(sql)
+
+    def register(self, name: str, data) -> SparkEngine:
+        "Make `data` (a pandas DataFrame, an Arrow table or a Spark DataFrame) the temporary view `name`."
+        if not hasattr(data, 'createOrReplaceTempView'):
+            import pyarrow as pa
+            if isinstance(data, pa.Table): data = data.to_pandas()
+            data = self.spark.createDataFrame(data)
+        data.createOrReplaceTempView(name)
+        return self
+
+    def read_delta(self, name: str, path, version: int | None = None) -> SparkEngine:
+        """Make the Delta table at `path` (at `version`, the newest if None) the temporary view `name`: with Spark's Delta
+        reader when `delta` (the Delta Lake jars on the cluster), else through the Parquet files its log lists."""
+        if self.delta:
+            r = self.spark.read.format('delta')
+            if version is not None: r = r.option('versionAsOf', int(version))
+            frame = _run(lambda: r.load(str(path)))
+        else:
+            files = delta_files(path, version)
+            if not files: raise EngineError(f'the Delta table {str(path)!r} has no data files at version {version}')
+            frame = _run(lambda: self.spark.read.parquet(*files))
+        frame.createOrReplaceTempView(name)
+        return self
+
+    def unregister(self, name: str) -> None: self.spark.catalog.dropTempView(name)
+
+    def close(self) -> None: pass           # the session lives as long as the process
+
+
+def connect(settings=None, kind: str | None = None):
+    """A connection for the heavy statistics: a new DuckDB connection, or a `SparkEngine` on the process's Spark session,
+    as `kind` (else `[engine] kind` of `settings`) says."""
+    eng = (settings or {}).get('engine', {}) if settings is not None else {}
+    kind = (kind or eng.get('kind') or 'duckdb').lower()
+    if kind not in KINDS: raise EngineError(f'unknown engine {kind!r}: one of {", ".join(KINDS)}')
+    if kind == 'duckdb':
+        import duckdb
+        return duckdb.connect()
+    return SparkEngine(master=eng.get('spark_master') or 'local[2]', options=eng.get('spark_options') or {},
+                       delta=bool(eng.get('spark_delta', False)))
