@@ -529,18 +529,20 @@ def _new_password(args, name: str) -> str:
 
 
 def cmd_dashboard_user(args):
+    import getpass
     from wildproof import principals
     path = principals.principals_file(args.settings)
+    store = _principals_store(args)
     if args.remove:
         if args.name not in {p['name'] for p in principals.list_principals(path) if p['kind'] == 'person'}:
             raise WildproofError(f'no user {args.name!r} in {path}')
-        principals.remove(path, args.name)
+        principals.remove(path, args.name, store=store, actor=getpass.getuser())
         print(f'removed {args.name} from {path}')
         return 0
     password = _new_password(args, args.name)
     known = {p['name']: p for p in principals.list_principals(path) if p['kind'] == 'person'}
     roles = known[args.name]['roles'] if args.name in known else ['stakeholder']
-    existed = principals.add_person(path, args.name, password, roles)
+    existed = principals.add_person(path, args.name, password, roles, store=store, actor=getpass.getuser())
     print(f'{"changed the password of" if existed else "added"} {args.name} ({", ".join(roles)}) in {path} (scrypt hash; the file is readable by its owner only)')
     return 0
 
