@@ -246,7 +246,8 @@ class Settings(dict):
         try: return self[k]
         except KeyError: raise AttributeError(k) from None
     def __repr__(self):
-        rows = [f'[{s}] {k} = {v}  ({self.sources[(s, k)]})' for s, sec in self.items() for k, v in sec.items()]
+        show = lambda v: ', '.join(map(str, v)) if isinstance(v, tuple) else v   # a list as the file writes it
+        rows = [f'[{s}] {k} = {show(v)}  ({self.sources[(s, k)]})' for s, sec in self.items() for k, v in sec.items()]
         return '\n'.join([f'Settings from {self.file or "defaults"}'] + rows)
 
 # %% ../../nbs/00_settings.ipynb #179cf9c9
