@@ -61,6 +61,7 @@ def test_a_clean_store_verifies_and_the_cli_says_so(gov):
     r = cli('--store', s.root, 'governance', 'verify', '--principals', pf)
     assert r.returncode == 0, r.stdout + r.stderr
     assert 'governance record: ok, 7 records' in r.stdout
+    assert governance.verify(Store(s.root, read_only=True), principals=pf).ok   # the dashboards' read-only view checks it too, without a lock
     log = cli('--store', s.root, 'governance', 'log', '--model', 'm')
     assert log.returncode == 0, log.stderr
     assert 'approved as technical (signed)' in log.stdout and 'rollback: production → version 1 (was 2): drift' in log.stdout

@@ -16,7 +16,7 @@ from .store import GENESIS, GOVERNED, TABLES, Store, as_table, canonical_json, r
 
 # %% auto #0
 __all__ = ['NAMESPACE', 'SSH_KEYGEN', 'GovernanceError', 'approval_bytes', 'sign', 'check_signature', 'Problem', 'Report',
-           'verify', 'log']
+           'verify', 'recorded_rows', 'log']
 
 # %% ../../nbs/08a_governance.ipynb #a0f1c007
 NAMESPACE = 'wildproof-governance'   # the ssh-keygen signature namespace: a signature made for anything else does not verify here
@@ -184,6 +184,13 @@ def verify(store: Store, *, principals: str | Path | None = None, settings=None,
                 problems.append(Problem('signature', 'approvals', at, f"{what}: its signature does not verify with {who}'s ssh_key"))
     notes = _history_notes(store) if history else []
     return Report(not problems, len(recs), sum(map(len, tables.values())), len(signed), problems, notes, time.perf_counter() - t0)
+
+# %% ../../nbs/08a_governance.ipynb #a0f1c022
+def recorded_rows(store: Store, table: str):
+    "The rows of the governed `table` as its records in the governance chain hold them, in the order written (a pyarrow Table of its schema)."
+    if table not in GOVERNED: raise GovernanceError(f'{table!r} is not a governed table (governed: {", ".join(GOVERNED)})')
+    recs = store.sql('select row_json from governance where "table" = $t order by seq', {'t': table})
+    return as_table(TABLES[table], [json.loads(j) for j in recs.row_json], table)
 
 # %% ../../nbs/08a_governance.ipynb #a0f1c019
 def _what(table: str, r: dict) -> tuple[str, str]:
