@@ -5,6 +5,7 @@ Modules:
 - `wildproof.cli`: The `wildproof` command line.
 - `wildproof.dashboard_auth`: The dashboards' login, loaded by `panel serve --auth-module` (see `wildproof dashboards`): any person of the principals file, by their password.
 - `wildproof.dashboards`: Dashboards: Panel components (a read-only data store plus views) for stakeholders, served by `wildproof dashboards`.
+- `wildproof.engine`: Where the heavy statistics run: DuckDB in this process (the default) or Apache Spark (`[engine] kind = spark`).
 - `wildproof.logins`: Passwords as wildproof keeps them: scrypt hashes, never the passwords; and the dashboards' users file of before issue 21.
 - `wildproof.principals`: Who may do what: people with roles and service clients with scopes, in one JSON file, `[access] principals_file`.
 - `wildproof.reports`: Reports: parameterized notebook templates, run by papermill into versioned, immutable folders, indexed in the store.
