@@ -27,6 +27,8 @@ def world(tmp_path_factory):
     principals.add_person(people, 'vic', PASSWORD['vic'], ['validator', 'business_owner'])
     principals.add_person(people, 'sam', PASSWORD['sam'], ['stakeholder'])
     principals.add_person(people, 'devi', PASSWORD['devi'], ['developer', 'validator'])
+    principals.add_person(people, 'rita', 'a validator for now', ['validator'])
+    principals.add_person(people, 'guest', 'a validator named guest', ['validator'])   # the name Panel gives anyone with its guest cookie
     ini = root / 'settings.ini'
     ini.write_text(f'[store]\nroot = {root / "store"}\n[access]\nprincipals_file = {people}\n'
                    f'[dashboard]\nauth = basic\ncookie_secret = {"c" * 48}\n[reports]\nlog_to_mlflow = false\n', encoding='utf-8')
@@ -85,6 +87,12 @@ def test_no_login_or_no_approving_role_no_control_and_refused_anyway(world):
     assert nobody.signs() == [] and nobody._approve_controls() is None
     with pytest.raises(WildproofError): nobody.approve('technical')
     assert not len(on_record(world))
+    # a role removed after the page was drawn: the click is refused (the roles are re-read from the principals file)
+    rita = ModelCardDashboard(data, user='rita')
+    assert rita.signs() == ['technical'] and rita._approve_controls() is not None
+    principals.set_roles(world['people'], 'rita', ['stakeholder'])
+    with pytest.raises(WildproofError, match='rita has stakeholder'): rita.approve('technical')
+    assert not len(on_record(world))
     vic = ModelCardDashboard(data, user='vic')
     assert vic.model == world['model'] and vic.version == world['version'] and vic.signs() == ['technical', 'business']
 
@@ -136,4 +144,11 @@ def test_in_chromium_the_author_is_refused_a_validator_approves_a_stakeholder_on
         page.get_by_text('Reports').first.wait_for()
         assert page.get_by_text('Approve v').count() == 0 and page.get_by_role('button', name='Approve', exact=False).count() == 0
         screenshot(page, 'dashboard_approve_stakeholder')
+        # Panel names any session with its guest cookie "guest" (pn.state.user), a cookie the browser sets itself: it never
+        # stands for the person of that name (a validator here)
+        browser.add_cookies([dict(name='is_guest', value='1', url=url)])
+        page.reload()
+        page.get_by_text('validated on the later months').first.wait_for()
+        page.get_by_text('Reports').first.wait_for()
+        assert page.get_by_text('Approve v').count() == 0 and page.get_by_text('Logged in as').count() == 0
     assert len(on_record(world)) == 1

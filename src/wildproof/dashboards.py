@@ -656,9 +656,9 @@ class ModelCardDashboard(param.Parameterized):
         if not roles:
             self._widgets = None
             return None
-        note = pn.widgets.TextInput(name='Note (optional)', placeholder='why, on what evidence', width=360)
+        note = pn.widgets.TextInput(label='Note (optional)', placeholder='why, on what evidence', width=360)
         answer = pn.pane.Alert('', alert_type='light', visible=False, sizing_mode='stretch_width')
-        buttons = {r: pn.widgets.Button(name=f'Approve v{self.version} as {r}', button_type='primary') for r in roles}
+        buttons = {r: pn.widgets.Button(label=f'Approve v{self.version} as {r}', color='primary', disabled=not self.version) for r in roles}
 
         def click(role):
             def go(_):
@@ -677,7 +677,7 @@ class ModelCardDashboard(param.Parameterized):
         for r, b in buttons.items(): b.on_click(click(r))
 
         def relabel(*_):
-            for r, b in buttons.items(): b.name = f'Approve v{self.version} as {r}'
+            for r, b in buttons.items(): b.label, b.disabled = f'Approve v{self.version} as {r}', not self.version
             answer.visible = False
         self.param.watch(relabel, ['model', 'version'])
         self._widgets = pn.Column(f'Logged in as **{self.user}**: you may approve the version shown as {", ".join(roles)}.',
