@@ -146,8 +146,8 @@ def _history_notes(store: Store) -> list[str]:
             op, mode = h.get('operation'), (h.get('operationParameters') or {}).get('mode')
             if op in _APPENDS or (op == 'WRITE' and mode in ('Append', '"Append"', None)): continue
             at = pd.Timestamp(h['timestamp'], unit='ms', tz='UTC') if h.get('timestamp') else '?'
-            notes.append(f'{t}: Delta version {h.get("version")} was a {op}{f" ({mode})" if mode else ""} at {at:%Y-%m-%d %H:%M:%S} UTC, '
-                         f'not an append (see docs/runbooks/broken-governance-chain.md)')
+            notes.append(f'{t}: Delta version {h.get("version")}, {op}{f" ({mode})" if mode else ""} at {at:%Y-%m-%d %H:%M:%S} UTC, '
+                         f'was not an append (see docs/runbooks/broken-governance-chain.md)')
     return notes
 
 def verify(store: Store, *, principals: str | Path | None = None, settings=None, history: bool = True) -> Report:
