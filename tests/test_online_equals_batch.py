@@ -29,7 +29,7 @@ def answers(srv: Server, records: list[dict], clients: int) -> list[dict]:
     "Each record POSTed alone, by `clients` clients at once (each its own keep-alive connection)."
     local = threading.local()
     def one(r):
-        if not hasattr(local, 'c'): local.c = httpx.Client(base_url=srv.url, timeout=30)
+        if not hasattr(local, 'c'): local.c = httpx.Client(base_url=srv.url, timeout=30, headers=srv.headers)
         res = local.c.post('/predict', json=r)
         assert res.status_code == 200, res.text[:1000]
         return res.json()['predictions'][0]

@@ -40,13 +40,28 @@ class ServerDied(RuntimeError):
     "`wildproof serve` exited before it answered."
 
 
+def client_token(folder: Path, name: str, scopes=('admin',)) -> tuple[Path, str]:
+    "A service client `name` with `scopes` added to the principals file in `folder`: (the file, its bearer token)."
+    from wildproof import principals
+    f = folder / 'principals.json'
+    return f, principals.add_client(f, name, list(scopes))
+
+
+UNLIMITED = dict(WILDPROOF_SERVING_RATE_LIMIT_PER_SECOND='1000000', WILDPROOF_SERVING_RATE_LIMIT_BURST='1000000')   # for the tests not about rates
+
+
 class Server:
-    "`wildproof serve` in a subprocess on 127.0.0.1 and a free port, with the settings file `settings` and extra env vars."
-    def __init__(self, settings: Path, *, log: Path | None = None, model: str = MODEL, workers: int = 1, **env):
+    """`wildproof serve` in a subprocess on 127.0.0.1 and a free port, with the settings file `settings` and extra env vars.
+    Its clients authenticate as the service should be used: a client with `scopes` is added to a principals file beside
+    `settings` and `.client` sends its token (`.headers`); its rate limit is lifted unless `env` sets one."""
+    def __init__(self, settings: Path, *, log: Path | None = None, model: str = MODEL, workers: int = 1, scopes=('admin',), **env):
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}'
+        principals, self.token = client_token(settings.parent, f'tests-{self.port}', scopes)
+        self.headers = {'Authorization': f'Bearer {self.token}'}
         e = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
-        e.update(ENV, WILDPROOF_SETTINGS=str(settings), **{k: str(v) for k, v in env.items()})
+        e.update(ENV, WILDPROOF_SETTINGS=str(settings), WILDPROOF_ACCESS_PRINCIPALS_FILE=str(principals), **UNLIMITED)
+        e.update({k: str(v) for k, v in env.items()})
         self.log = log or settings.parent / f'serve-{self.port}.log'
         self._out = open(self.log, 'wb')
         self.proc = subprocess.Popen([sys.executable, '-m', 'wildproof.cli', 'serve', '--model', model, '--host', '127.0.0.1', '--port', str(self.port),
@@ -58,13 +73,13 @@ class Server:
                 self._out.close()
                 raise ServerDied(f'wildproof serve exited with {self.proc.returncode}:\n{self.output[-4000:]}')
             try:
-                if httpx.get(self.url + '/version', timeout=2).status_code == 200: break
+                if httpx.get(self.url + '/version', timeout=2, headers=self.headers).status_code == 200: break
             except httpx.TransportError: pass
-            if time.monotonic() - t0 > 60:
+            if time.monotonic() - t0 > 150:   # two workers took 40 s to answer at a load average of 10
                 self.stop()
-                raise RuntimeError(f'wildproof serve did not answer within 60 s:\n{self.output[-4000:]}')
+                raise RuntimeError(f'wildproof serve did not answer within 150 s:\n{self.output[-4000:]}')
             time.sleep(0.1)
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+        self.client = httpx.Client(base_url=self.url, timeout=30, headers=self.headers)
 
     @property
     def output(self) -> str: return self.log.read_text(errors='replace')
@@ -325,7 +340,7 @@ def test_client_errors_are_4xx_and_refusals_are_logged(shared, trained):
 @pytest.mark.timeout(60)
 def test_deeply_nested_json_is_a_client_error(shared):
     srv, _, _ = shared
-    with httpx.Client(base_url=srv.url, timeout=30) as c:   # its own connection: a 500 may close it
+    with httpx.Client(base_url=srv.url, timeout=30, headers=srv.headers) as c:   # its own connection: a 500 may close it
         r = c.post('/predict', content=b'[' * 50_000 + b']' * 50_000, headers={'content-type': 'application/json'})
     assert srv.client.get('/health').status_code == 200     # the service survives it either way
     assert r.status_code == 400, (r.status_code, r.text[:200])
@@ -342,7 +357,7 @@ def test_load_every_answer_audited(shared, trained, capsys):
         one.append((time.perf_counter() - t0) * 1000)
     acked, statuses, latencies, failures = [], [], [], []
     def client(n):
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
+        with httpx.Client(base_url=srv.url, timeout=30, headers=srv.headers) as c:
             i = 0
             while not stop.is_set():
                 rid = f'load-{n}-{i}'
@@ -528,7 +543,7 @@ def test_kill_9_loses_no_acknowledged_answer(own_store, settings_file, trained, 
     acked, errors = [], []
     srv = Server(settings_file, workers=workers)
     def client(n):
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
+        with httpx.Client(base_url=srv.url, timeout=30, headers=srv.headers) as c:
             i = 0
             while not stop.is_set():
                 rid = f'k9-{n}-{i}'

@@ -278,7 +278,7 @@ def cmd_models(args):
 
 def cmd_serve(args):
     from wildproof.service import serve
-    serve(args.host, args.port, model=args.model, settings=args.settings, store=_store(args), workers=args.workers)
+    serve(args.host, args.port, model=args.model, settings=args.settings, store=_store(args), workers=args.workers, auth='none' if args.no_auth else None)
 
 
 def cmd_score(args):
@@ -749,6 +749,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--port', type=int, help='port (default: [serving] port)')
     s.add_argument('--model', help='registered model (default: [serving] model)')
     s.add_argument('--workers', type=int, help='worker processes sharing the port, each with its own copy of the model (default: [serving] workers, else one per CPU core)')
+    s.add_argument('--no-auth', action='store_true', help='serve without bearer tokens whatever [serving] auth says (only on 127.0.0.1)')
     s = add('score', cmd_score, 'Score a snapshot in batch with the serving core: contract, features, routes, fallback, audit log')
     s.add_argument('snapshot', help='snapshot to score (dataset@hash or dataset@latest)')
     s.add_argument('--model', help='registered model (default: [serving] model)')

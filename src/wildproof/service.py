@@ -4,12 +4,14 @@
 
 # %% ../../nbs/13_service.ipynb #4e8417fa
 from __future__ import annotations
-import asyncio, json, logging, os, re, threading, time
+import asyncio, json, logging, math, os, re, threading, time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from . import __version__
 from .settings import WildproofError, load_settings
@@ -21,7 +23,8 @@ from .scoring import ScoringCore
 log = logging.getLogger('wildproof.service')
 
 # %% auto #0
-__all__ = ['log', 'record_schema', 'create_app', 'serve', 'serve_in_thread', 'serve_in_process']
+__all__ = ['log', 'LOCAL_HOSTS', 'record_schema', 'check_binding', 'RateLimiter', 'token_checker', 'create_app', 'serve',
+           'serve_in_thread', 'serve_in_process']
 
 # %% ../../nbs/13_service.ipynb #9e02c78e
 _json_type = dict(integer='integer', float='number', boolean='boolean', string='string', timestamp='string', date='string')
@@ -41,13 +44,79 @@ def record_schema(contract: Contract | None) -> dict:
     return {'type': 'object', 'properties': props, 'required': [c for c, r in contract.columns.items() if not r.nullable],
             'description': f'One record of contract {contract.name} v{contract.version}.'}
 
+# %% ../../nbs/13_service.ipynb #a1c0e502
+LOCAL_HOSTS = ('127.0.0.1', 'localhost', '::1')
+
+def check_binding(host: str, auth: str):
+    "Refuse to serve without tokens (`auth = none`) on any address but the local one."
+    if auth == 'none' and host not in LOCAL_HOSTS:
+        raise WildproofError(f'[serving] auth = none (serve --no-auth) serves without tokens, so only on 127.0.0.1, not on {host}: '
+                             'create client tokens with `wildproof service-token NAME --scope predict` and serve with auth = token')
+
+class RateLimiter:
+    "A token bucket per client: `rate` requests a second on average, `burst` at once. `take(name)` is 0 when allowed, else the seconds to wait."
+    def __init__(self, rate: float, burst: int, clock=time.monotonic):
+        self.rate, self.burst, self.clock, self.buckets = float(rate), float(burst), clock, {}
+    def take(self, name: str) -> float:
+        now = self.clock()
+        tokens, then = self.buckets.get(name, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        if tokens >= 1:
+            self.buckets[name] = (tokens - 1, now)
+            return 0.0
+        self.buckets[name] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+# %% ../../nbs/13_service.ipynb #a1c0e504
+def token_checker(settings):
+    "The `TokenChecker` of `[access] principals_file`; refused when the file holds no service client (every request would be refused)."
+    from wildproof import principals
+    path = principals.principals_file(settings)
+    if not path.is_file() or not any(p.get('kind') == 'client' for p in principals.list_principals(path)):
+        raise WildproofError(f'[serving] auth = token, but {path} holds no service client: create one with '
+                             '`wildproof service-token NAME --scope predict` (or, on 127.0.0.1 only, serve --no-auth)')
+    return principals.TokenChecker(path, settings.access.token_reload_seconds)
+
+def _refusal(code: int, reason: str, challenge: str | None = None, **headers) -> HTTPException:
+    if challenge is not None: headers['WWW-Authenticate'] = challenge
+    return HTTPException(status_code=code, detail=reason, headers=headers or None)
+
+def _gatekeeper(settings, auth: str):
+    "The dependency factory `needs(scope)` of an app: who the caller is (a `Principal`, None when `auth = none`), refusing with 401, 403 or 429."
+    bearer = HTTPBearer(auto_error=False, scheme_name='bearer', bearerFormat='wp_<token>',
+                        description='A client token from `wildproof service-token NAME --scope predict|outcomes|admin`.')
+    if auth == 'none':
+        async def anyone(): return None
+        return lambda scope: anyone
+    checker = token_checker(settings)
+    st = settings.serving
+    limiter = RateLimiter(st.rate_limit_per_second, st.rate_limit_burst)
+    def needs(scope: str):
+        async def caller(cred: HTTPAuthorizationCredentials | None = Security(bearer)):
+            if cred is None:
+                raise _refusal(401, 'no bearer token: send Authorization: Bearer <token> (made by wildproof service-token)', 'Bearer realm="wildproof"')
+            p = checker.check(cred.credentials)
+            if p is None:
+                raise _refusal(401, 'unknown or revoked token', 'Bearer realm="wildproof", error="invalid_token"')
+            if not p.holds(scope):
+                raise _refusal(403, f'client {p.name} lacks the scope {scope} (it has {", ".join(p.scopes) or "none"})',
+                               f'Bearer realm="wildproof", error="insufficient_scope", scope="{scope}"')
+            if wait := limiter.take(p.name):
+                raise _refusal(429, f'client {p.name} is over its rate limit of {st.rate_limit_per_second:g} requests a second '
+                               f'(burst {st.rate_limit_burst}) per worker: retry in {wait:.2f} s', **{'Retry-After': str(math.ceil(wait))})
+            return p
+        return caller
+    return needs
+
 # %% ../../nbs/13_service.ipynb #d63f3352
 _REQUEST_ID = re.compile(r'^[A-Za-z0-9._:-]{1,100}$')
 
-def create_app(core: ScoringCore):
-    "The FastAPI app serving `core`; closing the app (uvicorn's shutdown) closes the core."
+def create_app(core: ScoringCore, *, auth: str | None = None):
+    """The FastAPI app serving `core`; closing the app (uvicorn's shutdown) closes the core. `auth` (default `[serving] auth`):
+    `token` checks each request's bearer token against the clients of `[access] principals_file`; `none` lets anyone in."""
     st = core.settings.serving
     limit = st.max_body_kb * 1024
+    needs = _gatekeeper(core.settings, auth or st.auth)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -56,9 +125,11 @@ def create_app(core: ScoringCore):
 
     spec = next((s for s in (getattr(r, 'spec', None) for r in core.routes.values()) if s is not None), None)   # what the model is for, in its spec's words
     about = f'{spec.description.rstrip(".")}. ' if spec is not None and spec.description else ''
-    app = FastAPI(title=f'wildproof scoring service: {core.model}', version=__version__, lifespan=lifespan,
+    app = FastAPI(title=f'wildproof scoring service: {core.model}', version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
                   description=f'{about}Scores records with the version of {core.model} behind the `production` alias (champion) and, '
-                              'per the traffic policy, its challenger. Every answer is in the audit log before it is returned.')
+                              'per the traffic policy, its challenger. Every answer is in the audit log before it is returned. '
+                              'Every route but /health needs a client\'s bearer token with its scope: /predict predict, /outcomes outcomes, '
+                              '/version and the docs predict (admin holds them all).')
     err = lambda code, detail, **kw: JSONResponse(status_code=code, content=dict(detail=detail, **kw))
 
     async def body_of(request: Request):
@@ -81,7 +152,7 @@ def create_app(core: ScoringCore):
     rec = record_schema(core.contract)
     body_schema = {'oneOf': [rec, {'type': 'array', 'items': rec}, {'type': 'object', 'properties': {'records': {'type': 'array', 'items': rec}}, 'required': ['records']}]}
 
-    @app.post('/predict', summary='Score one record or a batch',
+    @app.post('/predict', summary='Score one record or a batch', dependencies=[Depends(needs('predict'))],
               openapi_extra={'requestBody': {'required': True, 'content': {'application/json': {'schema': body_schema}}}})
     async def predict(request: Request):
         payload = await parsed(request)
@@ -99,7 +170,7 @@ def create_app(core: ScoringCore):
         if not res['ok']: return err(422, 'records break the data contract; none was scored', request_id=res['request_id'], errors=res['errors'])
         return res
 
-    @app.post('/outcomes', summary='Record outcomes that arrived later')
+    @app.post('/outcomes', summary='Record outcomes that arrived later', dependencies=[Depends(needs('outcomes'))])
     async def outcomes(request: Request):
         payload = await parsed(request)
         if isinstance(payload, JSONResponse): return payload
@@ -119,11 +190,18 @@ def create_app(core: ScoringCore):
                     reason=None if ok else (champ.error or 'the audit writer has stopped'))
         return body if ok else JSONResponse(status_code=503, content=body)
 
-    @app.get('/version', summary='Which model versions answer, by route')
+    @app.get('/version', summary='Which model versions answer, by route', dependencies=[Depends(needs('predict'))])
     async def version():
         return dict(model=core.model, wildproof=__version__, routes={k: r.describe() for k, r in core.routes.items()},
                     traffic=dict(canary_share=core.canary_share, shadow=core.shadow, unsure_band=core.band, fallback_decision=core.fallback_decision),
                     reload_seconds=core.settings.serving.reload_seconds, changes=len(core.changes))
+
+    @app.get('/openapi.json', include_in_schema=False, dependencies=[Depends(needs('predict'))])
+    async def openapi(): return app.openapi()
+
+    @app.get('/docs', include_in_schema=False, dependencies=[Depends(needs('predict'))])
+    async def docs():   # the document inline: the page's own fetch of /openapi.json would carry no token
+        return get_swagger_ui_html(openapi_url='', title=app.title, swagger_ui_parameters={'spec': app.openapi()})
     return app
 
 # %% ../../nbs/13_service.ipynb #8862a00c
@@ -131,18 +209,23 @@ def _one_thread():
     for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ.setdefault(v, '1')
 
 def serve(host: str | None = None, port: int | None = None, *, model: str | None = None, settings=None, store: Store | None = None, out=print,
-          workers: int | None = None):
+          workers: int | None = None, auth: str | None = None):
     """Serve the scoring service with uvicorn until interrupted. `workers` (default `[serving] workers`, else one per CPU core)
     processes share the port, each with its own scoring core, all writing the one audit chain; with more than one, this
-    process moves the audit journal into the table."""
+    process moves the audit journal into the table. `auth` (default `[serving] auth`): `token`, or `none` on 127.0.0.1 only."""
     _one_thread()
-    import uvicorn
+    import copy, uvicorn
     st = settings or load_settings()
-    store = store or Store.from_settings(st)
     host, port, workers = host or st.serving.host, port or st.serving.port, workers or st.serving.workers or os.cpu_count() or 1
-    where = f' on http://{host}:{port} (docs at /docs; audit log in {store.root}); Ctrl-C stops'
+    if auth is not None and auth != st.serving.auth:
+        st = copy.deepcopy(st); st['serving']['auth'] = auth   # the workers receive it with the settings
+    check_binding(host, st.serving.auth)
+    if st.serving.auth == 'token': token_checker(st)   # refused here, in one line, before any worker starts
+    store = store or Store.from_settings(st)
+    where = (f' on http://{host}:{port} (docs at /docs; audit log in {store.root}; '
+             + ('bearer tokens of ' + str(st.access.principals_file) if st.serving.auth == 'token' else 'NO AUTHENTICATION') + '); Ctrl-C stops')
     if workers > 1:
-        import base64, copy, pickle
+        import base64, pickle
         from wildproof.registry import alias_version
         model = model or st.serving.model
         if not model: raise WildproofError('no model to score with: name one (--model NAME) or set [serving] model in settings.ini')
@@ -204,26 +287,29 @@ class _Thread:
         self.server.should_exit = True
         self.thread.join(30)
 
-def serve_in_thread(core: ScoringCore, host: str = '127.0.0.1', port: int = 0) -> _Thread:
-    "Run the service for `core` on `host` (a free port by default) in a background thread: for notebooks and tests."
-    return _Thread(create_app(core), host, port)
+def serve_in_thread(core: ScoringCore, host: str = '127.0.0.1', port: int = 0, *, auth: str | None = None) -> _Thread:
+    """Run the service for `core` on `host` (a free port by default) in a background thread: for notebooks and tests.
+    Clients need tokens of the core's settings' `[access] principals_file` unless `auth` (or `[serving] auth`) is `none`."""
+    check_binding(host, auth or core.settings.serving.auth)
+    return _Thread(create_app(core, auth=auth), host, port)
 
 def _silent(*a, **k): pass
 
 class _Process:
     "`serve` in a fresh child process on `host` and a free port; `.url`, `.stop()` (SIGTERM: the service drains its audit journal and exits)."
-    def __init__(self, store: Store, *, model: str, settings, host: str = '127.0.0.1', port: int = 0, workers: int | None = None, timeout: float = 120):
+    def __init__(self, store: Store, *, model: str, settings, host: str = '127.0.0.1', port: int = 0, workers: int | None = None, timeout: float = 120,
+                 auth: str | None = None):
         import httpx, multiprocessing, socket
         if not port:
             with socket.socket() as s: s.bind((host, 0)); port = s.getsockname()[1]
         self.url = f'http://{host}:{port}'
         from wildproof import service   # the child imports its target by name: the module's, also when this runs in a notebook
-        self.proc = multiprocessing.get_context('spawn').Process(target=service._serve_root, args=(host, port, str(store.root), model, settings, workers), name='wildproof-serve')
+        self.proc = multiprocessing.get_context('spawn').Process(target=service._serve_root, args=(host, port, str(store.root), model, settings, workers, auth), name='wildproof-serve')
         self.proc.start()
         t0 = time.monotonic()
         while True:
             try:
-                if httpx.get(self.url + '/version', timeout=2).status_code == 200: return
+                httpx.get(self.url + '/health', timeout=2); return   # any answer (200, or 503 when degraded): the service is up
             except httpx.TransportError: pass
             if not self.proc.is_alive(): raise WildproofError(f'the service process exited with {self.proc.exitcode} before it answered')
             if time.monotonic() - t0 > timeout:
@@ -235,10 +321,15 @@ class _Process:
             self.proc.terminate(); self.proc.join(60)
             if self.proc.is_alive(): self.proc.kill(); self.proc.join(10)
 
-def _serve_root(host, port, root, model, settings, workers):
-    serve(host, port, model=model, settings=settings, store=Store(root), workers=workers, out=_silent)
+def _serve_root(host, port, root, model, settings, workers, auth=None):
+    serve(host, port, model=model, settings=settings, store=Store(root), workers=workers, out=_silent, auth=auth)
 
-def serve_in_process(store: Store, *, model: str, settings=None, host: str = '127.0.0.1', port: int = 0, workers: int | None = None) -> _Process:
+def serve_in_process(store: Store, *, model: str, settings=None, host: str = '127.0.0.1', port: int = 0, workers: int | None = None,
+                     auth: str | None = None) -> _Process:
     """Run `serve` for `model` on `store` in a child process (its own interpreter, so its own core: a notebook or a load test
-    in this process does not share the GIL with it), on `host` and a free port; returns when it answers."""
-    return _Process(store, model=model, settings=settings or load_settings(), host=host, port=port, workers=workers)
+    in this process does not share the GIL with it), on `host` and a free port; returns when it answers. Clients need
+    tokens of `settings`' `[access] principals_file` unless `auth` (or `[serving] auth`) is `none`."""
+    st = settings or load_settings()
+    check_binding(host, auth or st.serving.auth)
+    if (auth or st.serving.auth) == 'token': token_checker(st)   # refused here rather than in the child
+    return _Process(store, model=model, settings=st, host=host, port=port, workers=workers, auth=auth)
