@@ -202,3 +202,25 @@ def test_two_processes_appending_at_once_keep_one_chain(tmp_path):
     # and interleaved, not one after the other (both really wrote at once)
     owners = [json.loads(j)['model'] for j in s.sql('select row_json from governance order by seq').row_json]
     assert sum(a != b for a, b in zip(owners, owners[1:])) > 1, owners
+
+
+def test_an_older_store_chains_the_governed_rows_it_holds(tmp_path):
+    "A store of schema 7 (no governance table, approvals without signature) is migrated: its governed rows start the chain, which verifies and goes on."
+    old = tmp_path / 'old'
+    (old / 'tables').mkdir(parents=True)
+    (old / 'store.json').write_text(json.dumps({'schema_version': 7}))
+    ap7 = pa.schema([f for f in TABLES['approvals'] if f.name != 'signature'])
+    DeltaTable.create(old / 'tables' / 'approvals', ap7)
+    write_deltalake(old / 'tables' / 'approvals', pa.Table.from_pylist(
+        [dict(model='m', version='1', approver=n, role=r, note='', created_at=utcnow()) for n, r in [('vic', 'technical'), ('bo', 'business')]], schema=ap7),
+        mode='append')
+    DeltaTable.create(old / 'tables' / 'aliases', TABLES['aliases'])
+    write_deltalake(old / 'tables' / 'aliases', pa.Table.from_pylist(
+        [dict(model='m', alias='production', version='1', action='promote', actor='op', created_at=utcnow())], schema=TABLES['aliases']), mode='append')
+    s = Store(old)
+    assert 'governance: 3 rows chained' in s.migrated
+    r = governance.verify(s, principals=tmp_path / 'none.json')
+    assert r.ok and r.records == r.rows == 3, r
+    s.append('approvals', [dict(model='m', version='2', approver='vic', role='technical', note='', signature='', created_at=utcnow())])
+    assert governance.verify(Store(old), principals=tmp_path / 'none.json').ok
+    assert Store(old).migrated == []   # adopted once
