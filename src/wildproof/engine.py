@@ -87,7 +87,7 @@ def spark_session(master: str = 'local[2]', options: dict[str, str] | None = Non
         if not os.environ.get('JAVA_HOME') and not shutil.which('java'):
             raise EngineError('[engine] kind = spark needs Java 17 (java on the PATH or JAVA_HOME)')
         b = (SparkSession.builder.master(master).appName('wildproof')
-             .config('spark.ui.enabled', 'false')
+             .config('spark.ui.enabled', 'false').config('spark.ui.showConsoleProgress', 'false')
              .config('spark.sql.session.timeZone', 'UTC')
              .config('spark.sql.execution.arrow.pyspark.enabled', 'true')
              .config('spark.sql.shuffle.partitions', '8' if master.startswith('local') else '200'))

@@ -1,0 +1,165 @@
+"""The drift statistics on Apache Spark (`wildproof.engine.SparkEngine`, a real local[2] session) against the DuckDB path:
+the same SQL, transpiled by sqlglot, must give the same numbers (floats to 1e-9, counts exact).
+
+One Spark session serves the whole module (it takes 10 to 30 s to start); the module is skipped when pyspark, sqlglot or
+Java is missing.
+"""
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip('pyspark', reason='the Spark engine needs pyspark: pip install "wildproof[spark]"')
+pytest.importorskip('sqlglot', reason='the Spark engine needs sqlglot: pip install "wildproof[spark]"')
+if not shutil.which('java'): pytest.skip('the Spark engine needs Java 17 (java on the PATH)', allow_module_level=True)
+
+from wildproof import drift as dm
+from wildproof.drift import DriftError
+from wildproof.engine import EngineError, SparkEngine, connect, delta_files, spark_sql
+from wildproof.examples.credit import world
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_drift import COLUMNS, data                      # noqa: E402  the drift tests' reference and windows
+
+CAR_LOAN = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'car_loan'
+CAR_COLUMNS = {'car_value': 'numeric', 'salary_range': 'categorical', 'debt_to_income_ratio': 'numeric', 'loan_length': 'numeric',
+               'repaid_loan_on_prev_car': 'categorical', 'size_of_downpayment': 'categorical', 'driver_tenure': 'numeric',
+               'y_pred_proba': 'numeric'}
+
+
+@pytest.fixture(scope='module')
+def spark():
+    return SparkEngine(master='local[2]')
+
+
+def both(spark, **frames):
+    "A DuckDB connection and the Spark engine, each with `frames` registered under their names."
+    con = duckdb.connect()
+    for name, f in frames.items():
+        con.register(name, f); spark.register(name, f)
+    return con
+
+
+def assert_same_profile(a: dm.Profile, b: dm.Profile):
+    """Every field equal, except `distinct`: an approx_count_distinct (HyperLogLog, a different sketch on each engine) that
+    only chooses how the KS statistic is computed (exactly either way), never a statistic."""
+    da, db = a.to_dict(), b.to_dict()
+    for d in (da, db):
+        for s in d['stats'].values(): s.pop('distinct', None)
+    assert da == db
+
+
+def assert_same_drift(a: pd.DataFrame, b: pd.DataFrame):
+    "Counts exact, floats to 1e-9 (NaN where the other has NaN)."
+    assert list(a.columns) == list(b.columns) == dm.COLUMNS
+    assert a[['column', 'kind', 'n_reference', 'n_current']].values.tolist() == b[['column', 'kind', 'n_reference', 'n_current']].values.tolist()
+    for c in dm.COLUMNS[4:]:
+        x, y = a[c].to_numpy(float), b[c].to_numpy(float)
+        assert (np.isnan(x) == np.isnan(y)).all(), (c, x, y)
+        assert np.allclose(x[~np.isnan(x)], y[~np.isnan(y)], rtol=0, atol=1e-9), (c, x, y)
+
+
+def test_rewritten_functions_give_duckdbs_values(spark):
+    "isfinite, floor and quantile_disc, which Spark lacks or computes otherwise, give DuckDB's values on every kind of double."
+    xs = [0.0, -0.0, 1.5, -1.5, 2.0, 1e300, -1e300, 2.0**60 + 0.5, math.inf, -math.inf, math.nan, None, 4503599627370497.0]
+    f = pd.DataFrame({'i': range(len(xs)), 'x': xs})
+    con = both(spark, t=f)
+    q = "SELECT i, isfinite(x) AS fin, floor(x) AS fl, sign(x) * floor(4096.0 * sqrt(abs(x) * '0.5'::DOUBLE)) AS k FROM t ORDER BY i"
+    a, b = con.execute(q).df(), spark.execute(q).df()
+    assert [None if pd.isna(v) else bool(v) for v in a.fin] == [None if pd.isna(v) else bool(v) for v in b.fin]
+    for c in ('fl', 'k'):
+        x, y = a[c].to_numpy(float), b[c].to_numpy(float)
+        assert (np.isnan(x) == np.isnan(y)).all() and (x[~np.isnan(x)] == y[~np.isnan(y)]).all(), (c, x, y)
+    for n in (1, 2, 3, 10, 11, 101, 1000):                # discrete quantiles: the same element of the sorted values
+        con.register('r', pd.DataFrame({'v': np.arange(n, dtype=float)[::-1]})); spark.register('r', pd.DataFrame({'v': np.arange(n, dtype=float)[::-1]}))
+        q = "SELECT quantile_disc(v, ['0.1'::DOUBLE, '0.25'::DOUBLE, '0.5'::DOUBLE, '0.75'::DOUBLE, '0.9'::DOUBLE]) FROM r"
+        assert con.execute(q).fetchall()[0][0] == list(spark.execute(q).fetchall()[0][0]), n
+    assert 'PERCENTILE_APPROX' not in spark_sql("SELECT quantile_disc(v, [0.5]) FROM r")
+    con.close()
+
+
+@pytest.mark.parametrize('seed, shift', [(1, 0.0), (2, 0.7)])
+def test_drift_matches_duckdb(spark, seed, shift):
+    "The drift tests' data (nulls, NaN, ±inf, a constant, integers, an unseen category): the same profile and drift on both engines."
+    ref, cur = data(seed, n_ref=3000, n_cur=2000, shift=shift)
+    con = both(spark, ref=ref, cur=cur)
+    pd_, ps = dm.profile(con, 'ref', COLUMNS), dm.profile(spark, 'ref', COLUMNS)
+    assert_same_profile(pd_, ps)
+    dd = dm.drift(con, 'cur', pd_, reference='ref')
+    assert_same_drift(dd, dm.drift(spark, 'cur', ps, reference='ref'))
+    if shift: assert dd.set_index('column').loc['region', 'unseen_share'] > 0     # the comparison covers an unseen category
+    con.close()
+
+
+def test_ks_by_buckets_matches_duckdb(spark):
+    "Many distinct values: KS is found through buckets refined pass by pass (not value by value); the same D on both engines."
+    rng = np.random.default_rng(5)
+    ref = pd.DataFrame({'x': rng.normal(0, 1, 30_000), 'y': rng.lognormal(0, 2, 30_000)})
+    cur = pd.DataFrame({'x': rng.normal(0.05, 1, 30_000), 'y': rng.lognormal(0.1, 2, 30_000)})
+    con = both(spark, ref=ref, cur=cur)
+    cols = {'x': (0.0, 0.17, 256), 'y': (1.0, 0.4, 256)}
+    a, b = dm.ks_statistics(con, 'ref', 'cur', cols), dm.ks_statistics(spark, 'ref', 'cur', cols)
+    assert a == b
+    from scipy import stats
+    assert a['x'][0] == pytest.approx(stats.ks_2samp(ref.x, cur.x).statistic, abs=1e-12)
+    con.close()
+
+
+def test_demo_world_from_delta_at_a_version(spark, tmp_path):
+    """The demo world written as a Delta table in two versions: Spark reads version 0 through the Parquet files its log lists,
+    DuckDB the same version through deltalake; the reference (version 0) against a later month gives the same drift."""
+    from deltalake import DeltaTable, write_deltalake
+    ref, rest = world.split_reference(world.generate_world(rows=20_000, seed=11), 6)
+    drop = [world.key, world.target, world.time_column, world.outcome_time_column]
+    ref, rest = ref.drop(columns=drop), rest.drop(columns=drop)
+    columns = {c: 'numeric' if pd.api.types.is_numeric_dtype(ref[c]) and not pd.api.types.is_bool_dtype(ref[c]) else 'categorical'
+               for c in ref.columns if not pd.api.types.is_datetime64_any_dtype(ref[c])}
+    path = tmp_path / 'applications'
+    write_deltalake(str(path), ref[list(columns)])
+    write_deltalake(str(path), rest[list(columns)], mode='append')             # version 1: the reference is no longer all of it
+    assert len(delta_files(path, 0)) < len(delta_files(path, 1))
+    spark.read_delta('ref', path, version=0)
+    cur = rest[list(columns)].iloc[len(rest) // 2:]
+    spark.register('cur', cur)
+    con = duckdb.connect()
+    con.register('ref', DeltaTable(str(path), version=0).to_pyarrow_table()); con.register('cur', cur)
+    assert spark.execute('SELECT count(*) FROM ref').fetchall()[0][0] == len(ref)
+    pd_, ps = dm.profile(con, 'ref', columns), dm.profile(spark, 'ref', columns)
+    assert_same_profile(pd_, ps)
+    assert_same_drift(dm.drift(con, 'cur', pd_, reference='ref'), dm.drift(spark, 'cur', ps, reference='ref'))
+    con.close()
+
+
+def test_car_loan_matches_duckdb(spark):
+    "The car-loan reference against its analysis period's last 10,000 rows (where the shift is): the same drift on both engines."
+    if not (CAR_LOAN / 'analysis.csv').is_file(): pytest.skip(f'the car loan data set is not at {CAR_LOAN}')
+    ref = pd.read_csv(CAR_LOAN / 'reference.csv')
+    ana = pd.read_csv(CAR_LOAN / 'analysis.csv').sort_values('timestamp')
+    for d in (ref, ana): d['repaid_loan_on_prev_car'] = d.repaid_loan_on_prev_car.astype(str)
+    ref, cur = ref[list(CAR_COLUMNS)], ana[list(CAR_COLUMNS)].iloc[-10_000:]
+    con = both(spark, ref=ref, cur=cur)
+    pd_, ps = dm.profile(con, 'ref', CAR_COLUMNS), dm.profile(spark, 'ref', CAR_COLUMNS)
+    assert_same_profile(pd_, ps)
+    dd = dm.drift(con, 'cur', pd_, reference='ref')
+    assert_same_drift(dd, dm.drift(spark, 'cur', ps, reference='ref'))
+    assert dd.psi.max() > 0.1                                                     # a window that drifted
+    con.close()
+
+
+def test_errors_are_one_line(spark):
+    spark.register('cur', pd.DataFrame({'a': [1.0, 2.0]}))
+    with pytest.raises(DriftError, match="lacks column.*'b'"):
+        dm.drift(spark, 'cur', dm.profile(pd.DataFrame({'b': [1.0, 2.0]}), {'b': 'numeric'}))
+    with pytest.raises(DriftError, match='cannot read the current window'):
+        dm.drift(spark, 'no_such_view', dm.profile(pd.DataFrame({'a': [1.0, 2.0]}), {'a': 'numeric'}))
+    with pytest.raises(EngineError, match="unknown engine 'dask'"):
+        connect({'engine': {'kind': 'dask'}})
+    with pytest.raises(EngineError, match='cannot read the Delta table'):
+        spark.read_delta('x', '/nonexistent/table', version=0)
+    assert isinstance(connect({'engine': {'kind': 'spark'}}), SparkEngine)
+    assert isinstance(connect(None), duckdb.DuckDBPyConnection)
