@@ -13,6 +13,8 @@ from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, log_los
 from wildproof.contracts import get_contract, infer_contract, validated
 from wildproof.datasets import ingest
 from wildproof.features import build_features
+from tests.people import PASSWORD, shared_team
+from wildproof.principals import login
 from wildproof.registry import (Policy, RegistryError, champion_challenger, compare_versions, describe_model, evaluate_version, gate)
 from wildproof.settings import load_settings
 from wildproof.spec import init_spec
@@ -54,7 +56,8 @@ def setup_model(store, kind: str, task: str, **spec_kw):
     infer_contract(store, snap, name=kind, key='id', time_column='timestamp', exclude=['y_true']).register(store)
     spec = init_spec(store, kind, contract=kind, target='y_true', task=task, **spec_kw).register(store)
     v1, v2 = train(store, snap, spec), train(store, snap, spec, params=dict(max_iter=20, early_stopping=False))
-    describe_model(store, kind, owner='ana', intended_use=f'the {kind} example', risk_tier='medium')
+    team = load_settings(env={'WILDPROOF_ACCESS_PRINCIPALS_FILE': str(shared_team())})   # a developer describes it
+    describe_model(store, kind, owner='ana', intended_use=f'the {kind} example', risk_tier='medium', principal=login('dev', PASSWORD, settings=team), settings=team)
     asnap = ingest(store, f'{kind}_analysis', an)
     rows = validated(store, asnap, get_contract(store, kind)).accepted()   # the rows evaluate_version judges
     answers = lambda t: t.model.predict(build_features(rows, t.features, history=ref)) if task == 'regression' else \

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.people import PASSWORD, as_, team_env
 from tests.test_cli import run
 
 DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data' / 'car_loan'
@@ -25,8 +26,9 @@ def work(tmp_path_factory):
     return d
 
 
-def wp(work, *args, check=True):
-    r = run('--store', work / 'store', *args, cwd=work, check=check)
+def wp(work, *args, check=True, who=None):
+    "A command; acting as `who` of the test team (tests/people.py), its password on standard input, when given."
+    r = run('--store', work / 'store', *args, *(as_(who) if who else []), cwd=work, env=team_env(), check=check, input=f'{PASSWORD}\n' if who else None)
     if check: print(f'$ wildproof {" ".join(map(str, args))}\n{r.stdout}')
     return r
 
@@ -46,12 +48,12 @@ def test_the_lifecycle_of_a_model_of_ones_own(work):
     out = wp(work, 'evaluate', 'car_loan', '1', 'car_loan_eval@latest', '-o', work / 'ev.json').stdout
     ev = json.loads((work / 'ev.json').read_text())
     assert ev['overall']['roc_auc'] > 0.8, out
-    wp(work, 'describe', 'car_loan', '--owner', 'data science', '--use', 'who repays a car loan', '--tier', 'low')
+    wp(work, 'describe', 'car_loan', '--owner', 'data science', '--use', 'who repays a car loan', '--tier', 'low', who='dev')
     out = wp(work, 'gate', 'car_loan', '1', '--evaluation', work / 'ev.json').stdout
     assert 'gate PASSED' in out and 'not applicable' in out   # no sensitive attributes: fairness is not applicable
-    wp(work, 'approve', 'car_loan', '1', '--approver', 'tara', '--role', 'technical')
-    wp(work, 'approve', 'car_loan', '1', '--approver', 'bo', '--role', 'business')
-    assert 'is now production' in wp(work, 'promote', 'car_loan', '1').stdout
+    wp(work, 'approve', 'car_loan', '1', '--role', 'technical', who='val')
+    wp(work, 'approve', 'car_loan', '1', '--role', 'business', who='biz')
+    assert 'is now production' in wp(work, 'promote', 'car_loan', '1', who='ops').stdout
     wp(work, 'ingest', 'car_loan_batch', work / 'batch.csv')
     out = wp(work, 'score', 'car_loan_batch@latest', '--model', 'car_loan').stdout
     assert 'scored 25,000 of 25,000 rows' in out

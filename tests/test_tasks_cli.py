@@ -61,12 +61,12 @@ def test_the_lifecycle_from_the_shell(case):
     text = json.dumps(ev)
     assert 'roc_auc' not in text if c['task'] == 'regression' else 'macro_roc_auc' in text
     assert c['metric'] in ev['overall'], ev['overall']
-    wp(work, 'describe', name, '--owner', 'data science', '--use', f'the {c["task"]} lesson', '--tier', 'low')
+    wp(work, 'describe', name, '--owner', 'data science', '--use', f'the {c["task"]} lesson', '--tier', 'low', *as_('dev'), input=f'{PASSWORD}\n')
     out = wp(work, 'gate', name, '1', '--evaluation', work / 'ev.json').stdout
     assert 'gate PASSED' in out and 'not applicable' in out, out
-    wp(work, 'approve', name, '1', '--approver', 'tara', '--role', 'technical')
-    wp(work, 'approve', name, '1', '--approver', 'bo', '--role', 'business')
-    assert 'is now production' in wp(work, 'promote', name, '1').stdout
+    wp(work, 'approve', name, '1', '--role', 'technical', *as_('val'), input=f'{PASSWORD}\n')
+    wp(work, 'approve', name, '1', '--role', 'business', *as_('biz'), input=f'{PASSWORD}\n')
+    assert 'is now production' in wp(work, 'promote', name, '1', *as_('ops'), input=f'{PASSWORD}\n').stdout
 
     wp(work, 'ingest', f'{name}_batch', work / 'batch.csv')
     out = wp(work, 'score', f'{name}_batch@latest', '--model', name).stdout

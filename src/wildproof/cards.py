@@ -13,6 +13,8 @@ from .store import Store, utcnow
 from .settings import WildproofError
 from .training import model_version
 from .registry import alias_version, approvals, latest_verdict, model_info, production_history
+from . import governance
+from .principals import AccessError, list_principals, principals_file
 from .evaluation import OVERALL_METRICS
 from .spec import metric_label
 
@@ -33,8 +35,25 @@ def _features_part(fs) -> dict:
                 point_in_time=[dict(columns=p.columns, group=p.group, outcome=p.outcome or fs.target, known_at=fs.outcome_time,
                                     time=fs.time_column, prior=p.prior, weight=p.weight) for p in fs.pits])
 
-def card_data(store: Store, model: str, version) -> dict:
-    "Everything a card shows, as JSON-ready data."
+def _signatures(rows: list[dict], settings=None) -> list[str]:
+    """Whether each approval's signature verifies against its approver's SSH public key in the principals file (`[access] principals_file`
+    of `settings`): `unsigned`, `verified`, `does not verify`, or why it could not be checked."""
+    keys = None
+    out = []
+    for r in rows:
+        if not r.get('signature'): out.append('unsigned'); continue
+        if keys is None:
+            try: keys = {p['name']: p.get('ssh_key') or '' for p in list_principals(principals_file(settings)) if p['kind'] == 'person'}
+            except (AccessError, OSError) as e: keys = str(e)
+        if isinstance(keys, str): out.append(f'not checked: {keys}'); continue
+        key = keys.get(r['approver'])
+        if not key: out.append(f'not checked: {r["approver"]} has no SSH key in the principals file'); continue
+        ok = governance.check_signature(governance.approval_bytes(r), r['signature'], r['approver'], key)
+        out.append('verified' if ok else 'does not verify')
+    return out
+
+def card_data(store: Store, model: str, version, settings=None) -> dict:
+    "Everything a card shows, as JSON-ready data; approvals' signatures checked against the principals file of `settings`."
     version = str(version)
     mv = model_version(store, model, version)
     info = model_info(store, model)
@@ -44,6 +63,7 @@ def card_data(store: Store, model: str, version) -> dict:
     if g is not None and g.evidence.get('evaluation_file') and Path(g.evidence['evaluation_file']).exists():
         ev = json.loads(Path(g.evidence['evaluation_file']).read_text())
     hist = production_history(store, model)
+    ap = approvals(store, model, version).to_dict('records')
     periods = [dict(since=str(r.since), until=None if pd.isna(r.until) else str(r.until), action=r.action, actor=r.actor, reason=r.reason)
                for r in hist.itertuples() if r.version == version]
     lineage = {k.removeprefix('wildproof.'): v for k, v in mv.tags.items() if k.startswith('wildproof.') and k not in ('wildproof.features', 'wildproof.stage')}
@@ -59,7 +79,8 @@ def card_data(store: Store, model: str, version) -> dict:
                                                        flags=ev.get('flags', []), rows=ev.get('info', {}).get('rows')),
                 gate=None if g is None else dict(passed=g.passed, tier=g.risk_tier, reasons=g.reasons),
                 champion_challenger=None if cc is None else dict(passed=cc.passed, reasons=cc.reasons),
-                approvals=[dict(approver=a.approver, role=a.role, note=a.note, at=str(a.created_at)) for a in approvals(store, model, version).itertuples()],
+                approvals=[dict(approver=a['approver'], role=a['role'], note=a['note'], at=str(a['created_at']), signature=sig)
+                           for a, sig in zip(ap, _signatures(ap, settings))],
                 production=periods, in_production=alias_version(store, model, 'production') == version)
 
 # %% ../../nbs/10_cards.ipynb #ba409f41
@@ -148,7 +169,8 @@ def to_markdown(c: dict) -> str:
     if c['champion_challenger']:
         L += ['', f'Champion against challenger: **{"passed" if c["champion_challenger"]["passed"] else "failed"}**', ''] + [f'- {r}' for r in c['champion_challenger']['reasons']]
     L += ['', '## Approvals', '']
-    L += [f'- {a["approver"]} ({a["role"]}), {a["at"]}' + (f': {a["note"]}' if a['note'] else '') for a in c['approvals']] or ['None recorded.']
+    L += [f'- {a["approver"]} ({a["role"]}), {a["at"]}' + (f': {a["note"]}' if a['note'] else '') + f'; signature {a.get("signature", "unsigned")}'
+          for a in c['approvals']] or ['None recorded.']
     L += ['', '## Production history', '']
     L += [f'- {p["action"]} by {p["actor"]} from {p["since"]} until {p["until"] or "now"}' + (f' ({p["reason"]})' if p['reason'] else '') for p in c['production']] or ['Never in production.']
     return '\n'.join(L) + '\n'
@@ -174,17 +196,17 @@ def to_html(c: dict) -> str:
     style = 'body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}'
     return f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(c["model"])} v{c["version"]}</title><style>{style}</style></head><body>{"".join(out)}</body></html>'
 
-def write_cards(store: Store, model: str, versions) -> dict:
+def write_cards(store: Store, model: str, versions, settings=None) -> dict:
     "Write the cards of `versions` (the `moved` of a promotion or rollback); a card that cannot be written gets the reason instead of its paths."
     out = {}
     for v in dict.fromkeys(str(x) for x in versions if x is not None):
-        try: out[v] = write_card(store, model, v)
+        try: out[v] = write_card(store, model, v, settings)
         except WildproofError as e: out[v] = f'not written: {e}'   # nothing may stand in the way of a move
     return out
 
-def write_card(store: Store, model: str, version) -> dict:
+def write_card(store: Store, model: str, version, settings=None) -> dict:
     "Write the card of a model version as Markdown, HTML and JSON under `cards/` in the store; returns the paths."
-    c = card_data(store, model, version)
+    c = card_data(store, model, version, settings)
     d = store.root / 'cards' / model / f'v{c["version"]}'
     d.mkdir(parents=True, exist_ok=True)
     paths = dict(markdown=d / 'card.md', html=d / 'card.html', json=d / 'card.json')
@@ -195,6 +217,6 @@ def write_card(store: Store, model: str, version) -> dict:
 
 class Card:
     "A model card for display in JupyterLab."
-    def __init__(self, store: Store, model: str, version): self.data = card_data(store, model, version)
+    def __init__(self, store: Store, model: str, version, settings=None): self.data = card_data(store, model, version, settings)
     def _repr_html_(self): return to_html(self.data).split('<body>', 1)[1].rsplit('</body>', 1)[0]
     def _repr_markdown_(self): return to_markdown(self.data)

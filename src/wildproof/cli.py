@@ -145,9 +145,10 @@ def cmd_quarantine(args):
 def cmd_train(args):
     from wildproof.registry import mark_candidate
     from wildproof.training import train
+    who = _principal(args) if args.as_name else None   # the version's author (default: the operating-system user)
     store = _store(args)
-    r = train(store, args.snapshot, args.model, seed=args.seed, settings=args.settings)
-    mark_candidate(store, r.name, r.version)
+    r = train(store, args.snapshot, args.model, seed=args.seed, settings=args.settings, author=who)
+    mark_candidate(store, r.name, r.version, actor=who.name if who else None)
     m = ', '.join(f'{k.removeprefix("train_").replace("_", " ")} {v:.4g}' for k, v in r.metrics.items() if k != 'train_rows')
     print(f'{r.name} version {r.version} trained on {r.snapshot_id} under {r.contract} and spec v{r.spec.version} ({r.spec.task}; training {m}); '
           f'run {r.run_id}; alias candidate -> v{r.version}')
@@ -223,8 +224,10 @@ def cmd_evaluate(args):
 
 def cmd_describe(args):
     from wildproof.registry import describe_model
-    describe_model(_store(args), args.model, owner=args.owner, intended_use=args.use, risk_tier=args.tier, limitations=args.limitations or '')
-    print(f'{args.model}: owner {args.owner}, {args.tier} risk')
+    who = _principal(args, 'describe')
+    describe_model(_store(args), args.model, owner=args.owner, intended_use=args.use, risk_tier=args.tier, limitations=args.limitations or '',
+                   principal=who, settings=args.settings)
+    print(f'{args.model}: owner {args.owner}, {args.tier} risk (described by {who.name})')
 
 
 def cmd_gate(args):
@@ -238,8 +241,11 @@ def cmd_gate(args):
 
 def cmd_approve(args):
     from wildproof.registry import approve
-    a = approve(_store(args), args.model, args.version, approver=args.approver, role=args.role, note=args.note or '')
-    print(f'{args.model} v{args.version} approvals: ' + ', '.join(f'{r.approver} ({r.role})' for r in a.itertuples()))
+    if args.approver: raise WildproofError('--approver is retired: an approval records an authenticated person; name yourself with --as NAME')
+    who = _principal(args)   # the role an approval needs is checked by approve, which names the rule
+    a = approve(_store(args), args.model, args.version, principal=who, role=args.role, note=args.note or '', sign_with=args.sign_with,
+                settings=args.settings)
+    print(f'{args.model} v{args.version} approvals: ' + ', '.join(f'{r.approver} ({r.role}{", signed" if r.signature else ""})' for r in a.itertuples()))
 
 
 def _cards_line(cards: dict) -> str:
@@ -250,7 +256,7 @@ def cmd_promote(args):
     from wildproof.registry import promote
     from wildproof.cards import write_cards
     store = _store(args)
-    r = promote(store, args.model, args.version, to=args.to, reason=args.reason or '')
+    r = promote(store, args.model, args.version, to=args.to, principal=_principal(args, 'promote'), reason=args.reason or '', settings=args.settings)
     print(f'{r["model"]} v{r["version"]} is now {r["stage"]}' + (f' (was v{r["previous"]})' if r['previous'] else '')
           + f'; {_cards_line(write_cards(store, r["model"], r["moved"]))}')
 
@@ -259,7 +265,7 @@ def cmd_rollback(args):
     from wildproof.registry import rollback
     from wildproof.cards import write_cards
     store = _store(args)
-    r = rollback(store, args.model, reason=args.reason or '')
+    r = rollback(store, args.model, principal=_principal(args, 'rollback'), reason=args.reason or '', settings=args.settings)
     print(f'{r["model"]} rolled back: v{r["version"]} is production again (v{r["previous"]} archived); {_cards_line(write_cards(store, r["model"], r["moved"]))}')
 
 
@@ -729,11 +735,13 @@ def parser() -> argparse.ArgumentParser:
     _as_args(s, 'describes the model ([access] describe_roles)')
     s = add('gate', cmd_gate, "Judge an evaluation by the gate policy of the model's risk tier; exit 1 when it fails")
     s.add_argument('model'); s.add_argument('version'); s.add_argument('--evaluation', required=True, help='evaluation JSON from `wildproof evaluate`')
-    s = add('approve', cmd_approve, 'Approve a model version for production, as a technical or business approver')
-    s.add_argument('model'); s.add_argument('version'); s.add_argument('--approver', required=True, help='your name')
-    s.add_argument('--role', required=True, choices=['technical', 'business']); s.add_argument('--note')
+    s = add('approve', cmd_approve, 'Approve a model version for production: technical (a validator), business (a business owner) or audit (an auditor)')
+    s.add_argument('model'); s.add_argument('version'); s.add_argument('--approver', help=argparse.SUPPRESS)   # retired: --as NAME
+    s.add_argument('--role', required=True, choices=['technical', 'business', 'audit'],
+                   help="the approval's role; the model's tier says which it needs ([policy_TIER] approvals)"); s.add_argument('--note')
+    s.add_argument('--sign-with', metavar='KEY', help='sign the approval with your SSH private key file (its public key in the principals file verifies it)')
     _as_args(s, 'approves')
-    s = add('promote', cmd_promote, 'Promote a version to staging or production (gate, champion-challenger and two approvals required)')
+    s = add('promote', cmd_promote, "Promote a version to staging or production (gate, champion-challenger and the tier's approvals required)")
     s.add_argument('model'); s.add_argument('version'); s.add_argument('--to', default='production', choices=['staging', 'production'])
     s.add_argument('--reason')
     _as_args(s, 'promotes ([access] promote_roles)')

@@ -9,22 +9,27 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .principals import AccessError, Principal, require
 from .settings import WildproofError, load_settings
 from .store import Store, new_id, utcnow
 from .training import mlflow_setup, model_version
 
 # %% auto #0
-__all__ = ['STAGES', 'ROLES', 'TIERS', 'ALL', 'METRICS', 'POLICY_RULES', 'APPLIES', 'HEADLINE', 'RegistryError', 'Policy',
-           'Verdict', 'latest_verdict', 'describe_model', 'model_info', 'alias_version', 'mark_candidate', 'withdraw',
-           'gate', 'champion_challenger', 'approvals', 'approve', 'promote', 'production_history', 'rollback',
-           'evaluate_version', 'compare_versions', 'inventory']
+__all__ = ['STAGES', 'APPROVERS', 'ROLES', 'TIERS', 'ALL', 'METRICS', 'POLICY_RULES', 'APPLIES', 'HEADLINE', 'RegistryError',
+           'DutyError', 'Policy', 'Verdict', 'latest_verdict', 'describe_model', 'model_info', 'alias_version',
+           'mark_candidate', 'withdraw', 'gate', 'champion_challenger', 'approvals', 'approve', 'promote',
+           'production_history', 'rollback', 'evaluate_version', 'compare_versions', 'inventory']
 
 # %% ../../nbs/09_registry.ipynb #add1577b
 class RegistryError(WildproofError):
     "A registry operation was refused, or names a model, version, alias or metric that does not exist."
 
+class DutyError(RegistryError, AccessError):
+    "A governance action refused for who asked: a role missing, the author approving, one person in two approval roles, a role the tier does not take."
+
 STAGES = ('candidate', 'staging', 'production', 'archived')
-ROLES = ('technical', 'business')
+APPROVERS = {'technical': 'validator', 'business': 'business_owner', 'audit': 'auditor'}   # an approval's role: the principal's role it needs
+ROLES = tuple(APPROVERS)
 TIERS = ('low', 'medium', 'high')
 
 # %% ../../nbs/09_registry.ipynb #3487e869
@@ -170,15 +175,26 @@ def _version(store: Store, model: str, version, settings=None):
     try: return _client(store, settings).get_model_version(model, str(version))
     except MlflowException: raise RegistryError(f'no version {version} of model {model!r} in the registry') from None
 
-def describe_model(store: Store, model: str, *, owner: str, intended_use: str, risk_tier: str, limitations: str = '', actor: str | None = None) -> dict:
-    "Record the owner, intended use, limitations and risk tier of `model` (entered by its owner)."
+def _allowed(principal, action: str, what: str, settings) -> Principal:
+    "`principal` as its file holds it now, if it holds a role of `[access] <action>_roles`; a `DutyError` naming that rule otherwise."
+    st = settings or load_settings()
+    if principal is None:
+        raise DutyError(f'{what} needs an authenticated principal with a role of [access] {action}_roles ({", ".join(st.access[f"{action}_roles"])}): '
+                        'name one with --as NAME')
+    try: return require(principal, action, settings=st)
+    except DutyError: raise
+    except AccessError as e: raise DutyError(f'{what} refused: {e}') from None
+
+def describe_model(store: Store, model: str, *, owner: str, intended_use: str, risk_tier: str, limitations: str = '', principal: Principal | None = None,
+                   settings=None) -> dict:
+    "Record the owner, intended use, limitations and risk tier of `model`, described by `principal` (a role of `[access] describe_roles`)."
     from mlflow.exceptions import MlflowException
     if risk_tier not in TIERS: raise RegistryError(f'unknown risk tier {risk_tier!r} (tiers: {", ".join(TIERS)})')
+    p = _allowed(principal, 'describe', f'describing {model}', settings)
     c = _client(store)
     try: c.get_registered_model(model)
     except MlflowException: raise RegistryError(f'no model {model!r} in the registry: train and register a version first') from None
-    row = dict(model=model, owner=owner, intended_use=intended_use, limitations=limitations, risk_tier=risk_tier,
-               actor=actor or os.environ.get('USER') or 'unknown', created_at=utcnow())
+    row = dict(model=model, owner=owner, intended_use=intended_use, limitations=limitations, risk_tier=risk_tier, actor=p.name, created_at=utcnow())
     store.append('models', [row])
     for k in ('owner', 'risk_tier'): c.set_registered_model_tag(model, f'wildproof.{k}', row[k])
     c.update_registered_model(model, description=intended_use)
@@ -211,9 +227,17 @@ def mark_candidate(store: Store, model: str, version, actor: str | None = None) 
     _version(store, model, version)
     _move(store, model, 'candidate', str(version), 'candidate', actor, 'trained and registered')
 
-def withdraw(store: Store, model: str, version, alias: str, *, actor: str | None = None, reason: str = '') -> None:
-    "Take `version` off `alias` (a challenger off staging, say) and back to `candidate`, on record with the reason."
+def _mover(principal, actor, what: str, settings) -> str:
+    "Who moves an alias: a person holding a role of `[access] promote_roles`, or a job naming itself (`actor`, no person)."
+    if principal is not None or not actor: return _allowed(principal, 'promote', what, settings).name
+    return actor
+
+def withdraw(store: Store, model: str, version, alias: str, *, principal: Principal | None = None, actor: str | None = None, reason: str = '',
+             settings=None) -> None:
+    """Take `version` off `alias` (a challenger off staging, say) and back to `candidate`, on record with the reason: by `principal`
+    (a role of `[access] promote_roles`), or by a job that names itself as `actor` (the retraining job's canary verdict)."""
     _version(store, model, version)
+    actor = _mover(principal, actor, f'withdrawing {model} v{version} from {alias}', settings)
     _move(store, model, 'candidate', str(version), 'withdraw', actor, reason)
     if alias_version(store, model, alias) == str(version): _client(store).delete_registered_model_alias(model, alias)
 
@@ -296,31 +320,53 @@ def champion_challenger(store: Store, model: str, challenger_version, comparison
 
 # %% ../../nbs/09_registry.ipynb #6b379295
 def approvals(store: Store, model: str, version) -> pd.DataFrame:
-    "The approvals recorded for a model version, oldest first."
-    return store.sql('select approver, role, note, created_at from approvals where model = $m and version = $v order by created_at',
+    "The approvals recorded for a model version, oldest first (`signature` empty when unsigned)."
+    return store.sql('select model, version, approver, role, note, created_at, signature from approvals where model = $m and version = $v order by created_at',
                      dict(m=model, v=str(version)))
 
-def approve(store: Store, model: str, version, *, approver: str, role: str, note: str = '') -> pd.DataFrame:
-    "Record `approver`'s approval of a version for production, as `role` (technical or business)."
-    if role not in ROLES: raise RegistryError(f'unknown role {role!r}: an approval is technical or business')
-    if not approver or not approver.strip(): raise RegistryError('an approval needs the approver\'s name')
-    _version(store, model, version)
+def approve(store: Store, model: str, version, *, principal: Principal, role: str, note: str = '', sign_with=None, settings=None) -> pd.DataFrame:
+    """Record `principal`'s approval of a version for production, as `role`: technical (needs the role validator), business
+    (business_owner) or audit (auditor), if the model's tier takes it (`[policy_<tier>] approvals`). Refused: the version's
+    author (its `wildproof.author` tag) unless `[policy_<tier>] author_may_approve`, and one principal in two approval roles.
+    `sign_with`: the approver's SSH private key file; the approval is then signed (`governance.sign` of `governance.approval_bytes`)."""
+    if role not in APPROVERS: raise RegistryError(f'unknown role {role!r}: an approval is {", ".join(APPROVERS)}')
+    st = settings or load_settings()
+    mv = _version(store, model, version, st)
+    tier = model_info(store, model)['risk_tier']
+    pol = st[f'policy_{tier}']
+    if role not in pol.approvals:
+        raise DutyError(f'[policy_{tier}] approvals = {", ".join(pol.approvals) or "(none)"}: a {tier}-risk model takes no {role} approval')
+    try: p = require(principal, APPROVERS[role], rule=f'{"an" if role == "audit" else "a"} {role} approval', settings=st)
+    except AccessError as e: raise DutyError(f'approval of {model} v{version} refused: {e}') from None
+    author = mv.tags.get('wildproof.author')
+    if author == p.name and not pol.author_may_approve:
+        raise DutyError(f'[policy_{tier}] author_may_approve = false: {p.name} trained or registered {model} v{version}, so may not approve it; '
+                        f'the {role} approval needs another {APPROVERS[role]}')
     with store.lock(f'approvals-{model}'):
         have = approvals(store, model, version)
-        if (have.approver == approver).any():
-            raise RegistryError(f'{approver} already approved {model} v{version} (as {have[have.approver == approver].role.iloc[0]}): '
-                                f'production needs two different people')
+        if (have.approver == p.name).any():
+            raise DutyError(f'{p.name} already approved {model} v{version} (as {have[have.approver == p.name].role.iloc[0]}): '
+                            f'each approval needs a different person (separation of duties)')
         if (have.role == role).any():
             raise RegistryError(f'{model} v{version} already has a {role} approval (by {have[have.role == role].approver.iloc[0]})')
-        store.append('approvals', [dict(model=model, version=str(version), approver=approver, role=role, note=note, created_at=utcnow())])
+        row = dict(model=model, version=str(version), approver=p.name, role=role, note=note, created_at=utcnow(), signature='')
+        if sign_with is not None:
+            from wildproof import governance
+            row['signature'] = governance.sign(governance.approval_bytes(row), sign_with)
+        store.append('approvals', [row])
     return approvals(store, model, version)
 
 # %% ../../nbs/09_registry.ipynb #40f9a765
-def promote(store: Store, model: str, version, *, to: str = 'production', actor: str | None = None, reason: str = '') -> dict:
-    "Move `version` to the stage `to` (staging or production) if the governance rules allow it; returns what happened."
+def promote(store: Store, model: str, version, *, to: str = 'production', principal: Principal | None = None, actor: str | None = None,
+            reason: str = '', settings=None) -> dict:
+    """Move `version` to the stage `to` (staging or production) if the governance rules allow it; returns what happened. Production
+    needs `principal`, a person holding a role of `[access] promote_roles`; staging too, or a job naming itself as `actor`."""
     if to not in ('staging', 'production'): raise RegistryError(f'cannot promote to {to!r}: promote to staging or production')
     version = str(version)
-    _version(store, model, version)
+    st = settings or load_settings()
+    _version(store, model, version, st)
+    actor = (_allowed(principal, 'promote', f'promotion of {model} v{version} to production', st).name if to == 'production'
+             else _mover(principal, actor, f'promotion of {model} v{version} to staging', st))
     missing = []
     g = latest_verdict(store, model, version, 'gate')
     if g is None: missing.append('no gate verdict (run the gate on an evaluation first)')
@@ -331,9 +377,10 @@ def promote(store: Store, model: str, version, *, to: str = 'production', actor:
             cc = latest_verdict(store, model, version, 'champion_challenger')
             if cc is None: missing.append(f'no champion-challenger verdict against the production version {current}')
             elif not cc.passed: missing.append('its champion-challenger verdict failed: ' + '; '.join(r for r in cc.reasons if r.startswith('✘')))
-        roles = set(approvals(store, model, version).role)
-        for r in ROLES:
-            if r not in roles: missing.append(f'no {r} approval')
+        tier = model_info(store, model)['risk_tier']
+        need, have = st[f'policy_{tier}'].approvals, set(approvals(store, model, version).role)
+        if any(r not in have for r in need):
+            missing.append('; '.join(f'no {r} approval' for r in need if r not in have) + f' ([policy_{tier}] approvals = {", ".join(need)})')
     if current == version and to == 'production': raise RegistryError(f'{model} v{version} is already in production')
     if missing: raise RegistryError(f'promotion of {model} v{version} to {to} refused: ' + '; '.join(missing))
     prev = _move(store, model, to, version, 'promote', actor, reason)
@@ -348,8 +395,9 @@ def production_history(store: Store, model: str) -> pd.DataFrame:
     h['until'] = h.since.shift(-1)
     return h[['version', 'since', 'until', 'action', 'actor', 'reason']]
 
-def rollback(store: Store, model: str, *, actor: str | None = None, reason: str = '') -> dict:
-    "Put back the version that held production before the current one; recorded like any promotion."
+def rollback(store: Store, model: str, *, principal: Principal | None = None, reason: str = '', settings=None) -> dict:
+    "Put back the version that held production before the current one, by `principal` (a role of `[access] rollback_roles`); recorded like any promotion."
+    actor = _allowed(principal, 'rollback', f'rollback of {model}', settings).name
     h = production_history(store, model)
     if len(h) < 2: raise RegistryError(f'{model} has no earlier production version to roll back to')
     current, back = h.version.iloc[-1], h.version.iloc[-2]

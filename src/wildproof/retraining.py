@@ -147,7 +147,7 @@ def retrain(store: Store, model: str, request: str, *, as_of=None, settings=None
     ho = _training_frame(store, model, hold_start, hold_end, as_of, contract, spec)
     tsnap = ingest(store, f'{model}_retraining', tr, note=f'request {request}: served {train_start:%Y-%m-%d} to {hold_start:%Y-%m-%d}, outcomes as of {as_of:%Y-%m-%d}')
     hsnap = ingest(store, f'{model}_holdout', ho, note=f'request {request}: served {hold_start:%Y-%m-%d} to {hold_end:%Y-%m-%d}')
-    t = _again(store, mv, tsnap, st)
+    t = _again(store, mv, tsnap, st, actor)   # the job is the challenger's author: any validator may approve it
     tag_version(store, model, t.version, {'wildproof.data_end': as_of.isoformat(), 'wildproof.retraining_request': request})
     mark_candidate(store, model, t.version, actor=actor)
     store.event('retraining_trained', model, actor, request=request, version=t.version, snapshot=tsnap.snapshot_id, rows=len(tr))
@@ -165,8 +165,8 @@ def retrain(store: Store, model: str, request: str, *, as_of=None, settings=None
                       [r for r in g.reasons + ([] if cc is None else cc.reasons) if r.startswith('✘')])
 
 # %% ../../nbs/16_retraining.ipynb #df6c4075
-def _again(store: Store, mv, snapshot, settings):
-    "Fit the champion `mv` again on `snapshot`: the same spec, features and parameters."
+def _again(store: Store, mv, snapshot, settings, author=None):
+    "Fit the champion `mv` again on `snapshot`: the same spec, features and parameters; the version's author is `author` (the job)."
     from sklearn.base import clone
     from wildproof.training import register_model, train
     if mv.tags.get('wildproof.how') == 'registered':   # brought from a notebook: the same estimator, fitted again
@@ -177,10 +177,11 @@ def _again(store: Store, mv, snapshot, settings):
         data = data[data[mv.spec.target].notna()]
         est = clone(mv.fitted(settings)).fit(build_features(data, mv.features, history=data), labels(mv.spec, data[mv.spec.target]))
         return register_model(store, est, snapshot=snapshot, spec=mv.spec, settings=settings,
-                              trusted_types=json.loads(mv.tags.get('wildproof.trusted_types', '[]')))
+                              trusted_types=json.loads(mv.tags.get('wildproof.trusted_types', '[]')), author=author)
     params = json.loads(mv.tags.get('wildproof.params', '{}'))
     seed = int(params.pop('seed', 0))
-    return train(store, snapshot, mv.spec, params={k: v for k, v in params.items() if k not in mv.spec.params}, seed=seed, settings=settings)
+    return train(store, snapshot, mv.spec, params={k: v for k, v in params.items() if k not in mv.spec.params}, seed=seed, settings=settings,
+                 author=author)
 
 # %% ../../nbs/16_retraining.ipynb #59d2fa63
 def _accuracy(task: str, x: pd.DataFrame, threshold: float) -> tuple[float | None, float | None]:
