@@ -521,7 +521,9 @@ def test_promotion_and_rollback_reach_the_running_service(own_store, settings_fi
         promoted = delay(v)
         p = srv.client.post('/predict', json=recs[1]).json()['predictions'][0]
         assert (p['route'], p['version']) == ('champion', '2') and abs(p['score'] - trained.expected('2', recs[1:2])[0]) < 1e-9
-        out = cli(settings_file, 'rollback', MODEL).stdout
+        from tests.people import PASSWORD, as_, shared_team   # an operator rolls back (`[access] rollback_roles`)
+        out = run('rollback', MODEL, *as_('ops'), cwd=settings_file.parent, input=f'{PASSWORD}\n',
+                  env={**ENV, 'WILDPROOF_SETTINGS': str(settings_file), 'WILDPROOF_ACCESS_PRINCIPALS_FILE': str(shared_team())}).stdout
         assert 'v1 is production again' in out
         v, _ = wait_for(lambda: (v := srv.version())['routes']['champion']['version'] == '1' and v)
         rolled = delay(v)
