@@ -16,12 +16,13 @@ from ...store import Store, TABLES
 from ...datasets import ingest
 from ...contracts import infer_contract, validate
 from ...registry import RegistryError
+from ...principals import add_client, add_person, list_principals, login, revoke_client
 from ...spec import ModelSpec
 from . import world
 from .features import credit_spec
 
 # %% auto #0
-__all__ = ['DemoError', 'DemoResult', 'plot_gate', 'plot_serving', 'plot_monitoring', 'run_demo']
+__all__ = ['TEAM', 'DemoError', 'DemoResult', 'plot_gate', 'Team', 'make_team', 'plot_serving', 'plot_monitoring', 'run_demo']
 
 # %% ../../../../nbs/22_example_credit_demo.ipynb #bb803ca0
 class DemoError(WildproofError):
@@ -78,15 +79,47 @@ def plot_gate(weeks: pd.DataFrame, events: list[dict], path: Path | None = None)
     if path: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
 
+# %% ../../../../nbs/22_example_credit_demo.ipynb #7e3df871
+TEAM = {'dana': ('developer', 'validator'),        # trains the models; validates other teams' (not her own)
+        'tara': ('validator', 'business_owner'),   # validates; could also sign off for the business, but not both for one version
+        'bo': ('business_owner',), 'aude': ('auditor',), 'otto': ('operator',), 'stella': ('stakeholder',)}
+
+@dataclass
+class Team:
+    "The demo's people, logged in, and its service clients' tokens."
+    file: Path
+    passwords: Path
+    people: dict      # name: Principal
+    tokens: dict      # client name: bearer token
+    settings: object  # the demo's settings, [access] principals_file pointing at `file`
+
+def make_team(store: Store, settings) -> Team:
+    "The demo's people (`TEAM`, fresh random passwords) and service clients, in a principals file under the store's `demo` folder."
+    import secrets
+    d = store.root / 'demo'
+    d.mkdir(exist_ok=True)
+    path, pwfile = d / 'principals.json', d / 'passwords.txt'
+    passwords = {n: secrets.token_urlsafe(12) for n in TEAM}
+    for n, roles in TEAM.items(): add_person(path, n, passwords[n], roles, store=store, actor='demo')
+    have = {p['name'] for p in list_principals(path) if p['kind'] == 'client'}
+    for c in ('frontend', 'outcomes-feed'):
+        if c in have: revoke_client(path, c, store=store, actor='demo')   # a demo run again over its store: new tokens
+    tokens = {'frontend': add_client(path, 'frontend', ['predict'], store=store, actor='demo'),
+              'outcomes-feed': add_client(path, 'outcomes-feed', ['outcomes'], store=store, actor='demo')}
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as f: f.write(''.join(f'{n} {pw}\n' for n, pw in {**passwords, **tokens}.items()))
+    st = _overrides(settings, access=dict(principals_file=str(path)))
+    return Team(path, pwfile, {n: login(n, passwords[n], settings=st) for n in TEAM}, tokens, st)
+
 # %% ../../../../nbs/22_example_credit_demo.ipynb #22746de5
-def _champion(store, ref, spec: ModelSpec, rest, ref_months, settings, out) -> dict:
+def _champion(store, ref, spec: ModelSpec, rest, ref_months, team: Team, out) -> dict:
     from wildproof.training import train
     from wildproof.registry import approve, describe_model, evaluate_version, gate, mark_candidate, promote
     from wildproof.cards import write_card
-    name = spec.model
-    t = train(store, ref, spec, settings=settings)
-    mark_candidate(store, name, t.version, actor='demo')
-    describe_model(store, name, owner='credit analytics (demo)', risk_tier='low', actor='demo',
+    name, settings, who = spec.model, team.settings, team.people
+    t = train(store, ref, spec, settings=settings, author=who['dana'])
+    mark_candidate(store, name, t.version, actor='dana')
+    describe_model(store, name, owner='credit analytics (demo)', risk_tier='low', principal=who['dana'], settings=settings,
                    intended_use='Rank consumer loan applications by risk of default, to prioritise manual review.',
                    limitations=f'Trained on the first {ref_months} months only; not for business loans; age bands differ in error rates.')
     out(f'4. trained {name} v{t.version} on {t.snapshot_id} under {t.contract} (MLflow run {t.run_id[:8]}, train ROC AUC {t.metrics["train_roc_auc"]:.3f})')
@@ -101,18 +134,24 @@ def _champion(store, ref, spec: ModelSpec, rest, ref_months, settings, out) -> d
         f'margin over the best baseline {ev.baseline["margin"]:+.3f}, {len(ev.flags)} flags')
     v = gate(store, name, t.version, ev, settings=settings)
     out(f'6. gate ({v.risk_tier}-risk policy): {"PASSED" if v.passed else "FAILED"}\n' + '\n'.join(f'     {r}' for r in v.reasons))
-    refusals = []
-    for attempt in (lambda: promote(store, name, t.version, actor='demo'),
-                    lambda: (approve(store, name, t.version, approver='tara', role='technical'),
-                             approve(store, name, t.version, approver='tara', role='business'))):
+    refusals = {}
+    def refused(kind, attempt):
         try: attempt()
-        except RegistryError as e: refusals.append(str(e)); out(f'   refused: {e}')
-    approve(store, name, t.version, approver='bo', role='business', note='fits the review-prioritisation use')
+        except WildproofError as e: refusals[kind] = str(e); out(f'   refused ({kind}): {e}')
+        else: raise DemoError(f'the governance let {kind} through')
+    ok = lambda **kw: approve(store, name, t.version, settings=settings, **kw)
+    refused('no approvals', lambda: promote(store, name, t.version, principal=who['otto'], settings=settings))
+    refused('impersonation', lambda: login('otto', 'a guess', settings=settings))
+    refused('the author approving', lambda: ok(principal=who['dana'], role='technical'))
+    refused('a missing role', lambda: ok(principal=who['bo'], role='technical'))
+    ok(principal=who['tara'], role='technical', note='validated on the six months after the reference')
+    refused('one person, two roles', lambda: ok(principal=who['tara'], role='business'))
+    ok(principal=who['bo'], role='business', note='fits the review-prioritisation use')
     card = None
     if v.passed:
-        promote(store, name, t.version, actor='demo', reason='first champion')
-        card = write_card(store, name, t.version)['markdown']
-        out(f'7. approved by tara (technical) and bo (business); {name} v{t.version} promoted to production; model card {card}')
+        promote(store, name, t.version, principal=who['otto'], reason='first champion', settings=settings)
+        card = write_card(store, name, t.version, settings)['markdown']
+        out(f'7. approved by tara (technical) and bo (business); {name} v{t.version} promoted to production by otto (operator); model card {card}')
     else: out(f'7. {name} v{t.version} stays a candidate: its gate failed')
     return dict(name=name, version=t.version, run_id=t.run_id, evaluation_file=str(ev_file), gate_passed=v.passed, refusals=refusals,
                 card=card, roc_auc=o['roc_auc'], evaluation_object=ev)
@@ -125,14 +164,14 @@ def _overrides(settings, **sections):
     for sec, values in sections.items(): s[sec].update(values)
     return s
 
-def _stream(url: str, frame: pd.DataFrame, clients: int = 8) -> dict:
-    "POST the applications of `frame` one per request from `clients` clients at once, as a busy front end would; records the contract refuses are counted, not resent."
+def _stream(url: str, frame: pd.DataFrame, token: str, clients: int = 8) -> dict:
+    "POST the applications of `frame` one per request from `clients` clients at once with the front end's `token`, as a busy front end would; records the contract refuses are counted, not resent."
     import httpx, numpy as np
     from concurrent.futures import ThreadPoolExecutor
     recs = json.loads(frame.to_json(orient='records', date_format='iso'))
     def client(part):
         lat, answers, refused = [], [], 0
-        with httpx.Client(base_url=url, timeout=60) as c:
+        with httpx.Client(base_url=url, timeout=60, headers={'Authorization': f'Bearer {token}'}) as c:
             for r in part:
                 t = time.perf_counter()
                 resp = c.post('/predict', json=r)
@@ -174,7 +213,17 @@ def plot_serving(store: Store, path: Path | None = None):
     if path: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
 
-def _serving(store: Store, model: dict, spec: ModelSpec, df: pd.DataFrame, rest: pd.DataFrame, weeks: pd.DataFrame, settings, out, progress: bool) -> dict:
+def _locked(url: str, team: Team, record: dict) -> str:
+    "What the locked service answers to a request without a token (401) and to the outcomes feed's token on /predict (403)."
+    import httpx
+    got = []
+    for why, headers in (('no token', {}), ('the outcomes feed\'s token', {'Authorization': f'Bearer {team.tokens["outcomes-feed"]}'})):
+        r = httpx.post(f'{url}/predict', json=record, headers=headers, timeout=60)
+        if r.status_code not in (401, 403): raise DemoError(f'the service answered {why} with {r.status_code}: {r.text[:200]}')
+        got.append(f'{why}: {r.status_code} ({r.json()["detail"]})')
+    return '; '.join(got)
+
+def _serving(store: Store, model: dict, spec: ModelSpec, df: pd.DataFrame, rest: pd.DataFrame, weeks: pd.DataFrame, team: Team, out, progress: bool) -> dict:
     import httpx
     import numpy as np
     from wildproof.audit import record_outcomes, verify
@@ -185,7 +234,7 @@ def _serving(store: Store, model: dict, spec: ModelSpec, df: pd.DataFrame, rest:
     from wildproof.service import serve_in_process, serve_in_thread
     from wildproof.training import train
     for v in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'): os.environ.setdefault(v, '1')   # as `wildproof serve` does
-    name, res = model['name'], {}
+    name, res, settings, who = model['name'], {}, team.settings, team.people
     tcol, labels = spec.time_column, [spec.target, spec.outcome_time]
     outcomes = lambda frame: record_outcomes(store, pd.DataFrame({'entity_key': frame[spec.key].astype(str), 'outcome': frame[spec.target],
                                                                    'observed_at': frame[spec.outcome_time].dt.tz_localize('UTC')}), source='demo')
@@ -211,8 +260,8 @@ def _serving(store: Store, model: dict, spec: ModelSpec, df: pd.DataFrame, rest:
 
     # the challenger
     train_snap = ingest(store, 'loans_training', df[df[tcol] < b], note='demo: everything before the challenger, outcomes matured')
-    t = train(store, train_snap, spec, settings=settings)
-    mark_candidate(store, name, t.version, actor='demo')
+    t = train(store, train_snap, spec, settings=settings, author=who['dana'])
+    mark_candidate(store, name, t.version, actor='dana')
     held = ingest(store, 'loans_challenge', df[(df[tcol] >= b) & (df[tcol] < b + pd.DateOffset(months=3))], note='demo: the challenge window')
     ev = evaluate_version(store, name, t.version, held, settings=settings)
     g = gate(store, name, t.version, ev, settings=settings)
@@ -222,13 +271,19 @@ def _serving(store: Store, model: dict, spec: ModelSpec, df: pd.DataFrame, rest:
     if not g.passed:
         out('   the challenger stays a candidate; no canary:\n' + '\n'.join(f'     {r}' for r in g.reasons if r.startswith('✘')))
         return res
-    promote(store, name, t.version, to='staging', actor='demo', reason='challenger: shadow, then canary')
+    promote(store, name, t.version, to='staging', principal=who['otto'], reason='challenger: shadow, then canary', settings=settings)
 
-    # REST: a month in shadow, a month on a 5% canary
-    phases = {}
+    # REST: a month in shadow, a month on a 5% canary; clients need a token with the route's scope. The front end is one client
+    # sending a month as fast as 8 connections go: its rate limit ([serving] rate_limit_per_second, per client) is raised for that.
+    phases, fast = {}, dict(rate_limit_per_second=100_000, rate_limit_burst=100_000)
     for k, (label, policy) in enumerate([('shadow', dict(shadow=True, canary_share=0.0)), ('canary', dict(shadow=False, canary_share=0.05))]):
-        srv = serve_in_process(store, model=name, settings=_overrides(settings, serving=policy))   # `wildproof serve`, in its own process
-        try: s = _stream(srv.url, month(k).drop(columns=labels))
+        srv = serve_in_process(store, model=name, settings=_overrides(settings, serving={**policy, **fast}))   # `wildproof serve`, in its own process
+        try:
+            if k == 0:
+                locked = _locked(srv.url, team, json.loads(month(0).drop(columns=labels).head(1).to_json(orient='records', date_format='iso'))[0])
+                out(f'10. the REST service refuses whoever lacks a token with the scope: {locked}')
+                res['locked'] = locked
+            s = _stream(srv.url, month(k).drop(columns=labels), team.tokens['frontend'])
         finally: srv.stop()
         a = s['answers']
         phases[label] = dict(url=srv.url, requests=s['requests'], answered=len(a), refused=s['refused'], routes=a.route.value_counts().to_dict(),
@@ -257,22 +312,22 @@ def _serving(store: Store, model: dict, spec: ModelSpec, df: pd.DataFrame, rest:
     out(f'12. champion-challenger on {held.snapshot_id}: {"PASSED" if cc.passed else "FAILED"}\n' + '\n'.join(f'     {r}' for r in cc.reasons))
     res['champion_challenger'] = cc.passed
     if not cc.passed: out(f'   v{t.version} is not promoted; it stays on staging'); return res
-    approve(store, name, t.version, approver='tara', role='technical', note='shadow and canary clean')
-    approve(store, name, t.version, approver='bo', role='business')
+    approve(store, name, t.version, principal=who['tara'], role='technical', note='shadow and canary clean', settings=settings)
+    approve(store, name, t.version, principal=who['bo'], role='business', settings=settings)
     core = ScoringCore(store, model=name, settings=settings, watch=True)
     srv = serve_in_thread(core)
     one = json.loads(month(2).drop(columns=labels).head(1).to_json(orient='records', date_format='iso'))
-    with httpx.Client(base_url=srv.url, timeout=60) as c:
+    with httpx.Client(base_url=srv.url, timeout=60, headers={'Authorization': f'Bearer {team.tokens["frontend"]}'}) as c:
         champ = lambda: c.get('/version').json()['routes']['champion']['version']
-        promote(store, name, t.version, actor='demo', reason='beat the champion; shadow and canary clean')
+        promote(store, name, t.version, principal=who['otto'], reason='beat the champion; shadow and canary clean', settings=settings)
         up = _until(lambda: champ() == t.version)
         v_after = c.post('/predict', json=one).json()['predictions'][0]['version']
-        rollback(store, name, actor='demo', reason='demo: the business asks for the previous model back')
+        rollback(store, name, principal=who['otto'], reason='demo: the business asks for the previous model back', settings=settings)
         down = _until(lambda: champ() == model['version'])
         v_back = c.post('/predict', json=one).json()['predictions'][0]['version']
     srv.stop()
-    for v in (t.version, model['version']): write_card(store, name, v)   # the cards show who approved and when each held production
-    out(f'13. promoted v{t.version} (approved by tara and bo): the running service answered with v{v_after} {up:.1f} s later; '
+    for v in (t.version, model['version']): write_card(store, name, v, settings)   # the cards show who approved and when each held production
+    out(f'13. otto promoted v{t.version} (approved by tara and bo): the running service answered with v{v_after} {up:.1f} s later; '
         f'rolled back: v{v_back} again after {down:.1f} s, no restart ([serving] reload_seconds = {settings.serving.reload_seconds:g})')
     res['reload'] = dict(promote_seconds=up, rollback_seconds=down, after_promote=v_after, after_rollback=v_back)
     v = verify(store)
@@ -463,9 +518,11 @@ def run_demo(settings=None, rows: int | None = None, seed: int | None = None, st
     out(f'   the data incident {inc["name"]} ({inc["start"]:%Y-%m-%d} to {inc["end"]:%Y-%m-%d}): '
         + (f'CAUGHT: {incident["quarantined"]:,} rows quarantined, batch {", ".join(incident["status"])}' if caught else 'MISSED'))
 
-    model = _champion(store, ref, spec, rest, ref_months, settings, out)
+    team = make_team(store, settings)
+    settings = team.settings   # [access] principals_file: the demo's own people and clients
+    model = _champion(store, ref, spec, rest, ref_months, team, out)
     if model['gate_passed']:
-        model['serving'] = _serving(store, model, spec, df, rest, weeks, settings, out, progress)
+        model['serving'] = _serving(store, model, spec, df, rest, weeks, team, out, progress)
         if 'reload' in model['serving']: model['monitoring'] = _monitoring(store, model, spec, df, weeks, settings, out, progress)
         if model.get('monitoring'): model['reports'] = _reports(store, model['name'], settings, out, progress)
     else:
@@ -507,17 +564,21 @@ def run_demo(settings=None, rows: int | None = None, seed: int | None = None, st
     out(f'  weeks       {root / "demo" / "gate_by_week.csv"}')
     out(f'  model card  {model["card"]}  (`wildproof models --history {model["name"]}`)')
     out(f'  evaluation  {model["evaluation_file"]}')
+    people = ', '.join(n + ' ' + '/'.join(r) for n, r in TEAM.items())
+    out(f'  people      {team.file}  ({people}; clients frontend (predict), outcomes-feed '
+        f'(outcomes); passwords and tokens in {team.passwords}; act as one with WILDPROOF_ACCESS_PRINCIPALS_FILE={team.file} wildproof ... --as NAME)')
     if model.get('serving', {}).get('audit'):
         out(f'  audit log   {root / "tables" / "predictions"}  (`wildproof audit verify`, `wildproof audit tail`, `wildproof audit show ID`)')
         out(f'  scores      {root / "scores"}')
     if model.get('monitoring'):
         out(f'  monitoring  `wildproof monitor`, `wildproof alerts`; metrics in the table {root / "tables" / "metrics"}')
-        out(f'  serve it    wildproof --store {root} serve --model {spec.model}  (then http://127.0.0.1:{settings.serving.port}/docs)')
+        out(f'  serve it    WILDPROOF_ACCESS_PRINCIPALS_FILE={team.file} wildproof --store {root} serve --model {spec.model}  '
+            f'(then http://127.0.0.1:{settings.serving.port}/docs, with the frontend token)')
     if model.get('reports'):
         out(f'  reports     {model["reports"]["root"]}  (`wildproof report list`, `wildproof report diff A B`, `wildproof schedule run`)')
     if model.get('monitoring'):
-        out(f'  dashboards  wildproof --store {root} dashboards --no-auth  (then http://127.0.0.1:{settings.dashboard.port}/drift and /model_card; '
-            f'for stakeholders, a login: `wildproof dashboard-user NAME` adds one to {settings.access.principals_file})')
+        out(f'  dashboards  WILDPROOF_ACCESS_PRINCIPALS_FILE={team.file} wildproof --store {root} dashboards  (then http://127.0.0.1:{settings.dashboard.port}/drift '
+            f'and /model_card; stella logs in as a stakeholder, tara or bo to approve)')
     from wildproof.training import tracking_uri
     out(f'  MLflow UI   mlflow ui --backend-store-uri {tracking_uri(store, settings)}  (then open http://127.0.0.1:5000)')
     if not caught: raise DemoError(f'the data gate missed the scripted incident {inc["name"]}: see {root / "demo" / "gate_by_week.csv"}')
