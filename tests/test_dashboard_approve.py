@@ -29,6 +29,8 @@ def world(tmp_path_factory):
     principals.add_person(people, 'devi', PASSWORD['devi'], ['developer', 'validator'])
     principals.add_person(people, 'rita', 'a validator for now', ['validator'])
     principals.add_person(people, 'guest', 'a validator named guest', ['validator'])   # the name Panel gives anyone with its guest cookie
+    subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(root / 'bea_key')], check=True)
+    principals.add_person(people, 'bea', 'a business owner passphrase', ['business_owner'], ssh_key=(root / 'bea_key.pub').read_text())   # signs from the shell
     ini = root / 'settings.ini'
     ini.write_text(f'[store]\nroot = {root / "store"}\n[access]\nprincipals_file = {people}\n'
                    f'[dashboard]\nauth = basic\ncookie_secret = {"c" * 48}\n[reports]\nlog_to_mlflow = false\n', encoding='utf-8')
@@ -144,11 +146,17 @@ def test_in_chromium_the_author_is_refused_a_validator_approves_a_stakeholder_on
         page.get_by_text('Reports').first.wait_for()
         assert page.get_by_text('Approve v').count() == 0 and page.get_by_role('button', name='Approve', exact=False).count() == 0
         screenshot(page, 'dashboard_approve_stakeholder')
-        # Panel names any session with its guest cookie "guest" (pn.state.user), a cookie the browser sets itself: it never
+        # a business approval signed from the library (as `wildproof approve --sign-with` does): shown with its signature verified.
+        # And Panel names any session with its guest cookie "guest" (pn.state.user), a cookie the browser sets itself: it never
         # stands for the person of that name (a validator here)
+        registry.approve(world['store'], world['model'], v, principal=principals.logged_in('bea', settings=world['settings']), role='business',
+                         sign_with=world['root'] / 'bea_key', settings=world['settings'])
         browser.add_cookies([dict(name='is_guest', value='1', url=url)])
         page.reload()
-        page.get_by_text('validated on the later months').first.wait_for()
+        page.get_by_text('vic (technical), bea (business)').first.wait_for()   # the inventory, in the order given
+        page.get_by_text('verified', exact=True).wait_for()
+        page.get_by_text('unsigned', exact=True).wait_for()                   # vic's, from the dashboard
         page.get_by_text('Reports').first.wait_for()
         assert page.get_by_text('Approve v').count() == 0 and page.get_by_text('Logged in as').count() == 0
-    assert len(on_record(world)) == 1
+        screenshot(page, 'dashboard_approve_signed')
+    assert on_record(world).approver.tolist() == ['vic', 'bea']

@@ -193,7 +193,7 @@ class DashboardData:
         if not len(vers): return pd.DataFrame(columns=['model', 'version', 'stage', 'risk_tier', 'owner', 'gate', 'approvals', 'production'])
         cur = s.sql('select model, alias, arg_max(version, created_at) as version from aliases group by 1, 2')
         gate = s.sql("select model, version, arg_max(passed, created_at) as passed from verdicts where kind = 'gate' group by 1, 2")
-        ap = s.sql('select model, version, string_agg(approver || \' (\' || role || \')\', \', \') as approvals from approvals group by 1, 2')
+        ap = s.sql('select model, version, string_agg(approver || \' (\' || role || \')\', \', \' order by created_at) as approvals from approvals group by 1, 2')
         prod = s.sql("select model, version, action, created_at from aliases where alias = 'production' order by created_at")
         rows = []
         for r in vers.sort_values(['model', 'version'], key=lambda c: c.map(lambda x: int(x) if str(x).isdigit() else 0) if c.name == 'version' else c).itertuples():
@@ -623,13 +623,16 @@ class ModelCardDashboard(param.Parameterized):
 
     @param.depends('model', 'version', 'recorded')
     def approvals(self):
-        "The approvals on record for the version shown, read from the store at each change: who, in which role, when, the note."
+        """The approvals on record for the version shown, read from the store at each change: who, in which role, when, the note, and
+        whether its signature verifies against the approver's SSH key in the principals file (as the model card checks it). The card
+        on file shows the approvals of when it was written; these are the store's now."""
         import panel as pn
+        from wildproof.cards import _signatures
         if not (self.model and self.version): return pn.pane.Markdown('')
         a = self.data.approvals(self.model, self.version)
         if not len(a): return pn.pane.Markdown(f'No approval of {self.model} v{self.version} on record.')
-        t = pd.DataFrame(dict(approver=a.approver, role=a.role, when=[f'{pd.Timestamp(x):%Y-%m-%d %H:%M:%S} UTC' for x in a.created_at], note=a.note))
-        if 'signature' in a.columns: t['signed'] = ['yes' if isinstance(x, str) and x else '' for x in a.signature]
+        t = pd.DataFrame(dict(approver=a.approver, role=a.role, when=[f'{pd.Timestamp(x):%Y-%m-%d %H:%M:%S} UTC' for x in a.created_at], note=a.note,
+                              signature=_signatures(a.to_dict('records'), self.data.settings)))
         return pn.pane.HTML(_table(t), sizing_mode='stretch_width')
 
     def approve(self, role: str, note: str = '') -> pd.DataFrame:
