@@ -627,12 +627,16 @@ class ModelCardDashboard(param.Parameterized):
         whether its signature verifies against the approver's SSH key in the principals file (as the model card checks it). The card
         on file shows the approvals of when it was written; these are the store's now."""
         import panel as pn
-        from wildproof.cards import _signatures
         if not (self.model and self.version): return pn.pane.Markdown('')
         a = self.data.approvals(self.model, self.version)
         if not len(a): return pn.pane.Markdown(f'No approval of {self.model} v{self.version} on record.')
+        rows = a.to_dict('records')
+        if any(r.get('signature') for r in rows):
+            from wildproof.cards import _signatures   # ssh-keygen verify; only when a signature is there to check (cards loads scikit-learn)
+            sigs = _signatures(rows, self.data.settings)
+        else: sigs = ['unsigned'] * len(rows)
         t = pd.DataFrame(dict(approver=a.approver, role=a.role, when=[f'{pd.Timestamp(x):%Y-%m-%d %H:%M:%S} UTC' for x in a.created_at], note=a.note,
-                              signature=_signatures(a.to_dict('records'), self.data.settings)))
+                              signature=sigs))
         return pn.pane.HTML(_table(t), sizing_mode='stretch_width')
 
     def approve(self, role: str, note: str = '') -> pd.DataFrame:
