@@ -562,6 +562,12 @@ class DriftDashboard(param.Parameterized):
     def __panel__(self): return self.panel()
 
 
+def _verbatim(text: str) -> str:
+    "`text` for a Markdown pane (Panel's alerts) shown as it is: every character Markdown or HTML would read escaped."
+    import re
+    return re.sub(r'([\\`*_{}\[\]()<>#+!|~.&-])', r'\\\1', text)
+
+
 def session_user() -> str | None:
     """The name the dashboards' login signed into this session's cookie (Panel's `pn.state.user`), or None: no session, no login
     (`auth = none`), or Panel's guest (a cookie any browser can set, so it never names a person)."""
@@ -672,13 +678,13 @@ class ModelCardDashboard(param.Parameterized):
                 try:
                     got = self.approve(role, note.value)
                     mine = got[(got.approver == self.user) & (got.role == role)]
-                    answer.object = (f'{self.user} approved {self.model} v{self.version} as {role}'
-                                     f'{f" at {pd.Timestamp(mine.created_at.iloc[-1]):%Y-%m-%d %H:%M:%S} UTC" if len(mine) else ""}. '
-                                     'On record: ' + ', '.join(f'{x.approver} ({x.role})' for x in got.itertuples()))
+                    answer.object = _verbatim(f'{self.user} approved {self.model} v{self.version} as {role}'
+                                              f'{f" at {pd.Timestamp(mine.created_at.iloc[-1]):%Y-%m-%d %H:%M:%S} UTC" if len(mine) else ""}. '
+                                              'On record: ' + ', '.join(f'{x.approver} ({x.role})' for x in got.itertuples()))
                     answer.alert_type = 'success'
                     note.value = ''
                 except WildproofError as e:
-                    answer.object, answer.alert_type = f'Refused: {e}', 'danger'
+                    answer.object, answer.alert_type = 'Refused: ' + _verbatim(str(e)), 'danger'
                 answer.visible = True
             return go
         for r, b in buttons.items(): b.on_click(click(r))
