@@ -160,3 +160,7 @@ def test_in_chromium_the_author_is_refused_a_validator_approves_a_stakeholder_on
         assert page.get_by_text('Approve v').count() == 0 and page.get_by_text('Logged in as').count() == 0
         screenshot(page, 'dashboard_approve_signed')
     assert on_record(world).approver.tolist() == ['vic', 'bea']
+    # the dashboard's approval is on the chained governance record like any other, and the signed one verifies
+    from wildproof import governance
+    r = governance.verify(world['store'], settings=world['settings'])
+    assert r.ok, r
