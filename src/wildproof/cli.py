@@ -488,7 +488,7 @@ def cmd_schedule(args):
 
 
 def dashboards_command(store_root, settings, *, host: str, port: int, auth: str | None = None) -> tuple[list[str], dict]:
-    "The `panel serve` command line (and environment) that serves apps/*.py read-only over the store at `store_root`."
+    "The `panel serve` command line (and environment) that serves apps/*.py over the store at `store_root`: read-only, except an approver's approval from the model card."
     import secrets
     apps = Path(__file__).resolve().parents[2] / 'apps'
     files = sorted(str(f) for f in apps.glob('*.py'))
@@ -828,7 +828,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--job', action='append', choices=['validation', 'evaluation', 'monitoring', 'model_card'], help='only this job (repeatable)')
     s.add_argument('--as-of', type=_when, help='windows ending by this time are due (default: now)')
     s.add_argument('--force', action='store_true', help='run monitoring even if its last pass is more recent than [schedule] monitoring')
-    s = add('dashboards', cmd_dashboards, 'Serve the stakeholder dashboards (drift; model card and inventory) read-only with panel serve')
+    s = add('dashboards', cmd_dashboards, 'Serve the stakeholder dashboards (drift; model card and inventory) with panel serve: read-only, except that a logged-in approver may approve the version shown')
     s.add_argument('--host', default='127.0.0.1', help='address to listen on (default 127.0.0.1)')
     s.add_argument('--port', type=int, help='port (default: [dashboard] port)')
     s.add_argument('--no-auth', action='store_true', help='serve without a login whatever [dashboard] auth says (local use only)')
