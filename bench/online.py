@@ -23,7 +23,8 @@ What it does, in a temporary folder deleted at the end (`--keep` keeps it):
 3. Servers, one after the other, each on 127.0.0.1, a free port, `OMP_NUM_THREADS=1`, with its own defaults: wildproof's
    `[serving] workers`, mlflow's one uvicorn worker, the bare app's one process (`--serve-args "--workers 2"` and
    `--mlflow-args "--workers 2"` pass options to wildproof's and mlflow's):
-   * **wildproof**: `wildproof serve --model MODEL` on the store (POST /predict, one raw record; the audit log on);
+   * **wildproof**: `wildproof serve --model MODEL` on the store (POST /predict, one raw record; the audit log on; wrk sends
+     one client's bearer token, checked on every request, its rate limit lifted: `[serving] rate_limit_*`);
    * **mlflow**: `mlflow models serve -m models:/MODEL/VERSION --env-manager local` with the store's SQLite database as
      tracking and registry URI (POST /invocations, `{"dataframe_split": ...}` of one feature row; MLflow's pyfunc of a
      scikit-learn model answers with `predict`, the class, which costs the same `predict_proba` plus an argmax);
@@ -56,12 +57,13 @@ from _common import verdict   # noqa: E402
 GOALS = dict(rps_8=1000.0, p99_1_ms=20.0, p99_8_ms=50.0, x_mlflow=3.0, x_bare=1.5)
 SERVERS = ('wildproof', 'mlflow', 'bare')
 WRK_LUA = r'''
--- single-record POSTs rotating through the bodies of a file (one JSON a line): wrk ... -s this.lua URL -- FILE PATH
+-- single-record POSTs rotating through the bodies of a file (one JSON a line): wrk ... -s this.lua URL -- FILE PATH [AUTHORIZATION]
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args)
   reqs, counter, non2xx, responses, first_bad = {}, 0, 0, 0, ""
   local hdr = {["Content-Type"] = "application/json"}
+  if args[3] then hdr["Authorization"] = args[3] end
   for line in io.lines(args[1]) do
     if #line > 0 then reqs[#reqs + 1] = wrk.format("POST", args[2], hdr, line) end
   end
@@ -172,9 +174,10 @@ def server_env(**extra) -> dict:
 
 class Server:
     "One server in its own process group on 127.0.0.1: started, waited for (GET `health` answers 200), stopped."
-    def __init__(self, name: str, cmd: list, env: dict, port: int, health: str, predict: str, log: Path, cwd: Path, timeout: float = 180):
+    def __init__(self, name: str, cmd: list, env: dict, port: int, health: str, predict: str, log: Path, cwd: Path, timeout: float = 180,
+                 headers: dict | None = None):
         import httpx
-        self.name, self.url, self.predict, self.log = name, f'http://127.0.0.1:{port}', predict, log
+        self.name, self.url, self.predict, self.log, self.headers = name, f'http://127.0.0.1:{port}', predict, log, headers or {}
         out = open(log, 'wb')
         t0 = time.perf_counter()
         self.proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -211,9 +214,10 @@ class Server:
 def wrk_seconds(s: float) -> int: return max(1, math.ceil(s))   # wrk takes whole seconds
 
 
-def wrk_run(wrk: str, url: str, lua: Path, bodies: Path, path: str, connections: int, seconds: float, timeout_s: float) -> dict:
+def wrk_run(wrk: str, url: str, lua: Path, bodies: Path, path: str, connections: int, seconds: float, timeout_s: float, headers: dict | None = None) -> dict:
     "One wrk run; its figures (latencies in ms) from the Lua script's JSON line."
-    cmd = [wrk, '-t1', f'-c{connections}', f'-d{wrk_seconds(seconds)}s', f'--timeout', f'{timeout_s:g}s', '-s', str(lua), url, '--', str(bodies), path]
+    cmd = [wrk, '-t1', f'-c{connections}', f'-d{wrk_seconds(seconds)}s', f'--timeout', f'{timeout_s:g}s', '-s', str(lua), url, '--', str(bodies), path,
+           *([headers['Authorization']] if headers and 'Authorization' in headers else [])]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 60)
     line = next((l for l in out.stdout.splitlines() if l.startswith('WRK_JSON ')), None)
     if line is None: raise RuntimeError(f'wrk printed no figures (exit {out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}')
@@ -346,13 +350,19 @@ def start(kind: str, prep: dict, work: Path) -> Server:
     port = free_port()
     log = work / prep['name'] / f'{kind}.log'
     if kind == 'wildproof':
+        from wildproof import principals
         settings = work / prep['name'] / 'settings.ini'
-        sections = {}
-        for sec, key, val in prep['settings']: sections.setdefault(sec, []).append(f'{key} = {val}\n')   # --setting, grouped by section
-        extra = ''.join(f'[{sec}]\n' + ''.join(lines) for sec, lines in sections.items())
+        people = work / prep['name'] / 'principals.json'   # one client, as a deployment has: wrk sends its bearer token
+        people.unlink(missing_ok=True)
+        token = principals.add_client(people, 'bench', ['predict'])
+        sections = {'access': {'principals_file': str(people)},   # wrk is one client: its rate limit lifted (the check itself still runs)
+                    'serving': {'rate_limit_per_second': '1000000000', 'rate_limit_burst': '1000000000'}}
+        for sec, key, val in prep['settings']: sections.setdefault(sec, {})[key] = val   # --setting, grouped by section
+        extra = ''.join(f'[{sec}]\n' + ''.join(f'{k} = {v}\n' for k, v in kv.items()) for sec, kv in sections.items())
         settings.write_text(f'[store]\nroot = {prep["root"]}\n{extra}')   # the defaults otherwise, whatever settings.ini or WILDPROOF_* is around
         cmd = [sys.executable, '-m', 'wildproof.cli', 'serve', '--model', prep['model'], '--host', '127.0.0.1', '--port', port, *prep['serve_args']]
-        return Server(kind, cmd, server_env(WILDPROOF_SETTINGS=str(settings)), port, '/health', '/predict', log, settings.parent)
+        return Server(kind, cmd, server_env(WILDPROOF_SETTINGS=str(settings)), port, '/health', '/predict', log, settings.parent,
+                      headers={'Authorization': f'Bearer {token}'})
     if kind == 'mlflow':
         exe = Path(sys.executable).parent / 'mlflow'
         cmd = [exe, 'models', 'serve', '-m', f'models:/{prep["model"]}/{prep["version"]}', '--env-manager', 'local', '-h', '127.0.0.1', '-p', port,
@@ -368,7 +378,7 @@ def check_answers(srv: Server, kind: str, prep: dict) -> dict:
     import httpx
     lines = prep['files'][kind].read_text().splitlines()[:3]
     got, ok = [], True
-    with httpx.Client(base_url=srv.url, timeout=60) as c:
+    with httpx.Client(base_url=srv.url, timeout=60, headers=srv.headers) as c:
         for i, body in enumerate(lines):
             r = c.post(srv.predict, content=body.encode(), headers={'content-type': 'application/json'})
             if r.status_code // 100 != 2:
@@ -395,9 +405,9 @@ def bench_store(args, prep: dict, work: Path, lua: Path) -> dict:
             print(f'   {kind}: ' + ("the model's answers" if chk['ok'] else 'ANSWERS DIFFER') + f': {chk["detail"]}', flush=True)
             runs = {}
             for c in args.connections:
-                warm = wrk_run(args.wrk, srv.url, lua, prep['files'][kind], srv.predict, c, args.warmup, args.timeout) if args.warmup > 0 else None
+                warm = wrk_run(args.wrk, srv.url, lua, prep['files'][kind], srv.predict, c, args.warmup, args.timeout, srv.headers) if args.warmup > 0 else None
                 before, (procs, cpu0) = load1(), session_cpu(srv.proc.pid)
-                r = wrk_run(args.wrk, srv.url, lua, prep['files'][kind], srv.predict, c, args.seconds, args.timeout)
+                r = wrk_run(args.wrk, srv.url, lua, prep['files'][kind], srv.predict, c, args.seconds, args.timeout, srv.headers)
                 cpu = session_cpu(srv.proc.pid)[1] - cpu0
                 r.update(load_before=before, load_after=load1(), warmup_errors=warm['errors'] if warm else 0, warmup_requests=warm['requests'] if warm else 0,
                          processes=procs, server_cpu_s=cpu, cpu_ms_per_request=1000 * cpu / max(r['requests'], 1))

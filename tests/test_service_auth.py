@@ -3,7 +3,8 @@ MLflow registry, its clients in a real principals file. Every route but /health 
 scope (401 without or with an unknown one, 403 with the wrong scope), a revoked token is refused within
 `[access] token_reload_seconds`, a client past its burst gets 429 with Retry-After, the OpenAPI document declares the
 scheme, and `--no-auth` is refused beyond 127.0.0.1."""
-import json, time, timeit
+import atexit, functools, json, shutil, tempfile, time, timeit
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,10 +22,12 @@ from wildproof.training import mlflow_release, train
 RELOAD = 0.5   # [access] token_reload_seconds of the servers here
 
 
-@pytest.fixture(scope='module')
-def served(tmp_path_factory):
-    "A small world with v1 in production: (settings file, later records as a client sends them)."
-    d = tmp_path_factory.mktemp('service_auth')
+@functools.cache
+def small_world() -> tuple[Path, list]:
+    """A small world with v1 in production, built once per test session (this module and tests/test_fuzz.py serve it):
+    (its settings file, later records as a client sends them). Each server adds its own clients beside the settings file."""
+    d = Path(tempfile.mkdtemp(prefix='wildproof-served-'))
+    atexit.register(shutil.rmtree, d, True)
     f = d / 'settings.ini'
     f.write_text(f'[store]\nroot = {d / "store"}\n', encoding='utf-8')
     settings = load_settings(f, env={})
@@ -34,6 +37,10 @@ def served(tmp_path_factory):
     mlflow_release(store, settings)
     records = json.loads(rest.drop(columns=[world.target, world.outcome_time_column]).head(50).to_json(orient='records', date_format='iso'))
     return f, records
+
+
+@pytest.fixture(scope='module')
+def served(): return small_world()
 
 
 @pytest.fixture(scope='module')
@@ -95,7 +102,7 @@ def test_each_route_needs_its_scope_and_admin_holds_them_all(srv):
     r = calls(srv, bearer(srv.tokens['outcomes']))['/predict']
     assert one_line(r) == 'client only-outcomes lacks the scope predict (it has outcomes)'
     # a refused request scored nothing: its request id is not in the audit log, beside an accepted one
-    store = Store(srv_store(srv))
+    store = Store(srv.log.parent / 'store')
     with httpx.Client(base_url=srv.url, timeout=30, headers=srv.headers) as c:
         rid = c.post('/predict', json=srv.records[1], headers={'x-request-id': 'refusal-check'}).json()['request_id']
     refused = httpx.post(srv.url + '/predict', json=srv.records[1], headers={**bearer(srv.tokens['outcomes']), 'x-request-id': 'refused-one'}, timeout=30)
@@ -103,10 +110,6 @@ def test_each_route_needs_its_scope_and_admin_holds_them_all(srv):
     time.sleep(0.5)
     ids = set(store.sql("select request_id from predictions where request_id in ('refusal-check', 'refused-one')").request_id)
     assert ids == {rid}
-
-
-def srv_store(srv):
-    return srv.log.parent / 'store'
 
 
 @pytest.mark.timeout(400)

@@ -536,7 +536,8 @@ def _convert(v, kind: str):
         if kind == 'float': return float(x)
         if isinstance(x, float):
             if not math.isfinite(x) or x != int(x): raise ValueError
-            return int(x)
+            x = int(x)
+        if not -2**63 <= x < 2**63: raise ValueError   # no integer column holds it (found by tests/test_fuzz.py: it broke typing the frame)
         return x
     if not isinstance(v, str): raise ValueError
     t = pd.Timestamp(v)

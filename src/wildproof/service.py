@@ -23,8 +23,8 @@ from .scoring import ScoringCore
 log = logging.getLogger('wildproof.service')
 
 # %% auto #0
-__all__ = ['log', 'LOCAL_HOSTS', 'record_schema', 'check_binding', 'RateLimiter', 'token_checker', 'create_app', 'serve',
-           'serve_in_thread', 'serve_in_process']
+__all__ = ['log', 'LOCAL_HOSTS', 'record_schema', 'check_binding', 'RateLimiter', 'token_checker', 'RequestRefused', 'parse_json',
+           'request_records', 'create_app', 'serve', 'serve_in_thread', 'serve_in_process']
 
 # %% ../../nbs/13_service.ipynb #9e02c78e
 _json_type = dict(integer='integer', float='number', boolean='boolean', string='string', timestamp='string', date='string')
@@ -108,6 +108,28 @@ def _gatekeeper(settings, auth: str):
         return caller
     return needs
 
+# %% ../../nbs/13_service.ipynb #b7e2a002
+class RequestRefused(WildproofError):
+    "A request refused as a whole: `status` (400, 413 or 422) and a one-line reason."
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason); self.status = status
+
+def parse_json(body: bytes):
+    "The JSON value of a request body, or `RequestRefused` (400) saying why it is not JSON."
+    try: return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e: raise RequestRefused(400, f'malformed JSON: {e}') from None   # JSONDecodeError is a ValueError, so is a 5,000-digit number
+    except RecursionError: raise RequestRefused(400, 'malformed JSON: nested too deeply') from None
+
+def request_records(payload, max_records: int) -> list:
+    "The records of a /predict body's JSON value: an object, an array of them, or {\"records\": [...]}; `RequestRefused` (422, 413) otherwise."
+    if isinstance(payload, dict) and set(payload) == {'records'}: records = payload['records']
+    elif isinstance(payload, dict): records = [payload]
+    else: records = payload
+    if not isinstance(records, list): raise RequestRefused(422, 'expected a record (an object), an array of records, or {"records": [...]}')
+    if not records: raise RequestRefused(422, 'no records to score')
+    if len(records) > max_records: raise RequestRefused(413, f'{len(records)} records, more than the {max_records} allowed per request ([serving] max_records)')
+    return records
+
 # %% ../../nbs/13_service.ipynb #d63f3352
 _REQUEST_ID = re.compile(r'^[A-Za-z0-9._:-]{1,100}$')
 
@@ -145,9 +167,8 @@ def create_app(core: ScoringCore, *, auth: str | None = None):
     async def parsed(request: Request):
         body = await body_of(request)
         if body is None: return err(413, f'request body over the limit of {st.max_body_kb} KB ([serving] max_body_kb)')
-        try: return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e: return err(400, f'malformed JSON: {e}')
-        except RecursionError: return err(400, 'malformed JSON: nested too deeply')
+        try: return parse_json(body)
+        except RequestRefused as e: return err(e.status, str(e))
 
     rec = record_schema(core.contract)
     body_schema = {'oneOf': [rec, {'type': 'array', 'items': rec}, {'type': 'object', 'properties': {'records': {'type': 'array', 'items': rec}}, 'required': ['records']}]}
@@ -157,12 +178,8 @@ def create_app(core: ScoringCore, *, auth: str | None = None):
     async def predict(request: Request):
         payload = await parsed(request)
         if isinstance(payload, JSONResponse): return payload
-        if isinstance(payload, dict) and set(payload) == {'records'}: records = payload['records']
-        elif isinstance(payload, dict): records = [payload]
-        else: records = payload
-        if not isinstance(records, list): return err(422, 'expected a record (an object), an array of records, or {"records": [...]}')
-        if not records: return err(422, 'no records to score')
-        if len(records) > st.max_records: return err(413, f'{len(records)} records, more than the {st.max_records} allowed per request ([serving] max_records)')
+        try: records = request_records(payload, st.max_records)
+        except RequestRefused as e: return err(e.status, str(e))
         rid = request.headers.get('x-request-id')
         if rid is not None and not _REQUEST_ID.match(rid): return err(400, 'X-Request-ID must be 1 to 100 letters, digits or ._:-')
         try: res = await asyncio.wrap_future(core.submit(records, request_id=rid))   # scored with the requests that came meanwhile
