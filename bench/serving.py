@@ -372,14 +372,23 @@ def free_port() -> int:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
+_AUTH: dict = {}   # the bearer token of the client start_service made, sent by client_run
+
+
 def start_service(settings_file: Path, log_file: Path):
-    "`wildproof serve` in its own process; returns (process, base URL) once GET /health answers 200."
+    """`wildproof serve` in its own process; returns (process, base URL) once GET /health answers 200. Its one client's token
+    (scope predict, in a principals file beside the settings) is in `_AUTH`; that client's rate limit is lifted."""
     import httpx
+    from wildproof import principals
+    people = settings_file.parent / 'bench-principals.json'
+    people.unlink(missing_ok=True)
+    _AUTH['Authorization'] = 'Bearer ' + principals.add_client(people, 'bench', ['predict'])
     port = free_port()
     exe = Path(sys.executable).parent / 'wildproof'
     cmd = [str(exe), 'serve', '--port', str(port)] if exe.exists() else [sys.executable, '-m', 'wildproof.cli', 'serve', '--port', str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith('WILDPROOF_')}
-    env.update(WILDPROOF_SETTINGS=str(settings_file), OMP_NUM_THREADS='1', MLFLOW_DISABLE_TELEMETRY='true')
+    env.update(WILDPROOF_SETTINGS=str(settings_file), OMP_NUM_THREADS='1', MLFLOW_DISABLE_TELEMETRY='true', WILDPROOF_ACCESS_PRINCIPALS_FILE=str(people),
+               WILDPROOF_SERVING_RATE_LIMIT_PER_SECOND='1000000000', WILDPROOF_SERVING_RATE_LIMIT_BURST='1000000000')
     log = open(log_file, 'w')
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings_file.parent)
     log.close()   # the child has its own copy
@@ -406,7 +415,7 @@ def client_run(url: str, recs: list, warmup: int, timed: int, offset: int = 0) -
     "One keep-alive client: `warmup` untimed requests, then `timed` timed ones; (latencies in ms of the 200 answers, failed requests)."
     import httpx
     lat, bad = [], 0
-    with httpx.Client(base_url=url, timeout=30) as c:
+    with httpx.Client(base_url=url, timeout=30, headers=_AUTH) as c:
         for i in range(warmup + timed):
             body = json.dumps(recs[(offset + i) % len(recs)]).encode()
             t = time.perf_counter()

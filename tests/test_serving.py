@@ -225,7 +225,7 @@ def sacrificial_version(store: Store) -> tuple[str, list[Path]]:
 
 # ---------------------------------------------------------------------------------------------------- basics
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)   # the first test of a module also waits for its world and a server: minutes at a load average of 10
 def test_health_version_and_docs(shared):
     srv, store, _ = shared
     assert 'credit_risk v1 (production), challenger v2 (staging)' in srv.output
@@ -244,7 +244,7 @@ def test_health_version_and_docs(shared):
     assert '"income"' in body and '"east"' in body   # the record schema comes from the data contract (a region category)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)   # the first test of a module also waits for its world and a server: minutes at a load average of 10
 def test_answers_are_the_models_and_are_in_the_audit_log(shared, trained):
     srv, store, _ = shared
     recs = trained.records
@@ -283,7 +283,7 @@ def test_answers_are_the_models_and_are_in_the_audit_log(shared, trained):
     assert (len(o), o.outcome.iloc[0], o.source.iloc[0]) == (1, 1.0, 'rest')
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)   # the first test of a module also waits for its world and a server: minutes at a load average of 10
 def test_client_errors_are_4xx_and_refusals_are_logged(shared, trained):
     srv, store, _ = shared
     c, recs = srv.client, trained.records
@@ -346,7 +346,7 @@ def test_deeply_nested_json_is_a_client_error(shared):
     assert r.status_code == 400, (r.status_code, r.text[:200])
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)   # the first test of a module also waits for its world and a server: minutes at a load average of 10
 def test_load_every_answer_audited(shared, trained, capsys):
     srv, store, settings = shared
     recs, stop, lock = trained.records[:500], threading.Event(), threading.Lock()
