@@ -41,6 +41,9 @@ def _rewrite(node):
     if isinstance(node, exp.Anonymous) and node.name.lower() == 'isfinite':
         # NaN is larger than every double in Spark (as in DuckDB), so it fails `<`; ±inf fail it too; NULL stays NULL
         return exp.LT(this=exp.Abs(this=node.expressions[0].copy()), expression=exp.cast(exp.Literal.string('Infinity'), 'DOUBLE'))
+    if isinstance(node, exp.IsInf):
+        # DuckDB's isinf(x); sqlglot writes Spark's as IS_INF, which Spark does not have
+        return exp.EQ(this=exp.Abs(this=node.this.copy()), expression=exp.cast(exp.Literal.string('Infinity'), 'DOUBLE'))
     if isinstance(node, exp.PercentileDisc) and isinstance(node.args.get('expression'), exp.Array):
         # DuckDB's quantile_disc(v, [q, ...]) is Spark's percentile_disc(array(q, ...)) WITHIN GROUP (ORDER BY v): both the
         # smallest value whose cumulative share reaches q. sqlglot 30 writes Spark's as PERCENTILE_APPROX, so it is written here.
@@ -112,6 +115,12 @@ class _Result:
 
     def df(self) -> pd.DataFrame: return _run(self.frame.toPandas)
 
+    def to_arrow_table(self):
+        "The result as an Arrow table."
+        return _run(self.frame.toArrow)
+
+    arrow = to_arrow_table
+
 
 def _run(f):
     try: return f()
@@ -141,13 +150,14 @@ class SparkEngine:
         self.spark = spark or spark_session(master, options)
         self.delta = bool(delta)
 
-    def execute(self, sql: str, parameters=None) -> _Result:
-        "The DuckDB query `sql`, run on Spark."
-        if parameters: raise QueryError('the Spark engine takes no query parameters: write the values into the query')
+    def execute(self, sql: str, parameters: dict | None = None) -> _Result:
+        "The DuckDB query `sql`, run on Spark; `$name` parameters (a dict) become Spark's named parameters `:name`."
+        if parameters is not None and not isinstance(parameters, dict):
+            raise QueryError('the Spark engine takes named parameters ($name and a dict), not positional ones')
         q = spark_sql(sql)
-        return _Result(_run(lambda: self.spark.sql(q)))
+        return _Result(_run(lambda: self.spark.sql(q, args=parameters or None)))
 
-    def sql(self, sql: str): return self.execute(sql)
+    def sql(self, sql: str, params: dict | None = None) -> _Result: return self.execute(sql, params)
 
     def register(self, name: str, data) -> SparkEngine:
         "Make `data` (a pandas DataFrame, an Arrow table or a Spark DataFrame) the temporary view `name`."
