@@ -258,7 +258,7 @@ def cmd_promote(args):
     store = _store(args)
     r = promote(store, args.model, args.version, to=args.to, principal=_principal(args, 'promote'), reason=args.reason or '', settings=args.settings)
     print(f'{r["model"]} v{r["version"]} is now {r["stage"]}' + (f' (was v{r["previous"]})' if r['previous'] else '')
-          + f'; {_cards_line(write_cards(store, r["model"], r["moved"]))}')
+          + f'; {_cards_line(write_cards(store, r["model"], r["moved"], args.settings))}')
 
 
 def cmd_rollback(args):
@@ -266,7 +266,7 @@ def cmd_rollback(args):
     from wildproof.cards import write_cards
     store = _store(args)
     r = rollback(store, args.model, principal=_principal(args, 'rollback'), reason=args.reason or '', settings=args.settings)
-    print(f'{r["model"]} rolled back: v{r["version"]} is production again (v{r["previous"]} archived); {_cards_line(write_cards(store, r["model"], r["moved"]))}')
+    print(f'{r["model"]} rolled back: v{r["version"]} is production again (v{r["previous"]} archived); {_cards_line(write_cards(store, r["model"], r["moved"], args.settings))}')
 
 
 def cmd_card(args):
