@@ -194,3 +194,37 @@ def test_contract_failing_rows_match_duckdb(spark, tmp_path):
     assert a[['row', 'row_key', 'i']].values.tolist() == b[['row', 'row_key', 'i']].values.tolist()
     assert a.value.tolist() == b.value.tolist()
     con.close()
+
+
+def test_validate_on_spark_matches_duckdb(spark, tmp_path):
+    """`validate(..., engine='spark')` against `engine='duckdb'` on a car-loan batch with data-quality faults and a duplicated
+    key: the same status, counts per rule, and quarantined rows with their rules and values, written to the store."""
+    if not (CAR_LOAN / 'dq_analysis.csv').is_file(): pytest.skip(f'the car loan data set is not at {CAR_LOAN}')
+    from datetime import datetime
+    from wildproof.contracts import infer_contract, validate
+    from wildproof.datasets import ingest
+    from wildproof.settings import load_settings
+    from wildproof.store import Store
+    store = Store(tmp_path / 'store')
+    (tmp_path / 'settings.ini').write_text(f'[store]\nroot = {store.root}\n', encoding='utf-8')
+    settings = load_settings(tmp_path / 'settings.ini', env={})
+    contract = infer_contract(store, ingest(store, 'car_loan', CAR_LOAN / 'reference.csv'), key='id', time_column='timestamp',
+                              exclude=['repaid'], settings=settings).register(store)
+    batch = pd.read_csv(CAR_LOAN / 'dq_analysis.csv').iloc[:20_000]
+    batch = pd.concat([batch, batch.iloc[:7]], ignore_index=True)               # seven duplicated keys
+    snap = ingest(store, 'car_loan_batch', batch)
+    now = datetime(2030, 1, 1)
+    a = validate(store, snap, contract, settings=settings, now=now, engine='duckdb')
+    b = validate(store, snap, contract, settings=settings, now=now, engine='spark')
+    assert a.validation_id != b.validation_id
+    assert (a.status, a.rows_accepted, a.rows_quarantined, a.rows_rejected) == (b.status, b.rows_accepted, b.rows_quarantined, b.rows_rejected)
+    # a rule's examples are its first three failing rows in the order the engine returns them (neither orders them)
+    strip = lambda rules: [{k: v for k, v in r.items() if k != 'examples'} for r in rules]
+    assert strip(a.rules) == strip(b.rules) and a.problems == b.problems
+    assert a.rows_quarantined > 7 and any(r['rule'] == 'unique_key' and r['failed'] == 7 for r in a.rules)
+    qa, qb = a.quarantined(), b.quarantined()
+    cols = ['row', 'row_key', 'rule', 'column', 'value', 'reason']
+    assert qa[cols].values.tolist() == qb[cols].values.tolist()
+    for r in b.rules:                                                           # Spark's examples are real failing values
+        values = set(qb[(qb.rule == r['rule']) & (qb.column == r['column'])].value)
+        assert len(r['examples']) == min(3, r['failed']) and set(r['examples']) <= values, r

@@ -408,8 +408,10 @@ def _failing(con, rules: list[dict], filters: list[str], params: dict, have, key
                    f'FROM batch b WHERE {" OR ".join(filters)})', params=params).to_arrow_table()
 
 # %% ../../nbs/03_contracts.ipynb #563616d1
-def validate(store: Store, snapshot, contract: Contract, *, settings=None, now: datetime | None = None, raise_on_reject: bool = False) -> Validation:
-    "Validate the batch `snapshot` against `contract`: quarantine failing rows, record the result, and return it."
+def validate(store: Store, snapshot, contract: Contract, *, settings=None, now: datetime | None = None, raise_on_reject: bool = False,
+             engine: str | None = None) -> Validation:
+    """Validate the batch `snapshot` against `contract`: quarantine failing rows, record the result, and return it.
+    `engine` ('duckdb' or 'spark'; default `[engine] kind`) runs the checks' SQL there (decision 0018); the results are the same."""
     t0 = time.perf_counter()
     settings = settings or load_settings()
     snap = get_snapshot(store, snapshot)
@@ -426,8 +428,14 @@ def validate(store: Store, snapshot, contract: Contract, *, settings=None, now: 
     if extra:
         if contract.extra_columns == 'reject': broken = True; problems.append(f'unknown column{"s" if len(extra) > 1 else ""} {", ".join(extra)}')
         elif not missing: problems.append(f'warning: unknown column{"s" if len(extra) > 1 else ""} {", ".join(extra)} ignored (the raw snapshot keeps them)')
-    con = store.connect([])
-    con.register('batch', snapshot_dataset(store, snap))
+    kind = engine or settings.get('engine', {}).get('kind') or 'duckdb'
+    if kind == 'duckdb':
+        con = store.connect([])
+        con.register('batch', snapshot_dataset(store, snap))
+    else:                                                    # the same SQL on Spark, over the same Parquet files
+        from wildproof.engine import connect
+        con = connect(settings, kind)
+        con.read_parquet('batch', snapshot_dataset(store, snap).files)
     for col, r in contract.columns.items():
         h = have.get(col, r.kind)
         if h == r.kind or h is None or (h, r.kind) in _compatible: continue
@@ -459,6 +467,7 @@ def validate(store: Store, snapshot, contract: Contract, *, settings=None, now: 
             dup = con.sql(f'SELECT b.{ROW} AS "row", CAST(b.{_q(key)} AS VARCHAR) AS row_key, CAST({j} AS INTEGER) AS i, left(CAST(b.{_q(key)} AS VARCHAR), 200) AS value '
                           f'FROM batch b JOIN dups ON b.{_q(key)} = dups.k WHERE b.{ROW} <> dups.first_row').to_arrow_table()
             fails = pa.concat_tables([fails.cast(dup.schema), dup])
+        if kind != 'duckdb': fails = fails.cast(pa.schema([('row', pa.int64()), ('row_key', pa.string()), ('i', pa.int32()), ('value', pa.string())]))
         idx = fails['i'].to_numpy()
         per_rule = np.bincount(idx, minlength=len(rules)) if len(idx) else np.zeros(len(rules), int)
         q_rows = len(np.unique(fails['row'].to_numpy())) if len(idx) else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -151,9 +152,15 @@ class SparkEngine:
         self.delta = bool(delta)
 
     def execute(self, sql: str, parameters: dict | None = None) -> _Result:
-        "The DuckDB query `sql`, run on Spark; `$name` parameters (a dict) become Spark's named parameters `:name`."
+        """The DuckDB query `sql`, run on Spark; `$name` parameters (a dict) become Spark's named parameters `:name`.
+        `CREATE TEMP TABLE name AS query` makes a cached temporary view."""
         if parameters is not None and not isinstance(parameters, dict):
             raise QueryError('the Spark engine takes named parameters ($name and a dict), not positional ones')
+        m = re.match(r'(?is)\s*CREATE\s+(?:TEMP|TEMPORARY)\s+TABLE\s+(\w+)\s+AS\s+(.*)$', sql)
+        if m:
+            frame = self.execute(m.group(2), parameters).frame.cache()
+            frame.createOrReplaceTempView(m.group(1))
+            return _Result(frame.limit(0))
         q = spark_sql(sql)
         return _Result(_run(lambda: self.spark.sql(q, args=parameters or None)))
 
@@ -180,6 +187,13 @@ class SparkEngine:
             if not files: raise EngineError(f'the Delta table {str(path)!r} has no data files at version {version}')
             frame = _run(lambda: self.spark.read.parquet(*files))
         frame.createOrReplaceTempView(name)
+        return self
+
+    def read_parquet(self, name: str, files) -> SparkEngine:
+        "Make the Parquet `files` the temporary view `name`."
+        files = [str(f) for f in files]
+        if not files: raise EngineError(f'no Parquet files to read as {name!r}')
+        _run(lambda: self.spark.read.parquet(*files)).createOrReplaceTempView(name)
         return self
 
     def unregister(self, name: str) -> None: self.spark.catalog.dropTempView(name)
