@@ -44,7 +44,7 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def child(kind: str, files: dict, cores: int, driver_memory: str, out: str) -> None:
+def child(kind: str, files: dict, cores: int, driver_memory: str, out: str, profile_json: str | None = None) -> None:
     os.environ['MLFLOW_DISABLE_TELEMETRY'] = 'true'
     from drift import NUMERIC, CATEGORICAL
     from wildproof import drift as dm
@@ -60,7 +60,10 @@ def child(kind: str, files: dict, cores: int, driver_memory: str, out: str) -> N
         con = SparkEngine(spark_session(f'local[{cores}]', {'spark.driver.memory': driver_memory}))
         for side in ('ref', 'cur'): con.spark.read.parquet(files[side]).createOrReplaceTempView(side)
     res['start_s'] = time.perf_counter() - t
-    t = time.perf_counter(); prof = dm.profile(con, 'ref', columns); res['profile_s'] = time.perf_counter() - t
+    if profile_json:                                   # the other engine's profile (--no-spark-profile)
+        prof, res['profile_s'] = dm.Profile.from_dict(json.loads(Path(profile_json).read_text())['profile']), float('nan')
+    else:
+        t = time.perf_counter(); prof = dm.profile(con, 'ref', columns); res['profile_s'] = time.perf_counter() - t
     t = time.perf_counter(); d = dm.drift(con, 'cur', prof, reference='ref'); res['drift_s'] = time.perf_counter() - t
     res['peak_mb'] = _vmhwm(os.getpid()) + sum(_vmhwm(c) for c in _children(os.getpid()))
     res['drift'] = d.to_dict('list')
@@ -68,11 +71,16 @@ def child(kind: str, files: dict, cores: int, driver_memory: str, out: str) -> N
     Path(out).write_text(json.dumps(res, default=float))
 
 
-def run(kind: str, files: dict, cores: int, driver_memory: str, tmp: Path) -> dict:
-    out = tmp / f'{kind}.json'
-    subprocess.run([sys.executable, __file__, '--child', kind, '--files', json.dumps(files), '--cores', str(cores),
-                    '--driver-memory', driver_memory, '--out', str(out)], check=True,
-                   stderr=subprocess.DEVNULL if kind == 'spark' else None)
+def run(kind: str, files: dict, cores: int, driver_memory: str, tmp: Path, profile_json: str | None = None) -> dict:
+    out, log = tmp / f'{kind}.json', tmp / f'{kind}.log'
+    with open(log, 'w') as err:
+        p = subprocess.run([sys.executable, __file__, '--child', kind, '--files', json.dumps(files), '--cores', str(cores),
+                            '--driver-memory', driver_memory, '--out', str(out)] + (['--profile-json', profile_json] if profile_json else []),
+                           stderr=err)
+    if p.returncode:
+        lines = [l for l in log.read_text(errors='replace').splitlines() if 'Error' in l or 'Exception' in l]
+        print(f'{kind} failed (exit {p.returncode}): {lines[-1][:300] if lines else "see its log"}')
+        return None
     return json.loads(out.read_text())
 
 
@@ -95,20 +103,25 @@ def main(argv=None):
     ap.add_argument('--cores', type=int, default=2)
     ap.add_argument('--driver-memory', default='4g')
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--no-spark-profile', action='store_true', help="Spark computes the drift from DuckDB's profile (the profile is made once per model)")
+    ap.add_argument('--profile-json')
     ap.add_argument('--child'); ap.add_argument('--files'); ap.add_argument('--out')
     a = ap.parse_args(argv)
-    if a.child: return child(a.child, json.loads(a.files), a.cores, a.driver_memory, a.out)
+    if a.child: return child(a.child, json.loads(a.files), a.cores, a.driver_memory, a.out, a.profile_json)
     from drift import generate
     for n in a.sizes:
         tmp = Path(tempfile.mkdtemp(prefix='spark_drift_'))
         try:
             files = generate(tmp, n, a.seed)
             files = {k: files[k] for k in ('ref', 'cur')}
-            r = {k: run(k, files, a.cores, a.driver_memory, tmp) for k in ('duckdb', 'spark')}
+            r = {'duckdb': run('duckdb', files, a.cores, a.driver_memory, tmp)}
+            r['spark'] = run('spark', files, a.cores, a.driver_memory, tmp, str(tmp / 'duckdb.json') if a.no_spark_profile else None)
             load = os.getloadavg()
             print(f'\n{n:,} rows per side, 20 columns; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}')
             print(f'{"engine":8} {"start s":>8} {"profile s":>10} {"drift s":>8} {"peak MB":>8}')
-            for k, x in r.items(): print(f'{k:8} {x["start_s"]:8.2f} {x["profile_s"]:10.2f} {x["drift_s"]:8.2f} {x["peak_mb"]:8.0f}')
+            for k, x in r.items():
+                if x: print(f'{k:8} {x["start_s"]:8.2f} {x["profile_s"]:10.2f} {x["drift_s"]:8.2f} {x["peak_mb"]:8.0f}')
+            if not (r['duckdb'] and r['spark']): continue
             d, s = r['duckdb'], r['spark']
             print(f'spark / duckdb: drift {s["drift_s"] / d["drift_s"]:.1f}x, profile {s["profile_s"] / d["profile_s"]:.1f}x, peak memory {s["peak_mb"] / d["peak_mb"]:.1f}x')
             print('drift results:', same(d['drift'], s['drift']))

@@ -196,7 +196,7 @@ def test_contract_failing_rows_match_duckdb(spark, tmp_path):
     con.close()
 
 
-def test_validate_on_spark_matches_duckdb(spark, tmp_path):
+def test_validate_on_spark_matches_duckdb(spark, tmp_path, capsys, monkeypatch):
     """`validate(..., engine='spark')` against `engine='duckdb'` on a car-loan batch with data-quality faults and a duplicated
     key: the same status, counts per rule, and quarantined rows with their rules and values, written to the store."""
     if not (CAR_LOAN / 'dq_analysis.csv').is_file(): pytest.skip(f'the car loan data set is not at {CAR_LOAN}')
@@ -228,3 +228,10 @@ def test_validate_on_spark_matches_duckdb(spark, tmp_path):
     for r in b.rules:                                                           # Spark's examples are real failing values
         values = set(qb[(qb.rule == r['rule']) & (qb.column == r['column'])].value)
         assert len(r['examples']) == min(3, r['failed']) and set(r['examples']) <= values, r
+    # the command line: `wildproof validate SNAPSHOT --contract NAME --engine spark` says the same
+    from wildproof.cli import main
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(['--store', str(store.root), 'validate', snap.snapshot_id, '--contract', contract.name, '--engine', 'spark']) == (0 if a.ok else 1)
+    out = capsys.readouterr().out
+    assert f'{a.status}: {snap.snapshot_id}' in out and f'{a.rows_quarantined:,} quarantined' in out, out

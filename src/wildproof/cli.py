@@ -121,7 +121,7 @@ def cmd_validate(args):
     if Path(args.batch).exists():
         snap = ingest(store, args.dataset or contract.dataset or contract.name, args.batch, encoding=args.encoding)
     else: snap = get_snapshot(store, args.batch)
-    v = validate(store, snap, contract, settings=args.settings)
+    v = validate(store, snap, contract, settings=args.settings, engine=args.engine)
     print(f'{v.status}: {v.snapshot_id} against {v.contract} v{v.contract_version}: {v.rows_in:,} rows in, {v.rows_accepted:,} accepted, '
           f'{v.rows_quarantined:,} quarantined, {v.rows_rejected:,} rejected with the batch  (validation {v.validation_id})')
     for p in v.problems: print(f'  - {p}')
@@ -685,6 +685,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--contract', required=True, help='contract name in the store, or a contract YAML file')
     s.add_argument('--dataset', help='dataset to ingest a file into (default: the contract\'s dataset)')
     s.add_argument('--encoding', default='utf-8', help='text encoding of a CSV file (default utf-8)')
+    s.add_argument('--engine', choices=['duckdb', 'spark'], help='where the checks run (default: [engine] kind; spark: decision 0018)')
     s = add('quarantine', cmd_quarantine, 'List quarantined rows with the rule they broke and why')
     s.add_argument('--validation', help='only this validation id'); s.add_argument('--dataset', help='only this dataset')
     s.add_argument('--snapshot', help='only this snapshot'); s.add_argument('--rule', help='only this rule (range, category, ...)')
