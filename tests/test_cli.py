@@ -105,18 +105,31 @@ def test_demo_at_its_default_size_promotes_a_champion_with_a_card(default_demo):
     out, tmp_path = default_demo.out, default_demo.root
     assert 'CAUGHT' in out and 'gate (low-risk policy): PASSED' in out
     assert 'model spec credit_risk v1: binary on defaulted, approve below 0.25 and decline at or above' in out
-    assert 'refused: promotion of credit_risk v1 to production refused: no technical approval; no business approval' in out
-    assert 'tara already approved' in out and 'promoted to production' in out
+    # the separation of duties with the demo's own people: one refusal of each kind, each naming its rule and what is missing
+    assert ('refused (no approvals): promotion of credit_risk v1 to production refused: no technical approval; no business approval '
+            '([policy_low] approvals = technical, business)') in out
+    assert "refused (impersonation): cannot act as 'otto': wrong password" in out
+    assert 'refused (the author approving): [policy_low] author_may_approve = false: dana trained or registered credit_risk v1, so may not approve it' in out
+    assert 'refused (a missing role): approval of credit_risk v1 refused: bo may not do this: a technical approval needs validator; bo has business_owner' in out
+    assert 'refused (one person, two roles): tara already approved credit_risk v1 (as technical)' in out
+    assert 'promoted to production by otto (operator)' in out
+    people = tmp_path / 'store' / 'demo' / 'principals.json'
+    assert people.stat().st_mode & 0o777 == 0o600 and 'scrypt:' in people.read_text() and 'sha256:' in people.read_text()
     card = (tmp_path / 'store' / 'cards' / 'credit_risk' / 'v1' / 'card.md').read_text()
     assert 'ROC AUC' in card and 'tara (technical)' in card and 'bo (business)' in card and 'loans_reference@' in card
     models = run('--store', tmp_path / 'store', 'models', '--history', 'credit_risk', cwd=tmp_path).stdout
-    assert 'production' in models and 'promote' in models
+    assert 'production' in models and 'promote' in models and 'otto' in models
+    assert 'governance record: ok' in run('--store', tmp_path / 'store', 'governance', 'verify', cwd=tmp_path,
+                                           env={'WILDPROOF_ACCESS_PRINCIPALS_FILE': str(people)}).stdout
     # serving: batch, a challenger in shadow then on a canary, replay, champion-challenger, promotion and rollback in the running service
     assert 'not scored: 2024-10-07/2024-10-13 (rejected by the gate)' in out
     assert 'challenger credit_risk v2' in out and 'gate PASSED' in out
     assert 'v2 shadowed every one' in out and 'answered by the canary v2' in out
+    # the REST service is locked: a request without a token is refused (401), one with the outcomes feed's token on /predict too (403)
+    assert re.search(r"the REST service refuses whoever lacks a token with the scope: no token: 401 \(no bearer token.*?\); "
+                     r"the outcomes feed's token: 403 \(client outcomes-feed lacks the scope predict", out), out
     assert 'champion-challenger on loans_challenge@' in out and ': PASSED' in out
-    assert 'the running service answered with v2' in out and 'rolled back: v1 again' in out
+    assert 'otto promoted v2 (approved by tara and bo): the running service answered with v2' in out and 'rolled back: v1 again' in out
     assert 'audit log verified' in out and 'chain intact' in out
     assert (tmp_path / 'store' / 'demo' / 'serving.png').stat().st_size > 10_000
     verify = run('--store', tmp_path / 'store', 'audit', 'verify', cwd=tmp_path)
