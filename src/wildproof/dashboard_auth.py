@@ -11,7 +11,6 @@ from panel.auth import BasicAuthProvider
 from wildproof.principals import AccessError, login
 
 PRINCIPALS_FILE = os.environ.get('WILDPROOF_ACCESS_PRINCIPALS_FILE')   # no file: nobody logs in
-USERS_FILE = PRINCIPALS_FILE   # the name before issue 21
 
 _panel = BasicAuthProvider()
 get_user, login_url, logout_url, LogoutHandler = _panel.get_user, _panel.login_url, _panel.logout_url, _panel.logout_handler
