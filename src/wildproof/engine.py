@@ -2,8 +2,8 @@
 
 The statistics are written once, as DuckDB SQL (wildproof.drift, wildproof.contracts). `SparkEngine` runs that same SQL on
 Spark: it transpiles each query with sqlglot (DuckDB dialect to Spark's) and rewrites the two functions whose Spark
-counterpart differs (`isfinite`, which Spark lacks, and `floor`, which Spark returns as a BIGINT that overflows under ANSI
-mode), then hands the small result back with the DuckDB connection's interface (`execute(sql).fetchall()`, `.df()`,
+counterpart differs (`isfinite` and `isinf`, which Spark lacks; `floor`, which Spark returns as a BIGINT that overflows under
+ANSI mode; `quantile_disc`; `arg_max`, whose NULLs Spark's `max_by` treats otherwise; `UNION BY NAME`, which Spark lacks), then hands the small result back with the DuckDB connection's interface (`execute(sql).fetchall()`, `.df()`,
 `.description`), so a calculator takes either. See docs/decisions/0018-spark-engine.md.
 """
 from __future__ import annotations
@@ -49,12 +49,37 @@ def _rewrite(node):
         # DuckDB's quantile_disc(v, [q, ...]) is Spark's percentile_disc(array(q, ...)) WITHIN GROUP (ORDER BY v): both the
         # smallest value whose cumulative share reaches q. sqlglot 30 writes Spark's as PERCENTILE_APPROX, so it is written here.
         return exp.Var(this=f"PERCENTILE_DISC({node.expression.sql(dialect='spark')}) WITHIN GROUP (ORDER BY {node.this.sql(dialect='spark')})")
+    if isinstance(node, exp.ArgMax) and not isinstance(node.this, exp.Star):
+        # DuckDB's arg_max(x, y) takes x at the largest y among the rows where x is not NULL; Spark's max_by(x, y) takes it among
+        # all rows (a NULL x wins if its y is largest). So y is hidden where x is NULL: max_by skips a NULL y.
+        x = node.this
+        return exp.ArgMax(this=x.copy(), expression=exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=x.copy(), expression=exp.Null())),
+                                                                          true=node.expression.copy())]))
+    if isinstance(node, exp.Union) and node.args.get('by_name'):
+        return _by_position(node)
     if isinstance(node, exp.Floor) and not node.args.get('decimals'):
         # DuckDB's floor of a DOUBLE is a DOUBLE (±inf and NaN stay); Spark's is a BIGINT, an overflow error past 2**63
         x = node.this
         return exp.Case(ifs=[exp.If(this=exp.GTE(this=exp.Abs(this=x.copy()), expression=_parse(_TWO52)), true=x.copy())],
                         default=exp.cast(exp.Floor(this=x.copy()), 'DOUBLE'))
     return node
+
+
+def _by_position(node):
+    """DuckDB's `UNION [ALL] BY NAME`, which Spark SQL lacks, as a positional union: the right side's columns put in the order of
+    the left side's names. Refused when a side's names are not known (a `*`) or differ."""
+    from sqlglot import exp
+    left, right = node.this.named_selects, node.expression
+    names = right.named_selects if isinstance(right, exp.Select) else []
+    if not left or '*' in left or sorted(left) != sorted(names) or len(set(names)) != len(names):
+        raise QueryError('UNION BY NAME on Spark needs both sides to name the same columns, without *')
+    by = {e.alias_or_name: e for e in right.expressions}
+    right = right.copy()
+    right.set('expressions', [by[n].copy() for n in left])
+    out = node.copy()
+    out.set('by_name', None)
+    out.set('expression', right)
+    return out
 
 
 def _parse(sql: str):
@@ -167,7 +192,10 @@ class SparkEngine:
     def sql(self, sql: str, params: dict | None = None) -> _Result: return self.execute(sql, params)
 
     def register(self, name: str, data) -> SparkEngine:
-        "Make `data` (a pandas DataFrame, an Arrow table or a Spark DataFrame) the temporary view `name`."
+        """Make `data` (a pandas DataFrame, an Arrow table, a pyarrow dataset of Parquet files, or a Spark DataFrame) the temporary
+        view `name`. A Parquet dataset (what `wildproof.datasets.snapshot_dataset` gives) is read by Spark from its files."""
+        if hasattr(data, 'files') and getattr(getattr(data, 'format', None), 'default_extname', None) == 'parquet':
+            return self.read_parquet(name, data.files)
         if not hasattr(data, 'createOrReplaceTempView'):
             import pyarrow as pa
             if isinstance(data, pa.Table): data = data.to_pandas()
@@ -175,9 +203,18 @@ class SparkEngine:
         data.createOrReplaceTempView(name)
         return self
 
-    def read_delta(self, name: str, path, version: int | None = None) -> SparkEngine:
+    def view(self, name: str, sql: str, parameters: dict | None = None) -> SparkEngine:
+        "Make the DuckDB query `sql` (run on Spark, with its `$name` parameters) the temporary view `name` (not cached)."
+        self.execute(sql, parameters).frame.createOrReplaceTempView(name)
+        return self
+
+    def read_delta(self, name: str, path, version: int | None = None, *, schema=None) -> SparkEngine:
         """Make the Delta table at `path` (at `version`, the newest if None) the temporary view `name`: with Spark's Delta
-        reader when `delta` (the Delta Lake jars on the cluster), else through the Parquet files its log lists."""
+        reader when `delta` (the Delta Lake jars on the cluster), else through the Parquet files its log lists. `schema` (an
+        Arrow schema): an empty view of it when the table does not exist yet or has no rows."""
+        if schema is not None and (not (Path(path) / '_delta_log').is_dir() or (not self.delta and not delta_files(path, version))):
+            _run(lambda: self.spark.createDataFrame(schema.empty_table())).createOrReplaceTempView(name)
+            return self
         if self.delta:
             r = self.spark.read.format('delta')
             if version is not None: r = r.option('versionAsOf', int(version))
@@ -196,7 +233,11 @@ class SparkEngine:
         _run(lambda: self.spark.read.parquet(*files)).createOrReplaceTempView(name)
         return self
 
-    def unregister(self, name: str) -> None: self.spark.catalog.dropTempView(name)
+    def unregister(self, name: str) -> None:
+        "Drop the temporary view `name` (and its cached rows, if it was cached)."
+        try: self.spark.catalog.uncacheTable(name)
+        except Exception: pass   # (not cached, or already gone)
+        self.spark.catalog.dropTempView(name)
 
     def close(self) -> None: pass           # the session lives as long as the process
 

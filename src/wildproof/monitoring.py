@@ -517,22 +517,82 @@ def reference_thresholds(ref: Reference, n: int, *, k: float = 3.0, min_chunks: 
     return out
 
 # %% ../../nbs/15_monitoring.ipynb #ec4686de
-def _served(store: Store, model: str, start, end, ref: Reference, as_of) -> pd.DataFrame:
-    "The window's answers (champion, canary, fallback, invalid) with their features and the outcome known at `as_of`."
-    where = "p.model = $m and p.route <> 'shadow' and coalesce(p.event_time, p.created_at) >= $s and coalesce(p.event_time, p.created_at) < $e"
+_SPAN = "p.model = $m and p.route <> 'shadow' and coalesce(p.event_time, p.created_at) >= $s and coalesce(p.event_time, p.created_at) < $e"
+
+def _served_sql(store: Store, con, ref: Reference, args: dict) -> str:
+    """The one query of a span's answers (champion, canary, fallback, invalid; parameters $m, $s, $e, $asof) with their features
+    (the snapshot row a batch scored, else the JSON the client sent) and the outcome known at $asof, for `con`: a DuckDB
+    connection or a `SparkEngine` holding `predictions` and `outcomes` (the snapshots its batch records point at are registered on it)."""
+    join = inputs_join(store, con, ref.numeric + ref.categorical, where=_SPAN, params=args)
+    feats = [f'{input_number(c)} AS {_q(c)}' for c in ref.numeric] + [f'{input_text(c)} AS {_q(c)}' for c in ref.categorical]
+    return f'''
+        with {KNOWN_OUTCOMES}
+        select p.seq, coalesce(p.event_time, p.created_at) as t, p.version, p.route, p.source, p.score, p.decision, p.review, p.reasons, p.latency_ms, p.batch_size,
+               {KNOWN_OUTCOME} as outcome{', p.probabilities, ' + KNOWN_LABEL + ' as label' if ref.task == 'multiclass' else ''}{''.join(', ' + f for f in feats)}
+        from predictions p {join} {OUTCOME_JOIN}
+        where {_SPAN}'''
+
+def _kind(engine: str | None, st) -> str:
+    "The engine asked for: `engine`, else `[engine] kind` of the settings (duckdb by default)."
+    from wildproof.engine import KINDS, EngineError
+    kind = str(engine or st.get('engine', {}).get('kind') or 'duckdb').lower()
+    if kind not in KINDS: raise EngineError(f'unknown engine {kind!r}: one of {", ".join(KINDS)}')
+    return kind
+
+def _served(store: Store, model: str, start, end, ref: Reference, as_of, engine: str = 'duckdb', settings=None, *, sample: int | None = None) -> pd.DataFrame:
+    """The window's answers (champion, canary, fallback, invalid) with their features and the outcome known at `as_of`.
+    On Spark (`engine='spark'`) the same query runs there, over the Parquet files of the tables' Delta logs, into a cached view
+    (named in the frame's `attrs['spark_view']`, where drift reads the features); the driver gets the columns the service,
+    business and performance figures need (and a regression's features, for its loss model). `sample` (Spark only): every
+    column of the scored answers, at most `sample` of them (a drill-down's)."""
     args = dict(asof=as_of, m=model, s=start, e=end)
+    if engine == 'spark': return _expand(ref, _spark_served(store, ref, args, settings, sample))
     con = store.connect(['predictions', 'outcomes'])
-    try:
-        join = inputs_join(store, con, ref.numeric + ref.categorical, where=where, params=args)
-        feats = [f'{input_number(c)} AS {_q(c)}' for c in ref.numeric] + [f'{input_text(c)} AS {_q(c)}' for c in ref.categorical]
-        df = con.execute(f'''
-            with {KNOWN_OUTCOMES}
-            select p.seq, coalesce(p.event_time, p.created_at) as t, p.version, p.route, p.source, p.score, p.decision, p.review, p.reasons, p.latency_ms, p.batch_size,
-                   {KNOWN_OUTCOME} as outcome{', p.probabilities, ' + KNOWN_LABEL + ' as label' if ref.task == 'multiclass' else ''}{''.join(', ' + f for f in feats)}
-            from predictions p {join} {OUTCOME_JOIN}
-            where {where}''', args).df()
+    try: df = con.execute(_served_sql(store, con, ref, args), args).df()
     finally: con.close()
     return _expand(ref, df)
+
+_NARROW = ['seq', 't', 'version', 'route', 'source', 'score', 'decision', 'review', 'reasons', 'latency_ms', 'batch_size', 'outcome']
+
+def _spark_served(store: Store, ref: Reference, args: dict, settings, sample: int | None = None) -> pd.DataFrame:
+    from wildproof.engine import connect
+    from wildproof.store import TABLES
+    eng = connect(settings or load_settings(), 'spark')
+    store.connect(['predictions']).close()   # as every reader: what the audit journal holds moves into the predictions table first
+    for t in ('predictions', 'outcomes'): eng.read_delta(t, store.table_path(t), schema=TABLES[t])
+    view = f'_served_{new_id()[:12]}'
+    eng.execute(f'CREATE TEMP TABLE {view} AS {_served_sql(store, eng, ref, args)}', args)
+    if sample is not None:   # a drill-down: the scored answers, every column, a sample of them (by a hash of seq) on Spark
+        try:
+            q = f"select * from {view} where route <> 'invalid' and score is not null"
+            if eng.execute(f'select count(*) from ({q})').fetchall()[0][0] > sample: q = f'select * from ({q}) order by hash(seq) limit {int(sample)}'
+            return eng.execute(f'select * from ({q}) order by seq').to_arrow_table().to_pandas()
+        finally: eng.unregister(view)
+    cols = _NARROW + (['probabilities', 'label'] if ref.task == 'multiclass' else []) + (ref.numeric + ref.categorical if ref.task == 'regression' else [])
+    df = eng.execute(f'select {", ".join(map(_q, cols))} from {view} order by seq').to_arrow_table().to_pandas()
+    df.attrs['spark_view'] = view
+    return df
+
+def _spark_window(eng, cur: pd.DataFrame, start, end, chunk: bool) -> str:
+    """The Spark view of the window's scored answers (those of `cur` not refused and with a score): the rows of the span's view
+    within [start, end), or for a chunk, from its first to its last answer in (event time, seq) order."""
+    name = f'_cur_{new_id()[:12]}'
+    if chunk:
+        span = '(t > $s or (t = $s and seq >= $a)) and (t < $e or (t = $e and seq <= $b))'
+        args = dict(s=start, e=end, a=int(cur.seq.iloc[0]), b=int(cur.seq.iloc[-1]))
+    else: span, args = 't >= $s and t < $e', dict(s=start, e=end)
+    eng.view(name, f"select * from {_q(cur.attrs['spark_view'])} where route <> 'invalid' and score is not null and {span}", args)
+    return name
+
+def _on_spark(ref: Reference, eng) -> tuple[str, tuple]:
+    "The reference's drift columns as a Spark view, and its drift profiles computed there (once per reference)."
+    if '_spark' not in ref.__dict__:
+        name = f'_ref_{new_id()[:12]}'
+        cols = list(dict.fromkeys([*ref.columns, *ref.prediction_columns]))
+        eng.register(name, ref.frame[cols])
+        eng.spark.table(name).cache()
+        ref.__dict__['_spark'] = (name, (_drift.profile(eng, name, ref.columns), _drift.profile(eng, name, ref.prediction_columns)))
+    return ref.__dict__['_spark']
 
 def _expand(ref: Reference, df: pd.DataFrame) -> pd.DataFrame:
     "A multiclass window's answers with the reference's prediction columns: each class's probability (from the answer's list) and the predicted class."
@@ -584,15 +644,20 @@ def _gate(store: Store, ref: Reference, start, end) -> dict:
     return dict(rows_in=int(w.n.sum()), rows_quarantined=int(w.quarantined.sum()), rows_rejected=int(w.rejected.sum()), broken=broken)
 
 def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, granularity: str = 'week', settings=None,
-                   served: pd.DataFrame | None = None, chunk: pd.DataFrame | None = None) -> pd.DataFrame:
+                   served: pd.DataFrame | None = None, chunk: pd.DataFrame | None = None, engine: str | None = None) -> pd.DataFrame:
     """Every metric of one window, as rows of the `metrics` table. `served`: the answers of a span holding the window, read once
-    for many windows; `chunk`: exactly the window's answers (a chunk of N rows, from its first to its last event time)."""
+    for many windows; `chunk`: exactly the window's answers (a chunk of N rows, from its first to its last event time).
+    `engine` ('duckdb' or 'spark'; default `[engine] kind`): where the window is read and its drift computed (decision 0018);
+    on Spark, `served` and `chunk` must come from `_served(..., engine='spark')` (else the window is read again there)."""
     import duckdb
     st = settings or load_settings()
     mon = st.monitoring
+    kind = _kind(engine, st)
     start, end, as_of = utc(start), utc(end), utc(as_of or utcnow())
+    if kind == 'spark' and not (chunk if chunk is not None else served if served is not None else pd.DataFrame()).attrs.get('spark_view'):
+        chunk, served = None, None   # not read on Spark: read there
     if chunk is not None: cur = chunk
-    elif served is None: cur = _served(store, ref.model, start, end, ref, as_of)
+    elif served is None: cur = _served(store, ref.model, start, end, ref, as_of, kind, st)
     else:
         t = pd.to_datetime(served.t, utc=True)
         cur = served[(t >= start) & (t < end)]
@@ -627,13 +692,23 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
         for k, v in g['broken'].items(): add('gate', 'violations', v, subject=k)
     if not len(scored): return _frame(rows, ref, start, end, granularity, as_of)
     # drift: features and score
-    profile, sp = ref.profiles
-    con = duckdb.connect()
-    try:
-        con.register('ref', ref.frame); con.register('cur', scored)
-        d = _drift.drift(con, 'cur', profile, reference='ref')
-        ds = _drift.drift(con, 'cur', sp, reference='ref')
-    finally: con.close()
+    if kind == 'spark':   # the same SQL on Spark, over the window's view and the reference's
+        from wildproof.engine import connect
+        eng = connect(st, 'spark')
+        name, (profile, sp) = _on_spark(ref, eng)
+        view = _spark_window(eng, cur, start, end, chunk is not None)
+        try: d, ds = _drift.drift(eng, view, profile, reference=name), _drift.drift(eng, view, sp, reference=name)
+        finally: eng.unregister(view)
+        if int(ds.n_current.iloc[0]) != len(scored):   # (the score is numeric: its row gives the window's rows)
+            raise MonitoringError(f'the window on Spark holds {int(ds.n_current.iloc[0])} answers, the driver {len(scored)}: the span view is stale')
+    else:
+        profile, sp = ref.profiles
+        con = duckdb.connect()
+        try:
+            con.register('ref', ref.frame); con.register('cur', scored)
+            d = _drift.drift(con, 'cur', profile, reference='ref')
+            ds = _drift.drift(con, 'cur', sp, reference='ref')
+        finally: con.close()
     calibrated = mon.thresholds == 'reference_chunks'
     if calibrated: thr = reference_thresholds(ref, len(scored), k=mon.threshold_k)
     else:
@@ -891,12 +966,15 @@ def _summary(m, ver, s, e, met, ch) -> dict:
                 resolved=sum(c['state'] == 'resolved' for c in ch))
 
 def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, granularity: str | None = None, chunk_rows: int | None = None,
-            settings=None, progress: bool = True) -> pd.DataFrame:
+            settings=None, progress: bool = True, engine: str | None = None) -> pd.DataFrame:
     """Compute and store the due windows (or the window holding `window`) of one model, or of every production model and every
     model that runs elsewhere and has imported answers; judge alerts.
-    `chunk_rows`: windows of that many answers in event-time order instead of calendar windows. Returns a summary per window."""
+    `chunk_rows`: windows of that many answers in event-time order instead of calendar windows. Returns a summary per window.
+    `engine` ('duckdb' or 'spark'; default `[engine] kind`): where the windows' answers are read and their drift computed; the
+    metric rows and alerts are the same either way, written to the store by the workbench."""
     from tqdm.auto import tqdm
     st = settings or load_settings()
+    kind = _kind(engine, st)
     if chunk_rows is not None:
         if window is not None: raise MonitoringError('a window date and chunks of rows exclude each other: give one of them')
         if int(chunk_rows) < 2: raise MonitoringError(f'chunks must hold at least 2 rows, not {chunk_rows}')
@@ -907,7 +985,7 @@ def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, 
     if not models: raise MonitoringError('no model has a production version or imported answers to monitor')
     out, refs = [], {}
     for m in models:
-        if chunk_rows is not None: out += _monitor_chunks(store, m, int(chunk_rows), as_of, st, refs, progress); continue
+        if chunk_rows is not None: out += _monitor_chunks(store, m, int(chunk_rows), as_of, st, refs, progress, kind); continue
         wins = [window_of(window, g)] if window is not None else _due(store, m, g, as_of)
         if not wins: continue
         # which version answered most of each window: its reference is the baseline
@@ -921,22 +999,34 @@ def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, 
             if len(w): spans.setdefault(str(w.idxmax()), []).append((s, e))
         for ver, vw in spans.items():
             if (m, ver) not in refs: refs[(m, ver)] = reference(store, m, ver, settings=st)
-            served = _served(store, m, vw[0][0], vw[-1][1], refs[(m, ver)], as_of)   # one read for all of this version's windows
-            for s, e in tqdm(vw, desc=f'monitoring {m} v{ver}', unit='window', disable=not progress or len(vw) < 2, leave=False):
-                met = window_metrics(store, refs[(m, ver)], s, e, as_of=as_of, granularity=g, settings=st, served=served)
-                store_window(store, met)
-                out.append(_summary(m, ver, s, e, met, judge(store, met)))
+            served = _served(store, m, vw[0][0], vw[-1][1], refs[(m, ver)], as_of, kind, st)   # one read for all of this version's windows
+            try:
+                for s, e in tqdm(vw, desc=f'monitoring {m} v{ver}', unit='window', disable=not progress or len(vw) < 2, leave=False):
+                    met = window_metrics(store, refs[(m, ver)], s, e, as_of=as_of, granularity=g, settings=st, served=served, engine=kind)
+                    store_window(store, met)
+                    out.append(_summary(m, ver, s, e, met, judge(store, met)))
+            finally: _release(served, st)
     return pd.DataFrame(out).sort_values(['model', 'window_start']).reset_index(drop=True) if out else pd.DataFrame(out)
 
-def _monitor_chunks(store: Store, model: str, n: int, as_of, st, refs: dict, progress: bool) -> list[dict]:
+def _release(served: pd.DataFrame, st) -> None:
+    "Drop the Spark view of a span read on Spark (its cached rows with it)."
+    if served.attrs.get('spark_view'):
+        from wildproof.engine import connect
+        connect(st, 'spark').unregister(served.attrs['spark_view'])
+
+def _monitor_chunks(store: Store, model: str, n: int, as_of, st, refs: dict, progress: bool, kind: str = 'duckdb') -> list[dict]:
     """Windows of `n` answers each, in event-time order (granularity 'N rows'; window_start and window_end the first and last
     event time of the chunk). Only full chunks are computed; a chunk is computed again while its outcomes are incomplete and
     outcomes were recorded since, or observed between the `as_of` it saw and this one."""
-    from tqdm.auto import tqdm
-    g = f'{n} rows'
     ver = str(store.sql("select arg_max(version, seq) as v from predictions where model = $m and route <> 'shadow'", dict(m=model)).v.iloc[0])
     if (model, ver) not in refs: refs[(model, ver)] = reference(store, model, ver, settings=st)
-    everything = _served(store, model, utc('1677-09-22'), utc('2262-04-11'), refs[(model, ver)], as_of)
+    everything = _served(store, model, utc('1677-09-22'), utc('2262-04-11'), refs[(model, ver)], as_of, kind, st)
+    try: return _chunks(store, model, n, as_of, st, refs, progress, kind, everything)
+    finally: _release(everything, st)
+
+def _chunks(store: Store, model: str, n: int, as_of, st, refs: dict, progress: bool, kind: str, everything: pd.DataFrame) -> list[dict]:
+    from tqdm.auto import tqdm
+    g = f'{n} rows'
     everything = everything.assign(t=pd.to_datetime(everything.t, utc=True)).sort_values(['t', 'seq'], kind='stable').reset_index(drop=True)
     done = store.sql('''select window_start, window_end, max(value) filter (where metric = 'label_completeness') as c, min(as_of) as as_of,
                         min(computed_at) as computed_at from metrics where model = $m and granularity = $g group by 1, 2''', dict(m=model, g=g))
@@ -953,7 +1043,7 @@ def _monitor_chunks(store: Store, model: str, n: int, as_of, st, refs: dict, pro
             if not fresh: continue
         v = str(rows.version.mode().iloc[0])
         if (model, v) not in refs: refs[(model, v)] = reference(store, model, v, settings=st)
-        met = window_metrics(store, refs[(model, v)], s, e, as_of=as_of, granularity=g, settings=st, chunk=rows)
+        met = window_metrics(store, refs[(model, v)], s, e, as_of=as_of, granularity=g, settings=st, chunk=rows, engine=kind)
         store_window(store, met)
         out.append({**_summary(model, v, s, e, met, judge(store, met)), 'chunk': k, 'granularity': g})
     return out
@@ -1004,20 +1094,24 @@ def chunk_metrics(reference: pd.DataFrame, analysis: pd.DataFrame, columns: dict
     return pd.DataFrame(rows)
 
 # %% ../../nbs/15_monitoring.ipynb #edff5196
-def drill_down(store: Store, model: str, window, *, as_of=None, granularity: str | None = None, settings=None, sample: int = 20_000) -> Path:
+def drill_down(store: Store, model: str, window, *, as_of=None, granularity: str | None = None, settings=None, sample: int = 20_000,
+               engine: str | None = None) -> Path:
     """An Evidently HTML report of the window holding `window`: the drift of the features and of the predictions, and where every
-    outcome is known the quality of the task (binary or multiclass classification, regression)."""
+    outcome is known the quality of the task (binary or multiclass classification, regression). `sample`: the reference's rows
+    compared (a sample of them); `engine` 'spark' (default `[engine] kind`): the window is read on Spark, and at most `sample`
+    of its answers come to this process."""
     import warnings
     from evidently import BinaryClassification, DataDefinition, Dataset, MulticlassClassification, Regression, Report
     from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
     st = settings or load_settings()
+    kind = _kind(engine, st)
     g = granularity or st.monitoring.window
     s, e = window_of(window, g)
     v = store.sql("select version, count(*) as n from predictions where model = $m and route = 'champion' and coalesce(event_time, created_at) >= $s "
                   "and coalesce(event_time, created_at) < $e group by 1 order by n desc limit 1", dict(m=model, s=s, e=e))
     if not len(v): raise MonitoringError(f'{model} answered nothing in the {g} from {s:%Y-%m-%d}')
     ref = reference(store, model, str(v.version.iloc[0]), settings=st)
-    cur = _served(store, model, s, e, ref, utc(as_of or utcnow()))
+    cur = _served(store, model, s, e, ref, utc(as_of or utcnow()), kind, st, sample=sample if kind == 'spark' else None)
     cur = cur[(cur.route != 'invalid') & cur.score.notna()]
     preds = ref.prediction_columns
     cols = list(ref.columns) + list(preds)
