@@ -214,7 +214,8 @@ def _metrics_text(o: dict, task: str) -> str:
 
 def cmd_evaluate(args):
     from wildproof.registry import evaluate_version
-    ev = evaluate_version(_store(args), args.model, args.version, args.snapshot, settings=args.settings, measure_cost=not args.no_cost)
+    ev = evaluate_version(_store(args), args.model, args.version, args.snapshot, settings=args.settings, measure_cost=not args.no_cost,
+                          engine=args.engine)
     out = Path(args.output or f'{args.model}-v{args.version}.evaluation.json')
     ev.save(out)
     print(f'{args.model} v{args.version} on {args.snapshot}: {_metrics_text(ev.overall, ev.info.get("task", "binary"))}; '
@@ -375,7 +376,8 @@ PERFORMANCE_COLUMNS = ['estimated_roc_auc', 'roc_auc', 'estimated_accuracy', 'ac
 def cmd_monitor(args):
     from wildproof.monitoring import monitor
     if args.chunk_rows is not None and (args.every or args.window): raise WildproofError('--chunk-rows excludes --every and --window: give one of them')
-    s = monitor(_store(args), args.model, window=args.window, as_of=args.as_of, granularity=args.every, chunk_rows=args.chunk_rows, settings=args.settings)
+    s = monitor(_store(args), args.model, window=args.window, as_of=args.as_of, granularity=args.every, chunk_rows=args.chunk_rows, settings=args.settings,
+                engine=args.engine)
     if not len(s): print('nothing due: every window up to now is computed and its outcomes are complete'
                          + (f' (only full chunks of {args.chunk_rows:,} rows are computed)' if args.chunk_rows else '')); return
     # the performance columns of the model's task: those the summary has values in (a regression has no accuracy, a binary model no MAE)
@@ -409,7 +411,7 @@ def cmd_alerts(args):
 
 def cmd_drilldown(args):
     from wildproof.monitoring import drill_down
-    print(drill_down(_store(args), args.model, args.window, as_of=args.as_of, granularity=args.every, settings=args.settings))
+    print(drill_down(_store(args), args.model, args.window, as_of=args.as_of, granularity=args.every, settings=args.settings, engine=args.engine))
 
 
 def cmd_retrain(args):
@@ -455,19 +457,28 @@ def cmd_report(args):
         for k, v in reports.template_parameters(args.kind).items():
             if k not in reports.COMMON: print(f'{k} = {v["default"]}    # {v["help"]}')
         return
-    who = _principal(args, 'report')
     params = {}
     for a in args.args:
         k, eq, v = a.partition('=')
         if not eq or not k: raise WildproofError(f'parameters are key=value, not {a!r} (see `wildproof report {args.kind} --parameters`)')
         params[k.strip()] = v.strip()
+    if args.engine:
+        if args.kind not in reports.ENGINE_KINDS:
+            raise WildproofError(f'the {args.kind} report computes nothing, so it takes no --engine (the {" and ".join(reports.ENGINE_KINDS)} reports do'
+                                 + ('; to evaluate on Spark: `wildproof evaluate MODEL VERSION SNAPSHOT --engine spark`, then gate that evaluation)' if args.kind == 'evaluation' else ')'))
+        if params.get('engine', args.engine) != args.engine: raise WildproofError(f'--engine {args.engine} and engine={params["engine"]}: give one')
+        params['engine'] = args.engine
+    who = _principal(args, 'report')
     r = reports.run_report(args.kind, params, store=store, settings=args.settings, actor=who.name)
-    if r['status'] == 'exists': print(f'already reported with the same inputs (run {r["run_id"][:12]}): {r["path"]}'); return
+    if r['status'] == 'exists':
+        e = reports.run_engine(r)
+        print(f'already reported with the same inputs (run {r["run_id"][:12]}' + (f', made on {e}' if e else '') + f'): {r["path"]}'); return
     if r['status'] == 'failed':
         print(f'report FAILED (run {r["run_id"][:12]}): {r["error"]}\npartial notebook kept in {r["path"]}', file=sys.stderr)
         return 1
     s = json.loads(r['summary_json'])
-    print(f'{args.kind} report of {r["model"]} v{r["version"]} {r["name"]}: {s["verdict"]}, {len(s["alerts"])} alert(s) (run {r["run_id"][:12]}, {r["duration_s"]:.1f} s)')
+    print(f'{args.kind} report of {r["model"]} v{r["version"]} {r["name"]}: {s["verdict"]}, {len(s["alerts"])} alert(s) (run {r["run_id"][:12]}, {r["duration_s"]:.1f} s'
+          + (f', engine {s["engine"]}' if s.get('engine') else '') + ')')
     print(r['path'])
 
 
@@ -729,6 +740,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('model'); s.add_argument('version'); s.add_argument('snapshot', help='evaluation snapshot with outcomes')
     s.add_argument('-o', '--output', help='evaluation JSON to write (default MODEL-vVERSION.evaluation.json)')
     s.add_argument('--no-cost', action='store_true', help='skip the latency and throughput measurements')
+    s.add_argument('--engine', choices=['duckdb', 'spark'], help="where the evaluation's statistics run (default: [engine] kind; spark: decision 0018)")
     s = add('describe', cmd_describe, "Record a model's owner, intended use, limitations and risk tier")
     s.add_argument('model'); s.add_argument('--owner', required=True); s.add_argument('--use', required=True, help='intended use')
     s.add_argument('--tier', required=True, choices=['low', 'medium', 'high'], help='risk tier: chooses the gate policy')
@@ -801,6 +813,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--as-of', type=_when, help='outcomes observed by this time count; windows ending by it are due (default: now)')
     s.add_argument('--every', choices=['day', 'week', 'month'], help='window size (default: [monitoring] window)')
     s.add_argument('--chunk-rows', type=int, metavar='N', help='windows of N answers each in event-time order, instead of calendar windows')
+    s.add_argument('--engine', choices=['duckdb', 'spark'], help="where the windows' statistics run (default: [engine] kind; spark: decision 0018)")
     s = add('alerts', cmd_alerts, 'List alerts, or acknowledge, resolve or show the history of one')
     s.add_argument('action', nargs='?', default='list', choices=['list', 'ack', 'resolve', 'history'])
     s.add_argument('id', nargs='?', help='alert id (a unique prefix is enough)')
@@ -811,6 +824,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('model'); s.add_argument('window', type=_when, help='a date inside the window (e.g. 2025-04-09)')
     s.add_argument('--as-of', type=_when, help='outcomes observed by this time count (default: now)')
     s.add_argument('--every', choices=['day', 'week', 'month'], help='window size (default: [monitoring] window)')
+    s.add_argument('--engine', choices=['duckdb', 'spark'], help="where the window's inputs are read (default: [engine] kind; spark: decision 0018)")
     s = add('retrain', cmd_retrain, 'If a retraining trigger fired (or with --force), train a challenger on matured served data, gate and challenge it, and stage it for the canary')
     s.add_argument('--model', help='registered model (default: [serving] model)')
     s.add_argument('--as-of', type=_when, help='outcomes observed by this time count (default: now)')
@@ -823,6 +837,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('kind', choices=['validation', 'evaluation', 'monitoring', 'model_card', 'list', 'diff'])
     s.add_argument('args', nargs='*', metavar='ARG', help='key=value parameters of the template; for diff: two run ids; for list: a kind')
     s.add_argument('--parameters', action='store_true', help="print the template's parameters with their defaults and help")
+    s.add_argument('--engine', choices=['duckdb', 'spark'], help='validation and monitoring: where what the store does not hold yet is computed '
+                   '(the same as engine=; default: [engine] kind)')
     _as_args(s, 'runs a report that writes ([access] report_roles)')
     s = add('schedule', cmd_schedule, 'Run the report jobs of [schedule] that are due (from cron), or keep running them (serve)')
     s.add_argument('action', choices=['run', 'serve', 'due'])

@@ -25,6 +25,7 @@ from .spec import metric_label as _metric_label
 KINDS = ('validation', 'evaluation', 'monitoring', 'model_card')
 TEMPLATES = Path(__file__).parent / 'templates'
 COMMON = ('store', 'settings')   # parameters every template takes; the runner sets them
+ENGINE_KINDS = ('validation', 'monitoring')   # the kinds that may compute (a batch not validated yet, a window not computed yet): they take `engine`
 
 
 class ReportError(WildproofError):
@@ -46,6 +47,25 @@ def template_parameters(kind: str) -> dict:
     "The parameters a template declares, with their defaults and help (from its cell tagged `parameters`)."
     import papermill as pm
     return {k: dict(default=v['default'], help=v['help']) for k, v in pm.inspect_notebook(str(template(kind))).items()}
+
+
+def engine_of(engine: str = '', settings=None) -> str:
+    "The engine a report computes on: `engine` (duckdb or spark), else `[engine] kind` of the settings."
+    from .engine import KINDS
+    e = engine or (settings or load_settings()).engine.kind or 'duckdb'
+    if e not in KINDS: raise ReportError(f'engine={engine!r}: the engine is {" or ".join(KINDS)} (empty: [engine] kind of settings.ini)')
+    return e
+
+
+def run_engine(row: dict) -> str | None:
+    "The engine a report run had in force (its summary says), or None for a run without one (other kinds, runs made before engines)."
+    try: return json.loads(row.get('summary_json') or '{}').get('engine')
+    except (TypeError, ValueError): return None
+
+
+def _engine_note(engine: str) -> str:
+    return (f'Engine: {engine} (where this report computes what the store did not hold yet; both engines give the same results, '
+            f'so a report is identified by its inputs, not its engine: decision 0018).')
 
 
 def _sha(data) -> str:
@@ -118,8 +138,9 @@ def _version(store: Store, model: str, version: str, settings=None) -> str:
 
 
 # validation --------------------------------------------------------------------------------------------------------
-def _validation_inputs(store: Store, snapshot: str, contract: str, settings=None):
-    from .contracts import ContractError, get_contract, validated
+def _validation_inputs(store: Store, snapshot: str, contract: str, settings=None, engine: str = ''):
+    "The batch, its contract and its recorded validation (made now on `engine` when there is none)."
+    from .contracts import ContractError, get_contract, latest_validation, validate
     from .datasets import DataError, get_snapshot
     if not snapshot:
         last = store.sql('select snapshot_id, contract from validations order by created_at desc limit 1')
@@ -133,21 +154,22 @@ def _validation_inputs(store: Store, snapshot: str, contract: str, settings=None
         contract = c.contract.iloc[0]
     try: con = get_contract(store, contract)
     except (ContractError, WildproofError) as e: raise ReportError(str(e)) from None
-    val = validated(store, snap.snapshot_id, con, settings)
+    val = latest_validation(store, snap.snapshot_id, con) or validate(store, snap.snapshot_id, con, settings=settings, engine=engine_of(engine, settings))
     return snap, con, val
 
 
-def validation_report(store='', snapshot: str = '', contract: str = '') -> Report:
+def validation_report(store='', snapshot: str = '', contract: str = '', engine: str = '') -> Report:
     store = _store(store)
-    snap, con, v = _validation_inputs(store, snapshot, contract)
+    engine = engine_of(engine)
+    snap, con, v = _validation_inputs(store, snapshot, contract, engine=engine)
     failing = {f'{r["rule"]} {r["column"] or ""}'.strip(): r['failed'] for r in v.rules if r['failed']}
     s = _summary('validation', model=con.name, version=con.version, name=snap.snapshot_id, verdict=v.status,
                  metrics=dict(rows_in=v.rows_in, rows_accepted=v.rows_accepted, rows_quarantined=v.rows_quarantined,
                               rows_rejected=v.rows_rejected, quarantine_share=v.quarantine_share, **{f'failing.{k}': n for k, n in failing.items()}),
                  alerts=[f'validation.{v.status}: {p}' for p in v.problems] if not v.ok else [], status='ok' if v.rows_in else 'no data',
                  notes=[f'Batch <code>{snap.snapshot_id}</code> of {snap.dataset} ({snap.rows:,} rows, content {snap.content_hash[:12]}) '
-                        f'against contract <code>{con.name} v{con.version}</code>.'],
-                 snapshot=snap.snapshot_id, contract=f'{con.name} v{con.version}', validation_id=v.validation_id)
+                        f'against contract <code>{con.name} v{con.version}</code>.', _engine_note(engine)],
+                 snapshot=snap.snapshot_id, contract=f'{con.name} v{con.version}', validation_id=v.validation_id, engine=engine)
     q = v.quarantined() if v.rows_quarantined else pd.DataFrame()
     by_rule = (q.groupby(['rule', 'column']).size().rename('rows').reset_index().sort_values('rows', ascending=False) if len(q) else q)
     sec = dict(outcome=[v], quarantine=[by_rule.to_html(index=False) if len(q) else '<p>No row was quarantined.</p>',
@@ -269,8 +291,8 @@ def _monitored_model(store: Store, model: str) -> None:
         if not known: raise
 
 
-def _monitoring_inputs(store: Store, model: str, version: str, window, granularity: str, as_of, settings) -> tuple:
-    "The window and its stored metrics (computed first when the window has predictions but no metrics yet); a chunk of rows as stored."
+def _monitoring_inputs(store: Store, model: str, version: str, window, granularity: str, as_of, settings, engine: str = '') -> tuple:
+    "The window and its stored metrics (computed first, on `engine`, when the window has predictions but no metrics yet); a chunk of rows as stored."
     from .monitoring import MonitoringError, metrics, monitor, window_of
     _monitored_model(store, model)
     if _chunked(granularity): return _chunk_inputs(store, model, version, window, granularity)
@@ -287,7 +309,8 @@ def _monitoring_inputs(store: Store, model: str, version: str, window, granulari
         n = store.sql("select count(*) as n from predictions where model = $m and route <> 'shadow' and coalesce(event_time, created_at) >= $s "
                       "and coalesce(event_time, created_at) < $e", dict(m=model, s=start, e=end)).n.iloc[0]
         if n:
-            monitor(store, model, window=start, as_of=as_of or None, granularity=granularity, settings=settings, progress=False)
+            monitor(store, model, window=start, as_of=as_of or None, granularity=granularity, settings=settings, progress=False,
+                    engine=engine_of(engine, settings))
             m = metrics(store, model, granularity=granularity)
             m = m[pd.to_datetime(m.window_start, utc=True) == start]
     if version and len(m): m = m[m.version == str(version).removeprefix('v')]
@@ -301,20 +324,22 @@ def _window_version(store: Store, model: str, m: pd.DataFrame, version: str) -> 
     return str(version or alias_version(store, model, 'production') or 'none').removeprefix('v')
 
 
-def monitoring_report(store='', model: str = '', version: str = '', window: str = '', granularity: str = '', as_of: str = '') -> Report:
+def monitoring_report(store='', model: str = '', version: str = '', window: str = '', granularity: str = '', as_of: str = '',
+                      engine: str = '') -> Report:
     from .monitoring import alerts as all_alerts
     st = load_settings()
+    engine = engine_of(engine, st)
     store = _store(store)
     model = _model(store, model)
     g = granularity or st.monitoring.window
-    start, end, m = _monitoring_inputs(store, model, version, window, g, as_of or None, st)
+    start, end, m = _monitoring_inputs(store, model, version, window, g, as_of or None, st, engine)
     label = window_label(start, g, path=True)
     title = f'Monitoring of {model}, ' + (f'the chunk of {g} from {pd.Timestamp(start):%Y-%m-%d %H:%M:%S}' if _chunked(g) else f'{g} {label}')
     ver = _window_version(store, model, m, version)
     if not len(m):
         s = _summary('monitoring', model=model, version=ver, name=label, verdict='no data', status='no data',
                      notes=[f'No data: {model} answered no request in the {g} from {start:%Y-%m-%d} to {end:%Y-%m-%d}.'],
-                     window_start=start.isoformat(), window_end=end.isoformat())
+                     window_start=start.isoformat(), window_end=end.isoformat(), engine=engine)
         nothing = ['<p>No data in this window.</p>']
         return Report('monitoring', title, s, dict(drift=nothing, performance=nothing, service=nothing, alerts=nothing))
     val = {(f'{r.family}.{r.metric}' + (f'[{r.subject}]' if r.subject else '')): r.value for r in m.itertuples()}
@@ -325,7 +350,8 @@ def monitoring_report(store='', model: str = '', version: str = '', window: str 
     s = _summary('monitoring', model=model, version=ver, name=label, verdict='alert' if severe else ('watch' if (m.status == 'watch').any() else 'ok'),
                  metrics=val, alerts=names, window_start=start.isoformat(), window_end=end.isoformat(), as_of=str(m.as_of.max()),
                  flagged=sorted(f'{r.family}.{r.metric}' + (f'[{r.subject}]' if r.subject else '') for r in m.itertuples() if r.status in ('alert', 'investigate')),
-                 notes=[f'{model} v{ver}, {g} from {start:%Y-%m-%d} to {end:%Y-%m-%d}, computed as of {pd.Timestamp(m.as_of.max()):%Y-%m-%d %H:%M}.'])
+                 notes=[f'{model} v{ver}, {g} from {start:%Y-%m-%d} to {end:%Y-%m-%d}, computed as of {pd.Timestamp(m.as_of.max()):%Y-%m-%d %H:%M}.',
+                        _engine_note(engine)], engine=engine)
     import matplotlib.pyplot as plt
     d = m[(m.family == 'data_drift') & (m.metric == 'psi')].sort_values('value')
     pal = {'stable': '#1a7f37', 'watch': '#bf8700', 'alert': '#cf222e'}
@@ -443,9 +469,11 @@ def reports_root(store: Store, settings=None) -> Path:
 
 
 def _resolve(kind: str, store: Store, p: dict, st) -> dict:
-    "Exact inputs of a run: model, version and name of its folder, resolved parameters, hashes of the data it reads."
+    """Exact inputs of a run: model, version and name of its folder, resolved parameters, hashes of the data it reads. What the
+    store does not hold yet (a batch's validation, a window's metrics) is computed here, on the run's engine; the engine is not
+    part of the parameters that identify a run (the results are the same on both), the runner records it beside them."""
     if kind == 'validation':
-        snap, con, v = _validation_inputs(store, p.get('snapshot', ''), p.get('contract', ''), st)
+        snap, con, v = _validation_inputs(store, p.get('snapshot', ''), p.get('contract', ''), st, p.get('engine', ''))
         return dict(model=con.name, version=str(con.version), name=snap.snapshot_id, params=dict(snapshot=snap.snapshot_id, contract=con.name),
                     inputs=dict(snapshot=snap.content_hash, contract=con.content_hash(), validation=v.validation_id))
     if kind == 'evaluation':
@@ -456,7 +484,7 @@ def _resolve(kind: str, store: Store, p: dict, st) -> dict:
     if kind == 'monitoring':
         model = _model(store, p.get('model', ''))
         g = p.get('granularity') or st.monitoring.window
-        start, end, m = _monitoring_inputs(store, model, p.get('version', ''), p.get('window', ''), g, p.get('as_of') or None, st)
+        start, end, m = _monitoring_inputs(store, model, p.get('version', ''), p.get('window', ''), g, p.get('as_of') or None, st, p.get('engine', ''))
         rows = m.drop(columns=['as_of', 'detail_json']).sort_values(['family', 'metric', 'subject']).to_dict('records') if len(m) else []
         return dict(model=model, version=_window_version(store, model, m, p.get('version', '')), name=window_label(start, g, path=True),
                     params=dict(model=model, window=start.isoformat(), granularity=g, **({'version': p['version']} if p.get('version') else {})),
@@ -529,6 +557,7 @@ def run_report(kind: str, params: dict | None = None, *, store: Store | None = N
     bad = [k for k in COMMON if k in params]
     if bad: raise ReportError(f'{", ".join(bad)} is set by the runner, not a parameter')
     tpl = template(kind)
+    if 'engine' in declared: params['engine'] = engine_of(params.get('engine', ''), st)   # resolved once: the run and its summary name it
     r = _resolve(kind, store, params, st)
     tpl_hash = _sha(tpl.read_bytes())
     key = _sha(dict(kind=kind, params=r['params'], inputs=r['inputs'], template=tpl_hash, wildproof=wildproof.__version__))
@@ -542,12 +571,13 @@ def run_report(kind: str, params: dict | None = None, *, store: Store | None = N
         work = reports_root(store, st) / '.partial' / key[:16]
         shutil.rmtree(work, ignore_errors=True)   # what a crashed run left: never a result
         work.mkdir(parents=True)
+        run_params = {**r['params'], **({'engine': params['engine']} if 'engine' in declared else {})}   # the engine: recorded, not in the key
         row = dict(run_id=run_id, key=key, kind=kind, model=r['model'], version=r['version'], name=r['name'],
-                   parameters_json=json.dumps(r['params'], sort_keys=True), inputs_json=json.dumps(r['inputs'], sort_keys=True),
+                   parameters_json=json.dumps(run_params, sort_keys=True), inputs_json=json.dumps(r['inputs'], sort_keys=True),
                    code_version=json.dumps(code, sort_keys=True), template_hash=tpl_hash, started_at=started, actor=actor)
         error = None
         try:
-            pm.execute_notebook(str(tpl), str(work / f'{kind}.ipynb'), parameters={**r['params'], 'store': str(store.root), 'settings': str(Path(st.file).resolve()) if st.file else ''},
+            pm.execute_notebook(str(tpl), str(work / f'{kind}.ipynb'), parameters={**run_params, 'store': str(store.root), 'settings': str(Path(st.file).resolve()) if st.file else ''},
                                 # the kernel starts in `work` (nbclient's resources path); papermill's cwd= would chdir the whole process
                                 resources={'metadata': {'path': str(work)}}, progress_bar=False, kernel_name="python3", log_output=False,
                                 execution_timeout=st.reports.cell_timeout_seconds, extra_arguments=["--IPKernelApp.log_level=ERROR"])
