@@ -20,8 +20,8 @@ from .training import TrainingError, labels as task_labels, positive_column
 # %% auto #0
 __all__ = ['SUPPORTED_TASKS', 'SLICE_METRICS', 'SLOW_FACTOR', 'SMALL_GAIN', 'LEAKAGE_BINS', 'LATENCY_BUDGET_S',
            'LATENCY_MIN_CALLS', 'FORMAT', 'OVERALL_METRICS', 'NOT_APPLICABLE', 'EvaluationError', 'check_task',
-           'evaluation_spec', 'slice_definitions', 'ClipToRange', 'baseline_pipeline', 'Evaluation', 'margin_metric',
-           'evaluate', 'compare']
+           'evaluation_spec', 'slice_definitions', 'ClipToRange', 'baseline_pipeline', 'Evaluation', 'fit_baselines',
+           'baseline_scores', 'margin_metric', 'evaluate', 'compare']
 
 # %% ../../nbs/08_evaluation.ipynb #eb55a568
 class EvaluationError(WildproofError):
@@ -810,18 +810,36 @@ def _class_calibration(y, s, classes, bins: int = 10) -> dict:
     per = {str(c): _calibration((y == j).astype(float), s[:, j], bins) for j, c in enumerate(classes)}
     return dict(strategy=f'per class, {bins} quantile bins of its probability', per_class=per, ece=float(np.mean([v['ece'] for v in per.values()])))
 
-def _baseline(model_s, y, data, features, *, train, spec, boot, conf, seed, st, model_latency, measure_cost, latency_calls) -> tuple[dict, object]:
-    if train is None: return dict(available=False, note='no training data given (train=): the baselines were not fitted'), None
-    from sklearn.dummy import DummyClassifier
+def fit_baselines(train: pd.DataFrame, features: list[str], spec: ModelSpec, classes=None) -> tuple[dict, np.ndarray]:
+    """The simple baselines of the task fitted on the training data, by name (binary: logistic regression and majority class; regression:
+    mean, median and a ridge regression; multiclass: majority class and logistic regression), and the training labels."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    task = spec.task
     train = _frame(train, 'training data')
     _columns(train, features, 'feature of the training data')
-    ty = _labels(train, spec, 'training data')
-    logit = baseline_pipeline(train[features])
-    try: logit.fit(train[features], ty)
-    except ValueError as e: raise EvaluationError(f'the logistic-regression baseline could not be fitted on the training data: {e}') from None
-    major = DummyClassifier(strategy='prior').fit(train[features], ty)
+    ty, Xt = _labels(train, spec, 'training data', classes), train[features]
+    linear = 'linear_regression' if task == 'regression' else 'logistic_regression'
+    lin = baseline_pipeline(Xt, task)
+    try: lin.fit(Xt, ty)
+    except ValueError as e:
+        raise EvaluationError(f'the {"logistic-regression" if task == "binary" else linear.replace("_", " ")} baseline could not be fitted on the training data: {e}') from None
+    if task == 'regression': return dict(mean=DummyRegressor(strategy='mean').fit(Xt, ty), median=DummyRegressor(strategy='median').fit(Xt, ty), linear_regression=lin), ty
+    if task == 'binary': return dict(logistic_regression=lin, majority_class=DummyClassifier(strategy='prior').fit(Xt, ty)), ty
+    return dict(majority_class=DummyClassifier(strategy='prior').fit(Xt, ty), logistic_regression=lin), ty
+
+def baseline_scores(fitted: dict, X: pd.DataFrame, spec: ModelSpec, classes=None) -> dict:
+    "The answers of each fitted baseline to `X`, by name: P(positive), the value, or one probability per class (in the order of `classes`). Row by row: a part of `X` gets its part of the answers."
+    if spec.task == 'binary': return {n: _score(m, X, n.replace('_', '-', 1) + ' baseline') for n, m in fitted.items()}
+    if spec.task == 'regression': return {n: np.asarray(m.predict(X), float) for n, m in fitted.items()}
+    return {n: _proba(m, X, len(classes)) for n, m in fitted.items()}
+
+def _baseline(model_s, y, data, features, *, train, spec, boot, conf, seed, st, model_latency, measure_cost, latency_calls, fitted=None, preds=None) -> tuple[dict, object]:
+    if train is None: return dict(available=False, note='no training data given (train=): the baselines were not fitted'), None
+    (fitted, ty) = fitted or fit_baselines(train, features, spec)
+    logit = fitted['logistic_regression']
     X = data[features]
-    ls, ms = _score(logit, X, 'logistic-regression baseline'), _score(major, X, 'majority-class baseline')
+    preds = preds or baseline_scores(fitted, X, spec)
+    ls, ms = preds['logistic_regression'], preds['majority_class']
     rm, rl, rj = _Ranked(y, model_s), _Ranked(y, ls), _Ranked(y, ms)
     b = _resample(len(y), boot, _rng(seed, 3), lambda C: np.stack([rm.auc(C), rl.auc(C), rj.auc(C)]))
     pm, pl, pj = _point(y, model_s), _point(y, ls), _point(y, ms)
@@ -863,24 +881,14 @@ def _proba(m, X, k: int) -> np.ndarray:
     p = np.zeros((len(X), k)); p[:, np.asarray(m.classes_, int)] = m.predict_proba(X)
     return p
 
-def _task_baseline(model_s, y, data, features, *, train, spec, classes, boot, conf, seed, st, model_latency, measure_cost, latency_calls) -> dict:
+def _task_baseline(model_s, y, data, features, *, train, spec, classes, boot, conf, seed, st, model_latency, measure_cost, latency_calls, fitted=None, preds=None) -> dict:
     "Regression: mean, median and ridge regressors; multiclass: the class shares (majority class) and a multinomial logistic regression."
     if train is None: return dict(available=False, note='no training data given (train=): the baselines were not fitted')
-    from sklearn.dummy import DummyClassifier, DummyRegressor
     task = spec.task
-    train = _frame(train, 'training data')
-    _columns(train, features, 'feature of the training data')
-    ty, Xt, X = _labels(train, spec, 'training data', classes), train[features], data[features]
+    (fitted, ty), X = fitted or fit_baselines(train, features, spec, classes), data[features]
     linear = 'linear_regression' if task == 'regression' else 'logistic_regression'
-    lin = baseline_pipeline(Xt, task)
-    try: lin.fit(Xt, ty)
-    except ValueError as e: raise EvaluationError(f'the {linear.replace("_", " ")} baseline could not be fitted on the training data: {e}') from None
-    if task == 'regression':
-        fitted = dict(mean=DummyRegressor(strategy='mean').fit(Xt, ty), median=DummyRegressor(strategy='median').fit(Xt, ty), linear_regression=lin)
-        preds = {n: np.asarray(m.predict(X), float) for n, m in fitted.items()}
-    else:
-        fitted = dict(majority_class=DummyClassifier(strategy='prior').fit(Xt, ty), logistic_regression=lin)
-        preds = {n: _proba(m, X, len(classes)) for n, m in fitted.items()}
+    lin = fitted[linear]
+    preds = preds or baseline_scores(fitted, X, spec, classes)
     metric, names = margin_metric(spec), list(fitted)
     fm, fb = _measure(task, y, model_s), {n: _measure(task, y, p) for n, p in preds.items()}
     allm = list(OVERALL_METRICS[task])
@@ -929,11 +937,14 @@ def evaluate(model, data: pd.DataFrame, *, spec: ModelSpec | None = None, target
              decisions: list[str] | None = None, sensitive: list[str] | None = None, slices: list[str] | None = None, edge_slices=None,
              time_column: str | None = None, features: list[str] | None = None, train: pd.DataFrame | None = None,
              feature_times: dict[str, str] | None = None, decision_time: str | None = None, settings=None, seed: int = 0,
-             measure_cost: bool = True, latency_calls: int = 100, task: str | None = None) -> Evaluation:
+             measure_cost: bool = True, latency_calls: int = 100, task: str | None = None, scores: dict | None = None) -> Evaluation:
     """Evaluate `model` on `data` for the spec's task (`predict_proba` of a binary or multiclass model, `predict` of a regression, taking
     `data[features]`): overall, slices, fairness, baselines fitted on `train`, leakage, cost. Target, positive label, threshold and decisions,
     sensitive attributes, slices, edge slices and time column come from `spec` (a `ModelSpec`); a keyword given overrides the spec's value
-    (without a spec: `target=` at least, and `task=` unless binary)."""
+    (without a spec: `target=` at least, and `task=` unless binary).
+    `scores`: the answers already computed elsewhere for the rows of `data`, in order (`registry.evaluate_version` on Spark computes them on the
+    executors): {'model': the model's answers, 'baselines': `baseline_scores` of `fitted`, 'fitted': `fit_baselines(train, …)`, 'batch_seconds':
+    the time the model took to answer them}; every statistic is then computed from them as from answers computed here."""
     spec = evaluation_spec(spec, task=task, target=target, positive=positive, threshold=threshold, decisions=decisions, sensitive=sensitive,
                            slices=slices, edge_slices=edge_slices, time_column=time_column)
     task = spec.task
@@ -945,7 +956,10 @@ def evaluate(model, data: pd.DataFrame, *, spec: ModelSpec | None = None, target
         raise EvaluationError(f'the model ({type(model).__name__}) has no {_method(task)} method: ' +
                               ('evaluation needs probabilities' if task != 'regression' else 'a regression evaluation needs its predicted values'))
     X = data[features]
-    t0 = time.perf_counter(); s = _predict(model, X, spec, classes=classes); batch_s = time.perf_counter() - t0
+    if scores is None: t0 = time.perf_counter(); s = _predict(model, X, spec, classes=classes); batch_s = time.perf_counter() - t0
+    else:
+        s, batch_s = np.asarray(scores['model'], float), float(scores['batch_seconds'])
+        if len(s) != len(data): raise EvaluationError(f'{len(s):,} answers given (scores=) for {len(data):,} rows')
 
     if task == 'binary': overall, calibration = _overall(y, s, boot=boot, conf=conf, spec=spec, rng=_rng(seed, 0)), _calibration(y, s)
     else:
@@ -968,7 +982,8 @@ def evaluate(model, data: pd.DataFrame, *, spec: ModelSpec | None = None, target
         lat = _latency(model, X, latency_calls, _method(task))
         cost = dict(latency_ms=lat, sla_latency_p95_ms=st.sla.latency_p95_ms, within_sla=lat['p95'] <= st.sla.latency_p95_ms,
                     batch_rows=len(X), batch_seconds=batch_s, rows_per_second=len(X) / max(batch_s, 1e-9), model_size_bytes=_size(model))
-    kw = dict(train=train, spec=spec, boot=boot, conf=conf, seed=seed, st=st, model_latency=cost and cost['latency_ms'], measure_cost=measure_cost, latency_calls=latency_calls)
+    kw = dict(train=train, spec=spec, boot=boot, conf=conf, seed=seed, st=st, model_latency=cost and cost['latency_ms'], measure_cost=measure_cost, latency_calls=latency_calls,
+              fitted=scores and scores.get('fitted'), preds=scores and scores.get('baselines'))
     baseline = _baseline(s, y, data, features, **kw)[0] if task == 'binary' else _task_baseline(s, y, data, features, classes=classes, **kw)
     train_y = _labels(_frame(train, 'training data'), spec, 'training data', classes) if train is not None else None
     leakage = _leakage(data, y, features, train=train.reset_index(drop=True) if train is not None else None, train_y=train_y,

@@ -18,7 +18,7 @@ from .training import mlflow_setup, model_version
 __all__ = ['STAGES', 'APPROVERS', 'ROLES', 'TIERS', 'ALL', 'METRICS', 'POLICY_RULES', 'APPLIES', 'HEADLINE', 'RegistryError',
            'DutyError', 'Policy', 'Verdict', 'latest_verdict', 'describe_model', 'model_info', 'alias_version',
            'mark_candidate', 'withdraw', 'gate', 'champion_challenger', 'approvals', 'approve', 'promote',
-           'production_history', 'rollback', 'evaluate_version', 'compare_versions', 'inventory']
+           'production_history', 'rollback', 'evaluate_version', 'compare_versions', 'evaluate_on_spark', 'inventory']
 
 # %% ../../nbs/09_registry.ipynb #add1577b
 class RegistryError(WildproofError):
@@ -427,10 +427,21 @@ def _with_raw(X: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
     "The feature frame `X` with every other column of `data` (target, time, sensitive attributes, what edge slices name)."
     return X.join(data[[c for c in data.columns if c not in X.columns]])
 
-def evaluate_version(store: Store, model: str, version, snapshot, *, settings=None, measure_cost: bool = True):
-    "Evaluate a registered version on a snapshot with outcomes, by its model spec (see `wildproof.evaluation.evaluate`)."
+def _kind(settings, engine: str | None) -> str:
+    "The engine asked for: `engine`, else `[engine] kind` of the settings, else duckdb."
+    from wildproof.engine import KINDS, EngineError
+    st = settings if settings is not None else load_settings()
+    kind = str(engine or (st.get('engine', {}) or {}).get('kind') or 'duckdb').lower()
+    if kind not in KINDS: raise EngineError(f'unknown engine {kind!r}: one of {", ".join(KINDS)}')
+    return kind
+
+def evaluate_version(store: Store, model: str, version, snapshot, *, settings=None, measure_cost: bool = True, engine: str | None = None):
+    """Evaluate a registered version on a snapshot with outcomes, by its model spec (see `wildproof.evaluation.evaluate`).
+    `engine`: 'duckdb' (the rows are read, their features built and scored in this process) or 'spark' (on Spark's executors: see
+    `evaluate_on_spark`); None: `[engine] kind` of the settings. Both give the same evaluation."""
     from wildproof.evaluation import evaluate
     from wildproof.features import build_features
+    if _kind(settings, engine) == 'spark': return evaluate_on_spark(store, model, version, snapshot, settings=settings, measure_cost=measure_cost)
     mv, train_df, data = _evaluation_data(store, model, version, snapshot, settings)
     frame = lambda df: _with_raw(build_features(df, mv.features, history=train_df), df)
     return evaluate(mv.fitted(settings), frame(data), spec=mv.spec, features=mv.features.columns, train=frame(train_df), settings=settings,
@@ -451,6 +462,122 @@ def compare_versions(store: Store, model: str, champion_version, challenger_vers
     X = _with_raw(build_features(data, a.features, history=history), data)
     c = compare(a.fitted(settings), b.fitted(settings), X, spec=b.spec, features=a.features.columns, settings=settings, measure_cost=measure_cost)
     return {**c, 'champion': str(champion_version), 'challenger': str(challenger_version)}
+
+# %% ../../nbs/09_registry.ipynb #h2e0a002
+def _edge_columns(columns, queries) -> list[str]:
+    "The columns the edge slices' pandas queries name (plainly or in backticks)."
+    import re
+    qs = [q for q in (queries or {}).values() if isinstance(q, str)]
+    return [c for c in columns if any(re.search(rf'(?<![\w`]){re.escape(str(c))}(?![\w`])|`{re.escape(str(c))}`', q) for q in qs)]
+
+def _score_batches(ctx):
+    "The function each Spark task runs over its Arrow batches (`ctx`: what it needs, pickled and broadcast): the rows' features, the model's and the baselines' answers, pickled per batch."
+    def run(batches):
+        import pickle, sys, time
+        import numpy as np, pyarrow as pa
+        from wildproof.datasets import ROW, _restore
+        from wildproof.evaluation import _predict, baseline_scores
+        from wildproof.features import build_features
+        from wildproof.settings import WildproofError
+        c = pickle.loads(ctx.value)
+        for p in c['paths']:
+            if p not in sys.path: sys.path.insert(0, p)
+        for b in batches:
+            try:
+                t = pa.Table.from_batches([b])
+                rows = t[ROW].to_numpy()
+                df = _restore(t, c['schema']).to_pandas()
+                keep = ~np.isin(rows, c['quarantined']) & df[c['target']].notna().to_numpy()
+                df, rows = df[keep], rows[keep]
+                if not len(df): continue
+                X = _with_raw(build_features(df, c['fs'], history=c['histories']), df)
+                Xf = X[c['features']]
+                t0 = time.perf_counter(); s = _predict(c['model'], Xf, c['spec'], classes=c['classes']); dt = time.perf_counter() - t0
+                base = baseline_scores(c['fitted'], Xf, c['spec'], c['classes']) if c['fitted'] else None
+                blob = pickle.dumps((rows, X[c['keep']], s, base, dt), protocol=pickle.HIGHEST_PROTOCOL)
+                yield pa.RecordBatch.from_pydict({'n': [len(rows)], 'error': [None], 'blob': [blob]},
+                                                 schema=pa.schema([('n', pa.int64()), ('error', pa.string()), ('blob', pa.binary())]))
+            except WildproofError as e:   # a user's mistake (a column the features need, a model that cannot score): said on the driver
+                yield pa.RecordBatch.from_pydict({'n': [0], 'error': [str(e)], 'blob': [None]},
+                                                 schema=pa.schema([('n', pa.int64()), ('error', pa.string()), ('blob', pa.binary())]))
+                return
+    return run
+
+def _python_workers(spark) -> None:
+    """Spark's Python workers run this process's Python on a local master unless PYSPARK_PYTHON says otherwise (Spark's default,
+    `python3` on the PATH, may not have wildproof); on a cluster they run what PYSPARK_PYTHON names, which must have wildproof installed."""
+    import sys
+    sc = spark.sparkContext
+    if not os.environ.get('PYSPARK_PYTHON') and sc.master.startswith('local'): sc.pythonExec = sys.executable
+
+def _spark_error(e: Exception) -> str:
+    "The line that says what went wrong in a Spark job: the Python worker's exception (the last `SomeError: …` line), else the first line."
+    import re
+    lines = [l.strip() for l in str(e).strip().splitlines() if l.strip()]
+    said = [l for l in lines if re.match(r'^[\w.]*(Error|Exception)\b.*:', l)]
+    return said[-1] if said else (lines[0] if lines else type(e).__name__)
+
+def evaluate_on_spark(store: Store, model: str, version, snapshot, *, settings=None, measure_cost: bool = True):
+    """`evaluate_version` with the row-proportional work on Spark (the process's session, `wildproof.engine.connect`): the same
+    evaluation as the local path. The driver holds the training snapshot (the baselines are fitted on it and the point-in-time
+    histories read from it) and, per evaluated row, the model's inputs, the target, the sensitive, time and edge-slice columns and the answers."""
+    import pickle
+    import numpy as np
+    from wildproof.contracts import latest_validation, validate
+    from wildproof.datasets import get_snapshot, read_snapshot, snapshot_dataset
+    from wildproof.engine import EngineError, connect
+    from wildproof.evaluation import EvaluationError, _classes, evaluate, fit_baselines
+    from wildproof.features import build_features
+    from wildproof.spec import module_path
+    st = settings or load_settings()
+    con = connect(st, 'spark')
+    _python_workers(con.spark)
+    mv = model_version(store, model, version, st)
+    if mv.external: raise RegistryError(f'{model} runs elsewhere: wildproof has its logged answers, not a model to evaluate; monitor it instead')
+    c, spec, fs, t = mv.contract, mv.spec, mv.features, mv.spec.target
+    if c.version is None: c.register(store)
+    v = latest_validation(store, snapshot, c) or validate(store, snapshot, c, settings=st, engine='spark')
+    if not v.ok: raise RegistryError(f'snapshot {v.snapshot_id} failed contract {c.name} v{c.version}: evaluating on it is refused ('
+                                     + '; '.join(p for p in v.problems if not p.startswith('warning')) + ')')
+    snap = v.snapshot or get_snapshot(store, v.snapshot_id)
+    if t not in snap.columns: raise RegistryError(f'snapshot {v.snapshot_id} has no outcome column {t!r} (the target of {model}) to evaluate against')
+    train = read_snapshot(store, mv.snapshot)
+    train = train[train[t].notna()] if t in train.columns else train
+    fitted = mv.fitted(st)
+    classes = _classes(fitted, spec) if spec.task == 'multiclass' else None
+    train_frame = _with_raw(build_features(train, fs, history=train), train)
+    features = fs.columns
+    base = fit_baselines(train_frame, features, spec, classes)
+    extra = [x for x in [t, *spec.sensitive, spec.time_column, *spec.slices, *_edge_columns(snap.columns, spec.edge_slices)] if x]
+    keep = list(dict.fromkeys(features + [x for x in extra if x in snap.columns or x in features]))
+    paths = []
+    if fs.code and fs.code.partition(':')[0].split('.')[0] != 'wildproof':
+        try: paths = [str(module_path(fs.code).parent)]
+        except Exception: paths = []
+    ctx = pickle.dumps(dict(schema=snap.schema, target=t, fs=fs,
+                            histories=fs.histories(train) if fs.point_in_time else None, features=features, keep=keep, model=fitted, spec=spec,
+                            classes=classes, fitted=base[0], paths=paths,
+                            quarantined=np.unique(v.quarantined()['row'].to_numpy(np.int64)) if v.rows_quarantined else np.zeros(0, np.int64)),
+                       protocol=pickle.HIGHEST_PROTOCOL)
+    files = [str(f) for f in snapshot_dataset(store, snap).files]
+    try:
+        rows = con.spark.read.parquet(*files)
+        n = con.spark.sparkContext.defaultParallelism
+        if rows.rdd.getNumPartitions() < n: rows = rows.repartition(n)   # a snapshot of one small file: every core still works
+        parts = rows.mapInArrow(_score_batches(con.spark.sparkContext.broadcast(ctx)), 'n long, error string, blob binary').collect()
+    except Exception as e: raise EngineError(f'the evaluation of {model} v{version} failed on Spark: {_spark_error(e)}') from None
+    errors = [r['error'] for r in parts if r['error']]
+    if errors: raise RegistryError(f'evaluating {model} v{version} on {v.snapshot_id}: {errors[0]}')
+    got = [pickle.loads(r['blob']) for r in parts if r['n']]
+    if not got: raise RegistryError(f'snapshot {v.snapshot_id} has no row with a known {t!r} to evaluate against')
+    rows = np.concatenate([g[0] for g in got])
+    order = np.argsort(rows, kind='stable')
+    data = pd.concat([g[1] for g in got], ignore_index=True).iloc[order].reset_index(drop=True)
+    s = np.concatenate([g[2] for g in got])[order]
+    names = list(base[0])
+    scores = dict(model=s, fitted=base, batch_seconds=sum(g[4] for g in got),
+                  baselines={n: np.concatenate([g[3][n] for g in got])[order] for n in names})
+    return evaluate(fitted, data, spec=spec, features=features, train=train_frame, settings=st, measure_cost=measure_cost, latency_calls=50, scores=scores)
 
 # %% ../../nbs/09_registry.ipynb #021c9083
 def inventory(store: Store) -> pd.DataFrame:
