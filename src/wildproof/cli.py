@@ -647,7 +647,7 @@ def cmd_new(args):
 
 def cmd_demo(args):
     from wildproof.examples.credit.demo import run_demo
-    run_demo(settings=args.settings, rows=args.rows, seed=args.seed, store_root=args.store, fresh=not args.keep)
+    run_demo(settings=args.settings, rows=args.rows, seed=args.seed, store_root=args.store, fresh=not args.keep, spark=not args.no_spark)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -663,6 +663,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--rows', type=int, help='rows of the example world to generate (default: [demo] rows)')
     s.add_argument('--seed', type=int, help='seed of the world (default: [demo] seed)')
     s.add_argument('--keep', action='store_true', help='keep what an earlier demo left in the store (default: start from an empty demo store)')
+    s.add_argument('--no-spark', action='store_true', help='skip validating the incident week again on Spark (run where pyspark and Java are installed; '
+                   'its session start costs tens of seconds)')
     s = add('new', cmd_new, 'Write a starter notebook (and a features module) that walks your own data and model through the lifecycle')
     s.add_argument('path', help='folder to write starter.ipynb and features.py into (created if missing)')
     add('settings', cmd_settings, 'Print the settings in force and where each value came from')

@@ -55,6 +55,7 @@ class DemoResult:
     model: dict = field(default_factory=dict)  # the champion: name, version, evaluation, verdict, refusals, card
     plots: dict = field(default_factory=dict)
     seconds: float = 0.0
+    spark: dict = field(default_factory=dict)  # the incident week's validation again on Spark: ran, identical, seconds (or why not)
 
     @property
     def ok(self) -> bool: return bool(self.incident.get('caught'))
@@ -460,10 +461,58 @@ def _reports(store: Store, name: str, settings, out, progress: bool) -> dict:
             res['diff'] = d
     return res
 
+# %% ../../../../nbs/22_example_credit_demo.ipynb #5a7c0e22
+def _on_spark(store: Store, snapshot: str, contract, contract_file: Path, settings, out) -> dict:
+    "The batch `snapshot` validated again on Spark in a scratch store and compared with its DuckDB validation in `store`."
+    import tempfile
+    from wildproof.contracts import latest_validation, load
+    from wildproof.datasets import read_snapshot
+    from wildproof.engine import EngineError, connect
+    t = time.perf_counter()
+    try: connect(settings, 'spark').close()   # the process's Spark session (a JVM), started once
+    except EngineError as e:
+        out(f'Spark: skipped, {e}; then `wildproof validate --engine spark` and `wildproof monitor --engine spark` run the same statistics there')
+        return dict(ran=False, reason=str(e))
+    duck = latest_validation(store, snapshot, contract)
+    with tempfile.TemporaryDirectory(prefix='wildproof-demo-spark-') as d:
+        scratch = Store(Path(d) / 'store')
+        snap = ingest(scratch, 'loan_applications', read_snapshot(store, snapshot, as_arrow=True), note='demo: the incident week, for Spark')
+        if snap.snapshot_id != duck.snapshot_id: raise DemoError(f'the batch read back is {snap.snapshot_id}, not {duck.snapshot_id}')
+        spark = validate(scratch, snap, load(contract_file).register(scratch), settings=settings, engine='spark')
+        counts = lambda v: (v.status, v.rows_in, v.rows_accepted, v.rows_quarantined, v.rows_rejected,
+                            sorted((r['rule'], r['column'] or '', r['failed']) for r in v.rules))
+        q = lambda v: v.quarantined().astype(str).sort_values(['row', 'rule', 'column']).reset_index(drop=True)
+        qd, qs = q(duck), q(spark)
+        same = dict(counts=counts(duck) == counts(spark), rows=len(qd) == len(qs) and
+                    qd[['row', 'row_key', 'rule', 'column']].equals(qs[['row', 'row_key', 'rule', 'column']]) and
+                    all(a == b or _number(a) == _number(b) for a, b in zip(qd.value, qs.value)))
+        texts = int((qd.value != qs.value).sum()) if same['rows'] else 0   # the same number, written by each engine its own way
+        n = spark.rows_quarantined
+    secs = time.perf_counter() - t
+    res = dict(ran=True, identical=all(same.values()), seconds=secs, snapshot=snapshot, status=spark.status, quarantined=n, texts=texts)
+    if not res['identical']:
+        raise DemoError(f'the validation of {snapshot} on Spark differs from DuckDB\'s ({", ".join(k for k, v in same.items() if not v)}): '
+                        f'DuckDB {counts(duck)[:5]}, Spark {counts(spark)[:5]}')
+    out(f'Spark: the incident week {snapshot} validated again on Spark ({settings.engine.spark_master}, {secs:.0f} s with the session start): '
+        f'{spark.status}, {spark.rows_accepted:,} accepted, {n:,} quarantined; every rule count and all {n:,} quarantined rows with their values '
+        f'the same as DuckDB\'s' + (f' ({texts:,} value{"s" if texts > 1 else ""} the same number written differently, e.g. {_example(qd, qs)})' if texts else '')
+        + ' (`--engine spark` on validate, monitor, drill-down, evaluate, report; decision 0018)')
+    return res
+
+def _number(text: str):
+    "A quarantined value's text as the number it writes, or None."
+    try: return float(text)
+    except ValueError: return None
+
+def _example(qd: pd.DataFrame, qs: pd.DataFrame) -> str:
+    i = (qd.value != qs.value).idxmax()
+    return f'DuckDB {qd.value[i]}, Spark {qs.value[i]}'
+
 # %% ../../../../nbs/22_example_credit_demo.ipynb #3e815c50
 def run_demo(settings=None, rows: int | None = None, seed: int | None = None, store_root=None, fresh: bool = True,
-             out=print, progress: bool = True) -> DemoResult:
-    "Run the lifecycle on the demo world; print a summary and where everything is; raise `DemoError` if a check fails."
+             out=print, progress: bool = True, spark: bool = True) -> DemoResult:
+    """Run the lifecycle on the demo world; print a summary and where everything is; raise `DemoError` if a check fails.
+    `spark`: validate the incident week again on Spark and compare, where pyspark and Java are installed (False: skip it)."""
     t0 = time.perf_counter()
     settings = settings or load_settings()
     rows = rows or settings.demo.rows
@@ -552,7 +601,9 @@ def run_demo(settings=None, rows: int | None = None, seed: int | None = None, st
         if model.get('serving', {}).get('audit'): plots['serving'] = root / 'demo' / 'serving.png'; plot_serving(store, plots['serving'])
         if model.get('monitoring'): plots['monitoring'] = root / 'demo' / 'monitoring.png'; plot_monitoring(store, model['name'], plots['monitoring'])
     except ImportError: pass
-    res = DemoResult(root, ref.snapshot_id, f'{contract.name} v{contract.version}', cfile, sfile, weeks, incident, model, plots, time.perf_counter() - t0)
+    on_spark = _on_spark(store, hit.snapshot.iloc[0], contract, cfile, settings, out) if spark and len(hit) else {}
+    res = DemoResult(root, ref.snapshot_id, f'{contract.name} v{contract.version}', cfile, sfile, weeks, incident, model, plots, time.perf_counter() - t0,
+                     on_spark)
     store.event('demo', 'run', rows=rows, seed=seed, incident_caught=caught, seconds=round(res.seconds, 1))
 
     out(f'\nwhere everything is (finished in {res.seconds:.0f} s):')
