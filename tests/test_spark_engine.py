@@ -235,3 +235,32 @@ def test_validate_on_spark_matches_duckdb(spark, tmp_path, capsys, monkeypatch):
     assert main(['--store', str(store.root), 'validate', snap.snapshot_id, '--contract', contract.name, '--engine', 'spark']) == (0 if a.ok else 1)
     out = capsys.readouterr().out
     assert f'{a.status}: {snap.snapshot_id}' in out and f'{a.rows_quarantined:,} quarantined' in out, out
+
+
+def test_the_window_querys_constructs_match_duckdb(spark, tmp_path):
+    """What monitoring's window query (wildproof.monitoring._served_sql) asks of Spark: arg_max over NULLs (the known outcomes:
+    DuckDB skips a NULL value, Spark's max_by does not, so it is rewritten), UNION ALL BY NAME (the batch records' snapshots:
+    Spark lacks it, so it becomes a positional union in the left side's order), JSON inputs parsed (json_extract_string with
+    quoted keys, a dot in a name, numbers, booleans, JSON null) and TRY_CAST, coalesce, and a pyarrow Parquet dataset registered."""
+    import pyarrow as pa
+    import pyarrow.dataset as pds
+    import pyarrow.parquet as pq
+    from wildproof.engine import QueryError
+    t = pa.table({'k': ['a', 'a', 'b', 'b', 'c', 'd'], 'x': [1.0, None, 2.0, 3.0, None, 4.0], 'y': [1, 2, 1, 2, 1, None],
+                  'j': ['{"a.b": 1.50, "c": "t\u00e9", "d": true, "e": null}', None, '{"a.b": 1e5}', '{"c": 3}', '{"a.b": "x"}', '{"c": "it\'s"}']})
+    pq.write_table(t, tmp_path / 't.parquet')
+    ds = pds.dataset([str(tmp_path / 't.parquet')], format='parquet')
+    con = duckdb.connect(); con.register('t', ds); spark.register('t', ds)
+    queries = [
+        'SELECT k, arg_max(x, y) AS m, arg_max(j, y) AS mj, max(y) AS my FROM t GROUP BY 1 ORDER BY 1',
+        '''SELECT k, json_extract_string(j, '$."a.b"') AS ab, json_extract_string(j, '$."c"') AS c, json_extract_string(j, '$."d"') AS d,
+                  json_extract_string(j, '$."e"') AS e, coalesce(TRY_CAST(x AS DOUBLE), TRY_CAST(json_extract_string(j, '$."a.b"') AS DOUBLE)) AS n
+           FROM t ORDER BY k, y''',
+        '''SELECT * FROM (SELECT 'one' AS s, k, x FROM t UNION ALL BY NAME SELECT 'two' AS s, x, k FROM t
+           UNION ALL BY NAME SELECT NULL::VARCHAR AS s, NULL AS k, NULL AS x WHERE false) ORDER BY s, k, x''',
+    ]
+    for q in queries:
+        a, b = con.execute(q).df(), spark.execute(q).df()
+        assert a.astype(object).where(a.notna(), None).values.tolist() == b.astype(object).where(b.notna(), None).values.tolist(), (q, a, b)
+    with pytest.raises(QueryError, match='BY NAME'): spark.execute('SELECT 1 AS a UNION ALL BY NAME SELECT 2 AS b').df()
+    con.close()

@@ -52,14 +52,14 @@ def _rewrite(node):
     if isinstance(node, exp.ArgMax) and not isinstance(node.this, exp.Star):
         # DuckDB's arg_max(x, y) takes x at the largest y among the rows where x is not NULL; Spark's max_by(x, y) takes it among
         # all rows (a NULL x wins if its y is largest). So y is hidden where x is NULL: max_by skips a NULL y.
-        x = node.this
-        return exp.ArgMax(this=x.copy(), expression=exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=x.copy(), expression=exp.Null())),
-                                                                          true=node.expression.copy())]))
+        # (sqlglot does not descend into a node a rewrite returns: its parts are rewritten here)
+        x, y = node.this.transform(_rewrite), node.expression.transform(_rewrite)
+        return exp.ArgMax(this=x, expression=exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=x.copy(), expression=exp.Null())), true=y)]))
     if isinstance(node, exp.Union) and node.args.get('by_name'):
         return _by_position(node)
     if isinstance(node, exp.Floor) and not node.args.get('decimals'):
         # DuckDB's floor of a DOUBLE is a DOUBLE (±inf and NaN stay); Spark's is a BIGINT, an overflow error past 2**63
-        x = node.this
+        x = node.this.transform(_rewrite)
         return exp.Case(ifs=[exp.If(this=exp.GTE(this=exp.Abs(this=x.copy()), expression=_parse(_TWO52)), true=x.copy())],
                         default=exp.cast(exp.Floor(this=x.copy()), 'DOUBLE'))
     return node
@@ -78,7 +78,8 @@ def _by_position(node):
     right.set('expressions', [by[n].copy() for n in left])
     out = node.copy()
     out.set('by_name', None)
-    out.set('expression', right)
+    out.set('this', node.this.transform(_rewrite))    # (sqlglot does not descend into a node a rewrite returns)
+    out.set('expression', right.transform(_rewrite))
     return out
 
 
@@ -119,13 +120,19 @@ def spark_session(master: str = 'local[2]', options: dict[str, str] | None = Non
              .config('spark.ui.enabled', 'false').config('spark.ui.showConsoleProgress', 'false')
              .config('spark.sql.session.timeZone', 'UTC')
              .config('spark.sql.execution.arrow.pyspark.enabled', 'true')
-             .config('spark.sql.shuffle.partitions', '8' if master.startswith('local') else '200'))
+             .config('spark.sql.shuffle.partitions', _local_cores(master) if master.startswith('local') else '200'))
         for k, v in (options or {}).items(): b = b.config(k, v)
         try: spark = b.getOrCreate()
         except Exception as e: raise EngineError(f'cannot start Spark at {master!r}: {str(e).splitlines()[0]}') from None
         spark.sparkContext.setLogLevel('ERROR')
         _SESSION = spark
         return spark
+
+
+def _local_cores(master: str) -> str:
+    "The shuffle partitions of a local session: one per core of local[N] (the aggregates return small results; more partitions only add tasks)."
+    m = re.fullmatch(r'local\[(\d+)\]', master.strip())
+    return m.group(1) if m else str(os.cpu_count() or 2)
 
 
 # ---------------------------------------------------------------- the engine, with a DuckDB connection's interface

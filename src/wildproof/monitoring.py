@@ -584,14 +584,15 @@ def _spark_window(eng, cur: pd.DataFrame, start, end, chunk: bool) -> str:
     eng.view(name, f"select * from {_q(cur.attrs['spark_view'])} where route <> 'invalid' and score is not null and {span}", args)
     return name
 
-def _on_spark(ref: Reference, eng) -> tuple[str, tuple]:
-    "The reference's drift columns as a Spark view, and its drift profiles computed there (once per reference)."
+def _on_spark(ref: Reference, eng) -> str:
+    """The reference's drift columns as a cached Spark view (registered once per reference). Its drift profiles stay those the
+    workbench computed from the reference it holds (`Reference.profiles`): made once per version, the same on either engine but
+    for `distinct` (decision 0018), and Spark's exact quantiles are its slowest query."""
     if '_spark' not in ref.__dict__:
         name = f'_ref_{new_id()[:12]}'
-        cols = list(dict.fromkeys([*ref.columns, *ref.prediction_columns]))
-        eng.register(name, ref.frame[cols])
+        eng.register(name, ref.frame[list(dict.fromkeys([*ref.columns, *ref.prediction_columns]))])
         eng.spark.table(name).cache()
-        ref.__dict__['_spark'] = (name, (_drift.profile(eng, name, ref.columns), _drift.profile(eng, name, ref.prediction_columns)))
+        ref.__dict__['_spark'] = name
     return ref.__dict__['_spark']
 
 def _expand(ref: Reference, df: pd.DataFrame) -> pd.DataFrame:
@@ -695,7 +696,7 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
     if kind == 'spark':   # the same SQL on Spark, over the window's view and the reference's
         from wildproof.engine import connect
         eng = connect(st, 'spark')
-        name, (profile, sp) = _on_spark(ref, eng)
+        name, (profile, sp) = _on_spark(ref, eng), ref.profiles
         view = _spark_window(eng, cur, start, end, chunk is not None)
         try: d, ds = _drift.drift(eng, view, profile, reference=name), _drift.drift(eng, view, sp, reference=name)
         finally: eng.unregister(view)
