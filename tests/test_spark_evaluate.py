@@ -101,3 +101,29 @@ def test_bad_input_is_a_clear_error_on_spark(spark, credit):
     nolabels = ingest(store, 'nolabels', later.head(300).drop(columns=[spec.target]))
     with pytest.raises(RegistryError, match=f"has no outcome column '{spec.target}'"):
         evaluate_version(store, spec.model, v, nolabels, engine='spark', measure_cost=False)
+
+
+OWN = dict(car_price=('regression', dict(sensitive=['fuel'])),
+           multiclass=('multiclass', dict(classes=['highstreet_card', 'prepaid_card', 'upmarket_card'], sensitive=['is_customer'])))
+
+
+@pytest.mark.parametrize('kind', list(OWN))
+def test_a_users_regression_and_multiclass_model_evaluate_the_same_on_spark(spark, tmp_path, kind):
+    "Public data of deployed models (NannyML's car prices, credit-card products): a small version of each, its analysis rows evaluated on both engines."
+    if not (DATA / 'car_price' / 'regression_synthetic_reference.csv').is_file() or not (DATA / 'multiclass' / 'mc_reference.csv').is_file():
+        pytest.skip(f'the car price and multiclass data sets are not in {DATA}')
+    from wildproof.contracts import infer_contract
+    from wildproof.spec import init_spec
+    from tests.test_evaluation_tasks import load
+    task, kw = OWN[kind]
+    ref, an = load(kind)
+    store = Store(tmp_path / 'store')
+    snap = ingest(store, f'{kind}_ref', ref.head(5_000))
+    infer_contract(store, snap, name=kind, key='id', time_column='timestamp', exclude=['y_true']).register(store)
+    spec = init_spec(store, kind, contract=kind, target='y_true', task=task, **kw).register(store)
+    v = train(store, snap, spec, params=dict(max_iter=30, early_stopping=False)).version
+    asnap = ingest(store, f'{kind}_analysis', an.head(8_000))
+    local = evaluate_version(store, kind, v, asnap, measure_cost=False, engine='duckdb')
+    on_spark = evaluate_version(store, kind, v, asnap, measure_cost=False, engine='spark')
+    assert local.info['task'] == task and local.info['rows'] == 8_000 and local.fairness
+    assert_same_evaluation(local, on_spark)

@@ -526,6 +526,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'wildproof.monitoring._probas': ('monitoring.html#_probas', 'wildproof/monitoring.py'),
                                       'wildproof.monitoring._reference': ('monitoring.html#_reference', 'wildproof/monitoring.py'),
                                       'wildproof.monitoring._release': ('monitoring.html#_release', 'wildproof/monitoring.py'),
+                                      'wildproof.monitoring._release_reference': ( 'monitoring.html#_release_reference',
+                                                                                   'wildproof/monitoring.py'),
                                       'wildproof.monitoring._rows': ('monitoring.html#_rows', 'wildproof/monitoring.py'),
                                       'wildproof.monitoring._served': ('monitoring.html#_served', 'wildproof/monitoring.py'),
                                       'wildproof.monitoring._served_sql': ('monitoring.html#_served_sql', 'wildproof/monitoring.py'),
