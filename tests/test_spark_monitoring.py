@@ -191,3 +191,71 @@ def test_drill_down_reads_the_window_on_spark(credit):
     st = settings_for(b.root)
     html = drill_down(b, 'credit_risk', MONTHS[1], as_of='2026-07-01', granularity='month', settings=st, engine='spark', sample=500)
     assert html.stat().st_size > 100_000 and 'credit_risk' not in html.name
+
+
+def test_window_metrics_read_on_spark_alone(credit):
+    "`window_metrics(..., engine='spark')` without a span read before: it reads the window on Spark itself, and its rows are DuckDB's."
+    from wildproof.monitoring import reference, window_metrics
+    a, b, _ = credit
+    rows = {}
+    for store, kind in ((a, 'duckdb'), (b, 'spark')):
+        st = settings_for(store.root)
+        ref = reference(store, 'credit_risk', '1', settings=st)
+        rows[kind] = window_metrics(store, ref, '2025-01-01', '2025-02-01', as_of='2026-07-01', granularity='month', settings=st, engine=kind)
+    x, y = (rows[k].drop(columns='computed_at').sort_values(['family', 'metric', 'subject']).reset_index(drop=True) for k in ('duckdb', 'spark'))
+    assert len(x) > 20
+    assert_same_metrics(x, y)
+
+
+# ---------------------------------------------------------------- a regression and a multiclass model that run elsewhere
+
+DATA = CAR_LOAN.parent
+TASKS = {
+    'regression': dict(model='car_price_deployed', folder='car_price', reference='regression_synthetic_reference.csv',
+                       analysis='regression_synthetic_analysis.csv', targets='regression_synthetic_analysis_targets.csv',
+                       exclude=['y_true', 'y_pred'], init={}),
+    'multiclass': dict(model='card_product_deployed', folder='multiclass', reference='mc_reference.csv', analysis='mc_analysis.csv',
+                       targets='mc_analysis_gt.csv',
+                       exclude=['y_true', 'y_pred', *[f'y_pred_proba_{c}' for c in ('prepaid_card', 'highstreet_card', 'upmarket_card')]],
+                       init={'scores': {c: f'y_pred_proba_{c}' for c in ('prepaid_card', 'highstreet_card', 'upmarket_card')}}),
+}
+
+
+def task_world(task: str, rows: int = 12_000):
+    d = TASKS[task]
+
+    def build(store: Store, st):
+        from wildproof.audit import record_outcomes
+        from wildproof.contracts import infer_contract
+        from wildproof.datasets import ingest
+        from wildproof.external import import_predictions, outcome_records
+        from wildproof.spec import init_spec
+        folder, m = DATA / d['folder'], d['model']
+        snap = ingest(store, f'{m}_ref', folder / d['reference'])
+        infer_contract(store, snap, name=m, key='id', time_column='timestamp', exclude=d['exclude'], settings=st).register(store)
+        init_spec(store, m, contract=m, target='y_true', task=task, external=True, prediction='y_pred', **d['init']).register(store)
+        ana = pd.read_csv(folder / d['analysis'], parse_dates=['timestamp']).sort_values('timestamp', kind='stable').head(rows)
+        import_predictions(store, m, ana, settings=st)
+        y = pd.read_csv(folder / d['targets'])
+        record_outcomes(store, outcome_records(store, y[y.id.isin(ana.id)], model=m)[0])
+    return build
+
+
+@pytest.mark.parametrize('task', ['regression', 'multiclass'])
+def test_other_tasks_same_metrics_and_alerts(task, tmp_path, spark):
+    "A regression (its loss model reads the features brought from Spark) and a multiclass model (its probabilities): the same rows and alerts."
+    d = TASKS[task]
+    if not (DATA / d['folder'] / d['targets']).is_file(): pytest.skip(f'the {d["folder"]} data set is not at {DATA}')
+    from wildproof.monitoring import monitor
+    (a, sa), (b, sb) = both(tmp_path, task_world(task))
+    seconds = {}
+    for store, st, kind in ((a, sa, 'duckdb'), (b, sb, 'spark')):
+        t0 = time.perf_counter()
+        out = monitor(store, d['model'], chunk_rows=6_000, settings=st, engine=kind, progress=False)
+        seconds[kind] = time.perf_counter() - t0
+    print(f'\n{task}, {len(out)} chunks of 6,000 answers: DuckDB {seconds["duckdb"]:.1f} s, Spark {seconds["spark"]:.1f} s')
+    assert len(out) == 2
+    x, y = metric_rows(a, d['model']), metric_rows(b, d['model'])
+    assert {'performance', 'estimated'} <= set(x.family)
+    assert_same_metrics(x, y)
+    assert_same_alerts(a, b, d['model'])
