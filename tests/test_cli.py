@@ -1,5 +1,5 @@
 """The `wildproof` command line, run as a user runs it: a real process, real files, a real store."""
-import os, re, subprocess, sys
+import os, re, shutil, subprocess, sys
 from pathlib import Path
 
 import pandas as pd
@@ -84,9 +84,9 @@ def test_gate_from_the_shell(tmp_path):
 
 
 def test_demo_end_to_end(tmp_path):
-    r = run('--store', tmp_path / 'store', 'demo', '--rows', '10000', cwd=tmp_path)
+    r = run('--store', tmp_path / 'store', 'demo', '--rows', '10000', '--no-spark', cwd=tmp_path)   # Spark: the default demo's test
     out = r.stdout
-    assert 'CAUGHT' in out and 'where everything is' in out
+    assert 'CAUGHT' in out and 'where everything is' in out and 'Spark:' not in out
     assert (tmp_path / 'store' / 'contracts' / 'loan_applications.contract.yaml').exists()
     spec = (tmp_path / 'store' / 'specs' / 'credit_risk.spec.yaml').read_text()   # the example's model spec, as registered
     assert 'features: wildproof.examples.credit.features:build' in spec and 'decline' in spec
@@ -151,3 +151,12 @@ def test_demo_at_its_default_size_promotes_a_champion_with_a_card(default_demo):
     assert (tmp_path / 'store' / 'demo' / 'monitoring.png').stat().st_size > 10_000
     alerts = run('--store', tmp_path / 'store', 'alerts', '--state', 'open', cwd=tmp_path).stdout
     assert 'data_drift.psi' in alerts and 'income' in alerts
+    # the engine: the incident week validated again on Spark, compared with DuckDB row by row; or one line saying how to get Spark
+    try:
+        import pyspark  # noqa: F401
+        spark = shutil.which('java') is not None
+    except ImportError: spark = False
+    if spark:
+        assert re.search(r"Spark: the incident week loan_applications@\w+ validated again on Spark \(local\[2\], \d+ s with the session start\): "
+                         r"rejected, 0 accepted, [\d,]+ quarantined; every rule count and all [\d,]+ quarantined rows with their values the same as DuckDB's", out), out
+    else: assert 'Spark: skipped, [engine] kind = spark needs' in out and 'wildproof[spark]' in out

@@ -471,7 +471,8 @@ def _on_spark(store: Store, snapshot: str, contract, contract_file: Path, settin
     t = time.perf_counter()
     try: connect(settings, 'spark').close()   # the process's Spark session (a JVM), started once
     except EngineError as e:
-        out(f'Spark: skipped, {e}; then `wildproof validate --engine spark` and `wildproof monitor --engine spark` run the same statistics there')
+        out(f'Spark: skipped ({e}); with `pip install "wildproof[spark]"` and Java 17 the demo checks the gate on Spark too, and '
+            f'`--engine spark` runs validate, monitor, drill-down, evaluate and report there')
         return dict(ran=False, reason=str(e))
     duck = latest_validation(store, snapshot, contract)
     with tempfile.TemporaryDirectory(prefix='wildproof-demo-spark-') as d:
