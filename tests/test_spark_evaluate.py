@@ -98,7 +98,9 @@ def test_the_engine_comes_from_the_settings_and_costs_are_measured(spark, credit
 def test_bad_input_is_a_clear_error_on_spark(spark, credit):
     store, spec, v, snap, later = credit
     with pytest.raises(EngineError, match="unknown engine 'hive'"): evaluate_version(store, spec.model, v, snap, engine='hive')
+    from wildproof.contracts import get_contract, validate
     nolabels = ingest(store, 'nolabels', later.head(300).drop(columns=[spec.target]))
+    validate(store, nolabels, get_contract(store, 'apps'), engine='duckdb')   # recorded: Spark's validation (tested elsewhere) is not repeated here
     with pytest.raises(RegistryError, match=f"has no outcome column '{spec.target}'"):
         evaluate_version(store, spec.model, v, nolabels, engine='spark', measure_cost=False)
 
@@ -118,12 +120,12 @@ def test_a_users_regression_and_multiclass_model_evaluate_the_same_on_spark(spar
     task, kw = OWN[kind]
     ref, an = load(kind)
     store = Store(tmp_path / 'store')
-    snap = ingest(store, f'{kind}_ref', ref.head(5_000))
+    snap = ingest(store, f'{kind}_ref', ref.head(3_000))
     infer_contract(store, snap, name=kind, key='id', time_column='timestamp', exclude=['y_true']).register(store)
     spec = init_spec(store, kind, contract=kind, target='y_true', task=task, **kw).register(store)
-    v = train(store, snap, spec, params=dict(max_iter=30, early_stopping=False)).version
-    asnap = ingest(store, f'{kind}_analysis', an.head(8_000))
+    v = train(store, snap, spec, params=dict(max_iter=20, early_stopping=False)).version
+    asnap = ingest(store, f'{kind}_analysis', an.head(5_000))
     local = evaluate_version(store, kind, v, asnap, measure_cost=False, engine='duckdb')
     on_spark = evaluate_version(store, kind, v, asnap, measure_cost=False, engine='spark')
-    assert local.info['task'] == task and local.info['rows'] == 8_000 and local.fairness
+    assert local.info['task'] == task and local.info['rows'] == 5_000 and local.fairness
     assert_same_evaluation(local, on_spark)
