@@ -241,6 +241,7 @@ def task_world(task: str, rows: int = 12_000):
     return build
 
 
+@pytest.mark.slow   # (3 to 4 minutes each at load 9: two chunks drifted on local Spark)
 @pytest.mark.parametrize('task', ['regression', 'multiclass'])
 def test_other_tasks_same_metrics_and_alerts(task, tmp_path, spark):
     "A regression (its loss model reads the features brought from Spark) and a multiclass model (its probabilities): the same rows and alerts."

@@ -573,15 +573,19 @@ def _spark_served(store: Store, ref: Reference, args: dict, settings, sample: in
     df.attrs['spark_view'] = view
     return df
 
-def _spark_window(eng, cur: pd.DataFrame, start, end, chunk: bool) -> str:
+def _spark_window(eng, cur: pd.DataFrame, start, end, chunk: bool, ref: Reference) -> str:
     """The Spark view of the window's scored answers (those of `cur` not refused and with a score): the rows of the span's view
-    within [start, end), or for a chunk, from its first to its last answer in (event time, seq) order."""
+    within [start, end), or for a chunk, from its first to its last answer in (event time, seq) order. A multiclass window
+    gets `_expand`'s prediction columns in SQL: the predicted class, and each class's probability from an answer's list of them."""
     name = f'_cur_{new_id()[:12]}'
+    k = len(ref.classes or [])
+    extra = ''.join([', decision AS predicted_class'] + [f', CASE WHEN array_length(probabilities) = {k} THEN probabilities[{j + 1}] END AS {_q(proba_column(c))}'
+                                                          for j, c in enumerate(ref.classes)]) if ref.task == 'multiclass' else ''
     if chunk:
         span = '(t > $s or (t = $s and seq >= $a)) and (t < $e or (t = $e and seq <= $b))'
         args = dict(s=start, e=end, a=int(cur.seq.iloc[0]), b=int(cur.seq.iloc[-1]))
     else: span, args = 't >= $s and t < $e', dict(s=start, e=end)
-    eng.view(name, f"select * from {_q(cur.attrs['spark_view'])} where route <> 'invalid' and score is not null and {span}", args)
+    eng.view(name, f"select *{extra} from {_q(cur.attrs['spark_view'])} where route <> 'invalid' and score is not null and {span}", args)
     return name
 
 def _on_spark(ref: Reference, eng) -> str:
@@ -656,7 +660,10 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
     kind = _kind(engine, st)
     start, end, as_of = utc(start), utc(end), utc(as_of or utcnow())
     if kind == 'spark' and not (chunk if chunk is not None else served if served is not None else pd.DataFrame()).attrs.get('spark_view'):
-        chunk, served = None, None   # not read on Spark: read there
+        if chunk is not None: raise MonitoringError("on Spark, a chunk's answers must come from _served(..., engine='spark')")
+        span = _served(store, ref.model, start, end, ref, as_of, kind, st)   # the window read on Spark, its view dropped when done
+        try: return window_metrics(store, ref, start, end, as_of=as_of, granularity=granularity, settings=st, served=span, engine=kind)
+        finally: _release(span, st)
     if chunk is not None: cur = chunk
     elif served is None: cur = _served(store, ref.model, start, end, ref, as_of, kind, st)
     else:
@@ -697,7 +704,7 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
         from wildproof.engine import connect
         eng = connect(st, 'spark')
         name, (profile, sp) = _on_spark(ref, eng), ref.profiles
-        view = _spark_window(eng, cur, start, end, chunk is not None)
+        view = _spark_window(eng, cur, start, end, chunk is not None, ref)
         try: d, ds = _drift.drift(eng, view, profile, reference=name), _drift.drift(eng, view, sp, reference=name)
         finally: eng.unregister(view)
         if int(ds.n_current.iloc[0]) != len(scored):   # (the score is numeric: its row gives the window's rows)
@@ -985,29 +992,39 @@ def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, 
     models = [model] if model else production_models(store) + [m for m in _external_models(store) if m not in production_models(store)]
     if not models: raise MonitoringError('no model has a production version or imported answers to monitor')
     out, refs = [], {}
-    for m in models:
-        if chunk_rows is not None: out += _monitor_chunks(store, m, int(chunk_rows), as_of, st, refs, progress, kind); continue
-        wins = [window_of(window, g)] if window is not None else _due(store, m, g, as_of)
-        if not wins: continue
-        # which version answered most of each window: its reference is the baseline
-        lead = store.sql("select time_bucket(INTERVAL 1 DAY, coalesce(event_time, created_at)) as day, version, count(*) as n from predictions "
-                         "where model = $m and route in ('champion', 'fallback') and coalesce(event_time, created_at) >= $s and "
-                         "coalesce(event_time, created_at) < $e group by all", dict(m=m, s=wins[0][0], e=wins[-1][1]))
-        lead['day'] = pd.to_datetime(lead.day, utc=True)
-        spans = {}
-        for s, e in wins:
-            w = lead[(lead.day >= s) & (lead.day < e)].groupby('version').n.sum()
-            if len(w): spans.setdefault(str(w.idxmax()), []).append((s, e))
-        for ver, vw in spans.items():
-            if (m, ver) not in refs: refs[(m, ver)] = reference(store, m, ver, settings=st)
-            served = _served(store, m, vw[0][0], vw[-1][1], refs[(m, ver)], as_of, kind, st)   # one read for all of this version's windows
-            try:
-                for s, e in tqdm(vw, desc=f'monitoring {m} v{ver}', unit='window', disable=not progress or len(vw) < 2, leave=False):
-                    met = window_metrics(store, refs[(m, ver)], s, e, as_of=as_of, granularity=g, settings=st, served=served, engine=kind)
-                    store_window(store, met)
-                    out.append(_summary(m, ver, s, e, met, judge(store, met)))
-            finally: _release(served, st)
+    try:
+        for m in models:
+            if chunk_rows is not None: out += _monitor_chunks(store, m, int(chunk_rows), as_of, st, refs, progress, kind); continue
+            wins = [window_of(window, g)] if window is not None else _due(store, m, g, as_of)
+            if not wins: continue
+            # which version answered most of each window: its reference is the baseline
+            lead = store.sql("select time_bucket(INTERVAL 1 DAY, coalesce(event_time, created_at)) as day, version, count(*) as n from predictions "
+                             "where model = $m and route in ('champion', 'fallback') and coalesce(event_time, created_at) >= $s and "
+                             "coalesce(event_time, created_at) < $e group by all", dict(m=m, s=wins[0][0], e=wins[-1][1]))
+            lead['day'] = pd.to_datetime(lead.day, utc=True)
+            spans = {}
+            for s, e in wins:
+                w = lead[(lead.day >= s) & (lead.day < e)].groupby('version').n.sum()
+                if len(w): spans.setdefault(str(w.idxmax()), []).append((s, e))
+            for ver, vw in spans.items():
+                if (m, ver) not in refs: refs[(m, ver)] = reference(store, m, ver, settings=st)
+                served = _served(store, m, vw[0][0], vw[-1][1], refs[(m, ver)], as_of, kind, st)   # one read for all of this version's windows
+                try:
+                    for s, e in tqdm(vw, desc=f'monitoring {m} v{ver}', unit='window', disable=not progress or len(vw) < 2, leave=False):
+                        met = window_metrics(store, refs[(m, ver)], s, e, as_of=as_of, granularity=g, settings=st, served=served, engine=kind)
+                        store_window(store, met)
+                        out.append(_summary(m, ver, s, e, met, judge(store, met)))
+                finally: _release(served, st)
+    finally:
+        for r in refs.values(): _release_reference(r, st)   # (Spark: the reference's cached view)
     return pd.DataFrame(out).sort_values(['model', 'window_start']).reset_index(drop=True) if out else pd.DataFrame(out)
+
+def _release_reference(ref: Reference, st) -> None:
+    "Drop the Spark view of a reference registered by a run on Spark."
+    name = ref.__dict__.pop('_spark', None)
+    if name:
+        from wildproof.engine import connect
+        connect(st, 'spark').unregister(name)
 
 def _release(served: pd.DataFrame, st) -> None:
     "Drop the Spark view of a span read on Spark (its cached rows with it)."
