@@ -25,6 +25,7 @@ def _no_spark() -> str | None:
 
 
 spark = pytest.mark.skipif(_no_spark() is not None, reason=_no_spark() or '')
+# (the Spark tests are also `slow`: 9 and 4.5 minutes under load 10 on 2 cores, most of it Spark's fixed cost per query)
 WEEK = ['--model', 'credit_risk', '--window', '2025-04-09', '--every', 'week', '--as-of', '2026-06-01']   # a week the demo did not compute
 
 
@@ -53,6 +54,9 @@ def test_engine_arguments_and_refusals(demo_copy):
     venv = str(Path(sys.executable).parent)
     r = cli('monitor', *WEEK, '--engine', 'spark', store=demo_copy, check=False, env={'PATH': venv, 'JAVA_HOME': ''})
     _one_line_error(r, 'needs Java 17', 'needs pyspark')
+    # the schedule follows [engine] kind: its monitoring asks for Spark too
+    r = cli('schedule', 'run', '--job', 'monitoring', '--force', store=demo_copy, check=False, env={'PATH': venv, 'JAVA_HOME': '', 'WILDPROOF_ENGINE_KIND': 'spark'})
+    _one_line_error(r, 'needs Java 17', 'needs pyspark')
     assert len(store.sql('select * from metrics_history')) == before
 
 
@@ -66,6 +70,7 @@ def _window(store: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 @spark
+@pytest.mark.slow
 def test_monitor_and_its_report_on_spark_equal_duckdb(demo_copy, tmp_path):
     other = tmp_path / 'copy_b'
     shutil.copytree(demo_copy, other)
@@ -99,6 +104,7 @@ def test_monitor_and_its_report_on_spark_equal_duckdb(demo_copy, tmp_path):
 
 
 @spark
+@pytest.mark.slow
 def test_evaluate_on_spark_writes_the_evaluation_duckdb_writes(demo_copy, tmp_path):
     from wildproof.evaluation import Evaluation
     from tests.test_spark_evaluate import assert_same_evaluation
