@@ -212,6 +212,8 @@ def test_validate_on_spark_matches_duckdb(spark, tmp_path, capsys, monkeypatch):
                               exclude=['repaid'], settings=settings).register(store)
     batch = pd.read_csv(CAR_LOAN / 'dq_analysis.csv').iloc[:20_000]
     batch = pd.concat([batch, batch.iloc[:7]], ignore_index=True)               # seven duplicated keys
+    # doubles Spark writes otherwise (Java: 1.57355E7, 2.5E-5, NaN): quarantined with DuckDB's text on both engines
+    batch.loc[[10, 11, 12], 'car_value'] = [15735500.0, -2.5e-05, float('nan')]
     snap = ingest(store, 'car_loan_batch', batch)
     now = datetime(2030, 1, 1)
     a = validate(store, snap, contract, settings=settings, now=now, engine='duckdb')
@@ -223,6 +225,7 @@ def test_validate_on_spark_matches_duckdb(spark, tmp_path, capsys, monkeypatch):
     assert strip(a.rules) == strip(b.rules) and a.problems == b.problems
     assert a.rows_quarantined > 7 and any(r['rule'] == 'unique_key' and r['failed'] == 7 for r in a.rules)
     qa, qb = a.quarantined(), b.quarantined()
+    assert {'15735500.0', '-2.5e-05'} <= set(qb[qb.column == 'car_value'].value)
     cols = ['row', 'row_key', 'rule', 'column', 'value', 'reason']
     assert qa[cols].values.tolist() == qb[cols].values.tolist()
     for r in b.rules:                                                           # Spark's examples are real failing values

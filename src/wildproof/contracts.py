@@ -407,6 +407,17 @@ def _failing(con, rules: list[dict], filters: list[str], params: dict, have, key
                    f'SELECT b.{ROW}, {key_sql} AS row_key, unnest(list_filter([{structs}], lambda {lam}: {lam}.bad)) AS f '
                    f'FROM batch b WHERE {" OR ".join(filters)})', params=params).to_arrow_table()
 
+# %% ../../nbs/03_contracts.ipynb #5d1f7a21
+def _as_duckdb_writes(fails: pa.Table, rules: list[dict], have: dict) -> pa.Table:
+    "`fails` with the values of float columns written as DuckDB writes a DOUBLE (Python's repr), not as Spark (Java) does."
+    floats = np.array([have.get(r['column']) == 'float' for r in rules], bool)
+    if not len(fails) or not floats.any(): return fails
+    vals = fails['value'].to_pylist()
+    for k in np.flatnonzero(floats[fails['i'].to_numpy()]):
+        try: vals[k] = repr(float(vals[k]))
+        except (TypeError, ValueError): pass
+    return fails.set_column(fails.schema.get_field_index('value'), 'value', pa.array(vals, pa.string()))
+
 # %% ../../nbs/03_contracts.ipynb #563616d1
 def validate(store: Store, snapshot, contract: Contract, *, settings=None, now: datetime | None = None, raise_on_reject: bool = False,
              engine: str | None = None) -> Validation:
@@ -467,7 +478,8 @@ def validate(store: Store, snapshot, contract: Contract, *, settings=None, now: 
             dup = con.sql(f'SELECT b.{ROW} AS "row", CAST(b.{_q(key)} AS VARCHAR) AS row_key, CAST({j} AS INTEGER) AS i, left(CAST(b.{_q(key)} AS VARCHAR), 200) AS value '
                           f'FROM batch b JOIN dups ON b.{_q(key)} = dups.k WHERE b.{ROW} <> dups.first_row').to_arrow_table()
             fails = pa.concat_tables([fails.cast(dup.schema), dup])
-        if kind != 'duckdb': fails = fails.cast(pa.schema([('row', pa.int64()), ('row_key', pa.string()), ('i', pa.int32()), ('value', pa.string())]))
+        if kind != 'duckdb':
+            fails = _as_duckdb_writes(fails.cast(pa.schema([('row', pa.int64()), ('row_key', pa.string()), ('i', pa.int32()), ('value', pa.string())])), rules, have)
         idx = fails['i'].to_numpy()
         per_rule = np.bincount(idx, minlength=len(rules)) if len(idx) else np.zeros(len(rules), int)
         q_rows = len(np.unique(fails['row'].to_numpy())) if len(idx) else 0
