@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute
 import yaml
 
+from .engine import engine_kind
 from .settings import WildproofError, load_settings
 from .store import Store, new_id, quote, utcnow
 from .datasets import ROW, Snapshot, get_snapshot, snapshot_dataset, read_snapshot
@@ -439,7 +440,7 @@ def validate(store: Store, snapshot, contract: Contract, *, settings=None, now: 
     if extra:
         if contract.extra_columns == 'reject': broken = True; problems.append(f'unknown column{"s" if len(extra) > 1 else ""} {", ".join(extra)}')
         elif not missing: problems.append(f'warning: unknown column{"s" if len(extra) > 1 else ""} {", ".join(extra)} ignored (the raw snapshot keeps them)')
-    kind = engine or settings.get('engine', {}).get('kind') or 'duckdb'
+    kind = engine_kind(settings, engine)
     if kind == 'duckdb':
         con = store.connect([])
         con.register('batch', snapshot_dataset(store, snap))

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .settings import WildproofError
 
-__all__ = ['KINDS', 'EngineError', 'QueryError', 'spark_sql', 'spark_session', 'SparkEngine', 'connect', 'delta_files']
+__all__ = ['KINDS', 'EngineError', 'QueryError', 'spark_sql', 'spark_session', 'SparkEngine', 'engine_kind', 'connect', 'delta_files']
 
 KINDS = ('duckdb', 'spark')
 
@@ -249,13 +249,18 @@ class SparkEngine:
     def close(self) -> None: pass           # the session lives as long as the process
 
 
+def engine_kind(settings=None, kind: str | None = None) -> str:
+    "The engine asked for: `kind`, else `[engine] kind` of `settings`, else duckdb; an unknown one is an EngineError."
+    kind = str(kind or ((settings or {}).get('engine', {}) or {}).get('kind') or 'duckdb').lower()
+    if kind not in KINDS: raise EngineError(f'unknown engine {kind!r}: one of {", ".join(KINDS)}')
+    return kind
+
+
 def connect(settings=None, kind: str | None = None):
     """A connection for the heavy statistics: a new DuckDB connection, or a `SparkEngine` on the process's Spark session,
     as `kind` (else `[engine] kind` of `settings`) says."""
-    eng = (settings or {}).get('engine', {}) if settings is not None else {}
-    kind = (kind or eng.get('kind') or 'duckdb').lower()
-    if kind not in KINDS: raise EngineError(f'unknown engine {kind!r}: one of {", ".join(KINDS)}')
-    if kind == 'duckdb':
+    eng = ((settings or {}).get('engine', {}) or {}) if settings is not None else {}
+    if engine_kind(settings, kind) == 'duckdb':
         import duckdb
         return duckdb.connect()
     return SparkEngine(master=eng.get('spark_master') or 'local[2]', options=eng.get('spark_options') or {},

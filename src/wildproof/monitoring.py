@@ -15,6 +15,7 @@ import pandas as pd
 from .settings import WildproofError, load_settings
 from .store import Store, TABLES, as_table, new_id, utc, utcnow
 from . import drift as _drift
+from .engine import engine_kind
 from .audit import KNOWN_LABEL, KNOWN_OUTCOME, KNOWN_OUTCOMES, OUTCOME_JOIN, input_number, input_text, inputs_join
 from .store import quote as _q
 from .features import build_features, outcome_values
@@ -532,13 +533,6 @@ def _served_sql(store: Store, con, ref: Reference, args: dict) -> str:
         from predictions p {join} {OUTCOME_JOIN}
         where {_SPAN}'''
 
-def _kind(engine: str | None, st) -> str:
-    "The engine asked for: `engine`, else `[engine] kind` of the settings (duckdb by default)."
-    from wildproof.engine import KINDS, EngineError
-    kind = str(engine or st.get('engine', {}).get('kind') or 'duckdb').lower()
-    if kind not in KINDS: raise EngineError(f'unknown engine {kind!r}: one of {", ".join(KINDS)}')
-    return kind
-
 def _served(store: Store, model: str, start, end, ref: Reference, as_of, engine: str = 'duckdb', settings=None, *, sample: int | None = None) -> pd.DataFrame:
     """The window's answers (champion, canary, fallback, invalid) with their features and the outcome known at `as_of`.
     On Spark (`engine='spark'`) the same query runs there, over the Parquet files of the tables' Delta logs, into a cached view
@@ -657,7 +651,7 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
     import duckdb
     st = settings or load_settings()
     mon = st.monitoring
-    kind = _kind(engine, st)
+    kind = engine_kind(st, engine)
     start, end, as_of = utc(start), utc(end), utc(as_of or utcnow())
     if kind == 'spark' and not (chunk if chunk is not None else served if served is not None else pd.DataFrame()).attrs.get('spark_view'):
         if chunk is not None: raise MonitoringError("on Spark, a chunk's answers must come from _served(..., engine='spark')")
@@ -982,7 +976,7 @@ def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, 
     metric rows and alerts are the same either way, written to the store by the workbench."""
     from tqdm.auto import tqdm
     st = settings or load_settings()
-    kind = _kind(engine, st)
+    kind = engine_kind(st, engine)
     if chunk_rows is not None:
         if window is not None: raise MonitoringError('a window date and chunks of rows exclude each other: give one of them')
         if int(chunk_rows) < 2: raise MonitoringError(f'chunks must hold at least 2 rows, not {chunk_rows}')
@@ -1122,7 +1116,7 @@ def drill_down(store: Store, model: str, window, *, as_of=None, granularity: str
     from evidently import BinaryClassification, DataDefinition, Dataset, MulticlassClassification, Regression, Report
     from evidently.presets import ClassificationPreset, DataDriftPreset, RegressionPreset
     st = settings or load_settings()
-    kind = _kind(engine, st)
+    kind = engine_kind(st, engine)
     g = granularity or st.monitoring.window
     s, e = window_of(window, g)
     v = store.sql("select version, count(*) as n from predictions where model = $m and route = 'champion' and coalesce(event_time, created_at) >= $s "

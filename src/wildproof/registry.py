@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .principals import AccessError, Principal, require
+from .engine import engine_kind
 from .settings import WildproofError, load_settings
 from .store import Store, new_id, utcnow
 from .training import mlflow_setup, model_version
@@ -427,21 +428,13 @@ def _with_raw(X: pd.DataFrame, data: pd.DataFrame) -> pd.DataFrame:
     "The feature frame `X` with every other column of `data` (target, time, sensitive attributes, what edge slices name)."
     return X.join(data[[c for c in data.columns if c not in X.columns]])
 
-def _kind(settings, engine: str | None) -> str:
-    "The engine asked for: `engine`, else `[engine] kind` of the settings, else duckdb."
-    from wildproof.engine import KINDS, EngineError
-    st = settings if settings is not None else load_settings()
-    kind = str(engine or (st.get('engine', {}) or {}).get('kind') or 'duckdb').lower()
-    if kind not in KINDS: raise EngineError(f'unknown engine {kind!r}: one of {", ".join(KINDS)}')
-    return kind
-
 def evaluate_version(store: Store, model: str, version, snapshot, *, settings=None, measure_cost: bool = True, engine: str | None = None):
     """Evaluate a registered version on a snapshot with outcomes, by its model spec (see `wildproof.evaluation.evaluate`).
     `engine`: 'duckdb' (the rows are read, their features built and scored in this process) or 'spark' (on Spark's executors: see
     `evaluate_on_spark`); None: `[engine] kind` of the settings. Both give the same evaluation."""
     from wildproof.evaluation import evaluate
     from wildproof.features import build_features
-    if _kind(settings, engine) == 'spark': return evaluate_on_spark(store, model, version, snapshot, settings=settings, measure_cost=measure_cost)
+    if engine_kind(settings if settings is not None else load_settings(), engine) == 'spark': return evaluate_on_spark(store, model, version, snapshot, settings=settings, measure_cost=measure_cost)
     mv, train_df, data = _evaluation_data(store, model, version, snapshot, settings)
     frame = lambda df: _with_raw(build_features(df, mv.features, history=train_df), df)
     return evaluate(mv.fitted(settings), frame(data), spec=mv.spec, features=mv.features.columns, train=frame(train_df), settings=settings,

@@ -51,10 +51,9 @@ def template_parameters(kind: str) -> dict:
 
 def engine_of(engine: str = '', settings=None) -> str:
     "The engine a report computes on: `engine` (duckdb or spark), else `[engine] kind` of the settings."
-    from .engine import KINDS
-    e = engine or (settings or load_settings()).engine.kind or 'duckdb'
-    if e not in KINDS: raise ReportError(f'engine={engine!r}: the engine is {" or ".join(KINDS)} (empty: [engine] kind of settings.ini)')
-    return e
+    from .engine import KINDS, EngineError, engine_kind
+    try: return engine_kind(settings or load_settings(), engine or None)
+    except EngineError: raise ReportError(f'engine={engine!r}: the engine is {" or ".join(KINDS)} (empty: [engine] kind of settings.ini)') from None
 
 
 def run_engine(row: dict) -> str | None:
