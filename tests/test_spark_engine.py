@@ -82,6 +82,9 @@ def test_rewritten_functions_give_duckdbs_values(spark):
     q = "SELECT n, quantile_disc(v, ['0.1'::DOUBLE, '0.25'::DOUBLE, '0.5'::DOUBLE, '0.75'::DOUBLE, '0.9'::DOUBLE]) FROM r GROUP BY n ORDER BY n"
     assert con.execute(q).fetchall() == [(n, list(qs)) for n, qs in spark.execute(q).fetchall()]
     assert 'PERCENTILE_APPROX' not in spark_sql("SELECT quantile_disc(v, [0.5]) FROM r")
+    # continuous quantiles (latency percentiles): linear interpolation between the values around q on both
+    q = "SELECT n, quantile_cont(v, 0.5) AS p50, quantile_cont(v, 0.95) AS p95, quantile_cont(v, 0.99) AS p99 FROM r GROUP BY n ORDER BY n"
+    assert np.array_equal(con.execute(q).df().to_numpy(float), spark.execute(q).df().to_numpy(float))
     con.close()
 
 
@@ -267,3 +270,54 @@ def test_the_window_querys_constructs_match_duckdb(spark, tmp_path):
         assert a.astype(object).where(a.notna(), None).values.tolist() == b.astype(object).where(b.notna(), None).values.tolist(), (q, a, b)
     with pytest.raises(QueryError, match='BY NAME'): spark.execute('SELECT 1 AS a UNION ALL BY NAME SELECT 2 AS b').df()
     con.close()
+
+
+def _answers(n, seed, task):
+    "A window's answers as `_served` gives them: refused ones, fallbacks, model errors, ties, missing scores, outcomes and probabilities."
+    g = np.random.default_rng(seed)
+    f = pd.DataFrame(dict(seq=np.arange(n), route=g.choice(['champion', 'fallback', 'invalid', 'canary'], n, p=[.8, .05, .05, .1]),
+                          source=g.choice(['rest', 'batch'], n), reasons=g.choice([None, 'model error: boom', 'model unavailable', 'x'], n, p=[.9, .03, .03, .04]),
+                          latency_ms=g.gamma(2, 5, n), batch_size=g.choice([1, 1, 1, 50], n), score=np.round(g.random(n), 2)))
+    f.loc[g.random(n) < .05, 'score'] = np.nan
+    if task == 'binary':
+        f['outcome'] = np.where(g.random(n) < f.score.fillna(.5) ** 1.5, 1.0, 0.0)
+        f['decision'] = np.where(f.score >= .5, 'decline', 'approve')
+    elif task == 'regression':
+        f['x'], f['colour'] = g.normal(0, 1, n), g.choice(['red', 'blue'], n)
+        f['score'], f['outcome'], f['decision'] = 3 * f.x, 3 * f.x + g.normal(0, 1, n) * np.where(f.colour == 'red', 2, 1), None
+    else:
+        P = np.round(g.dirichlet([.6, .6, .6], n) ** 1.5, 2)
+        P[g.random(n) < .03, 1] = np.nan
+        d = np.array(['a', 'b', 'c'])[np.nan_to_num(P, nan=-1).argmax(1)]
+        d[g.random(n) < .1] = 'b'
+        f = f.assign(score=np.nanmax(P, 1), decision=d, predicted_class=d, outcome=np.nan,
+                     label=np.array(['a', 'b', 'c'])[g.integers(0, 3, n)], **{f'probability:{c}': P[:, j] for j, c in enumerate('abc')})
+    f.loc[g.random(n) < .3, 'outcome' if task != 'multiclass' else 'label'] = None
+    f.loc[f.route == 'fallback', 'decision'] = 'review' if task == 'binary' else f.decision
+    return f
+
+
+@pytest.mark.parametrize('task', ['binary', 'multiclass', 'regression'])
+def test_window_figures_match_duckdb(spark, task):
+    """A window's service, business and performance figures (`_window_sql`, with `_derive` on Spark's workers): every count
+    exact and every float to 1e-9 on both engines, for each task, with calibrations and a loss model fitted on a reference."""
+    from wildproof import monitoring as mo
+    ref = _answers(20_000, 1, task)
+    ref = ref[ref.route != 'invalid'].dropna(subset=['score'])
+    if task == 'binary':
+        r = mo.Reference('m', '1', ref, [], [], 0.5, calibrator=mo.fit_calibration(ref.score, ref.outcome.fillna(0), method='always'))
+    elif task == 'multiclass':
+        r = mo.Reference('m', '1', ref, [], [], 0.5, task='multiclass', classes=['a', 'b', 'c'])
+        r.class_calibrators = mo.fit_class_calibration(mo._probas(r, ref), ref.label, r.classes, method='always')
+    else:
+        r = mo.Reference('m', '1', ref.dropna(subset=['outcome']), ['x'], ['colour'], 0.5, task='regression')
+        assert r.loss_model is not None
+    w = _answers(3_000, 2, task)
+    a = mo._local_figures(r, w)
+    spark.register('w', w)
+    b = mo._spark_figures(spark, r, 'w')
+    assert a.pop('decisions') == b.pop('decisions')
+    assert sorted(a) == sorted(b)
+    for k in a:
+        x, y = float(a[k]), float(b[k])
+        assert (math.isnan(x) and math.isnan(y)) or abs(x - y) <= 1e-9, (k, x, y)

@@ -207,6 +207,21 @@ def test_window_metrics_read_on_spark_alone(credit):
     assert_same_metrics(x, y)
 
 
+def test_no_answer_comes_to_the_driver(credit):
+    "On Spark a span's answers stay there: `_served` returns an empty frame naming the span's cached view, which holds them."
+    from wildproof.engine import connect
+    from wildproof.monitoring import _release, _served, reference
+    a, b, _ = credit
+    s, e, as_of = pd.Timestamp('2025-01-01', tz='UTC'), pd.Timestamp('2025-02-01', tz='UTC'), pd.Timestamp('2026-07-01', tz='UTC')
+    held = _served(a, 'credit_risk', s, e, reference(a, 'credit_risk', '1', settings=settings_for(a.root)), as_of, 'duckdb', settings_for(a.root))
+    st = settings_for(b.root)
+    span = _served(b, 'credit_risk', s, e, reference(b, 'credit_risk', '1', settings=st), as_of, 'spark', st)
+    try:
+        assert len(span) == 0 and len(span.columns) == 0
+        assert connect(st, 'spark').execute(f"select count(*) from {span.attrs['spark_view']}").fetchall()[0][0] == len(held) > 100
+    finally: _release(span, st)
+
+
 # ---------------------------------------------------------------- a regression and a multiclass model that run elsewhere
 
 DATA = CAR_LOAN.parent

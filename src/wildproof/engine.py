@@ -49,6 +49,9 @@ def _rewrite(node):
         # DuckDB's quantile_disc(v, [q, ...]) is Spark's percentile_disc(array(q, ...)) WITHIN GROUP (ORDER BY v): both the
         # smallest value whose cumulative share reaches q. sqlglot 30 writes Spark's as PERCENTILE_APPROX, so it is written here.
         return exp.Var(this=f"PERCENTILE_DISC({node.expression.sql(dialect='spark')}) WITHIN GROUP (ORDER BY {node.this.sql(dialect='spark')})")
+    if isinstance(node, exp.PercentileCont) and not isinstance(node.args.get('expression'), exp.Array) and node.args.get('expression') is not None:
+        # DuckDB's quantile_cont(v, q) interpolates linearly between the values around q, as Spark's exact percentile(v, q) does
+        return exp.Anonymous(this='PERCENTILE', expressions=[node.this.transform(_rewrite), node.expression.copy()])
     if isinstance(node, exp.ArgMax) and not isinstance(node.this, exp.Star):
         # DuckDB's arg_max(x, y) takes x at the largest y among the rows where x is not NULL; Spark's max_by(x, y) takes it among
         # all rows (a NULL x wins if its y is largest). So y is hidden where x is NULL: max_by skips a NULL y.

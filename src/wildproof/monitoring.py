@@ -536,17 +536,16 @@ def _served_sql(store: Store, con, ref: Reference, args: dict) -> str:
 def _served(store: Store, model: str, start, end, ref: Reference, as_of, engine: str = 'duckdb', settings=None, *, sample: int | None = None) -> pd.DataFrame:
     """The window's answers (champion, canary, fallback, invalid) with their features and the outcome known at `as_of`.
     On Spark (`engine='spark'`) the same query runs there, over the Parquet files of the tables' Delta logs, into a cached view
-    (named in the frame's `attrs['spark_view']`, where drift reads the features); the driver gets the columns the service,
-    business and performance figures need (and a regression's features, for its loss model). `sample` (Spark only): every
-    column of the scored answers, at most `sample` of them (a drill-down's)."""
+    (named in the empty frame's `attrs['spark_view']`, where every figure of its windows is computed): no answer comes to the
+    driver. `sample` (Spark only): every column of the scored answers, at most `sample` of them (a drill-down's)."""
     args = dict(asof=as_of, m=model, s=start, e=end)
-    if engine == 'spark': return _expand(ref, _spark_served(store, ref, args, settings, sample))
+    if engine == 'spark':
+        out = _spark_served(store, ref, args, settings, sample)
+        return out if sample is None else _expand(ref, out)
     con = store.connect(['predictions', 'outcomes'])
     try: df = con.execute(_served_sql(store, con, ref, args), args).df()
     finally: con.close()
     return _expand(ref, df)
-
-_NARROW = ['seq', 't', 'version', 'route', 'source', 'score', 'decision', 'review', 'reasons', 'latency_ms', 'batch_size', 'outcome']
 
 def _spark_served(store: Store, ref: Reference, args: dict, settings, sample: int | None = None) -> pd.DataFrame:
     from wildproof.engine import connect
@@ -562,15 +561,15 @@ def _spark_served(store: Store, ref: Reference, args: dict, settings, sample: in
             if eng.execute(f'select count(*) from ({q})').fetchall()[0][0] > sample: q = f'select * from ({q}) order by hash(seq) limit {int(sample)}'
             return eng.execute(f'select * from ({q}) order by seq').to_arrow_table().to_pandas()
         finally: eng.unregister(view)
-    cols = _NARROW + (['probabilities', 'label'] if ref.task == 'multiclass' else []) + (ref.numeric + ref.categorical if ref.task == 'regression' else [])
-    df = eng.execute(f'select {", ".join(map(_q, cols))} from {view} order by seq').to_arrow_table().to_pandas()
-    df.attrs['spark_view'] = view
-    return df
+    out = pd.DataFrame()   # (the answers stay on Spark)
+    out.attrs['spark_view'] = view
+    return out
 
-def _spark_window(eng, cur: pd.DataFrame, start, end, chunk: bool, ref: Reference) -> str:
-    """The Spark view of the window's scored answers (those of `cur` not refused and with a score): the rows of the span's view
-    within [start, end), or for a chunk, from its first to its last answer in (event time, seq) order. A multiclass window
-    gets `_expand`'s prediction columns in SQL: the predicted class, and each class's probability from an answer's list of them."""
+def _spark_window(eng, cur: pd.DataFrame, start, end, chunk: bool, ref: Reference) -> tuple[str, str]:
+    """Two Spark views of a window: its answers, and its scored ones (not refused, with a score): the rows of the span's view
+    (`cur.attrs['spark_view']`) within [start, end), or for a chunk (`cur`: its first and last answer), from its first to its
+    last answer in (event time, seq) order. A multiclass window gets `_expand`'s prediction columns in SQL: the predicted
+    class, and each class's probability from an answer's list of them."""
     name = f'_cur_{new_id()[:12]}'
     k = len(ref.classes or [])
     extra = ''.join([', decision AS predicted_class'] + [f', CASE WHEN array_length(probabilities) = {k} THEN probabilities[{j + 1}] END AS {_q(proba_column(c))}'
@@ -579,8 +578,9 @@ def _spark_window(eng, cur: pd.DataFrame, start, end, chunk: bool, ref: Referenc
         span = '(t > $s or (t = $s and seq >= $a)) and (t < $e or (t = $e and seq <= $b))'
         args = dict(s=start, e=end, a=int(cur.seq.iloc[0]), b=int(cur.seq.iloc[-1]))
     else: span, args = 't >= $s and t < $e', dict(s=start, e=end)
-    eng.view(name, f"select *{extra} from {_q(cur.attrs['spark_view'])} where route <> 'invalid' and score is not null and {span}", args)
-    return name
+    eng.view(name, f"select *{extra} from {_q(cur.attrs['spark_view'])} where {span}", args)
+    eng.view(f'{name}_s', f"select * from {name} where route <> 'invalid' and score is not null and not isnan(score)")
+    return name, f'{name}_s'
 
 def _on_spark(ref: Reference, eng) -> str:
     """The reference's drift columns as a cached Spark view (registered once per reference). Its drift profiles stay those the
@@ -642,15 +642,189 @@ def _gate(store: Store, ref: Reference, start, end) -> dict:
     broken = pd.Series([r for rs in w.rules for r in (rs if rs is not None else [])]).value_counts().to_dict()
     return dict(rows_in=int(w.n.sum()), rows_quarantined=int(w.quarantined.sum()), rows_rejected=int(w.rejected.sum()), broken=broken)
 
+def _derive_context(ref: Reference) -> dict:
+    "What `_derive` needs of a reference (small enough to send to Spark's workers): its task, classes, calibrations and loss model."
+    return dict(task=ref.task, calibrator=ref.calibrator, classes=ref.classes, class_calibrators=ref.class_calibrators,
+                loss_model=ref.loss_model if ref.task == 'regression' else None)
+
+def _derive(ctx: dict, frame: pd.DataFrame) -> dict:
+    """The per-answer figures a window's estimates need beyond its columns, as float arrays (the one step that applies a fitted
+    model: it runs where the answers are, a batch at a time on Spark). Binary `_p`: the score as a probability (calibrated on the
+    reference when it needed it, else clipped to [0, 1]); multiclass `_q{j}` and `_c{j}`: class j's probability renormalised, and
+    calibrated; regression `_la` and `_ls`: the loss model's expected absolute and squared error."""
+    n = len(frame)
+    if ctx['task'] == 'binary':
+        s, p = pd.to_numeric(frame.score, errors='coerce').to_numpy(float), np.full(n, np.nan)
+        ok = np.isfinite(s)
+        if ok.any(): p[ok] = np.clip(ctx['calibrator'].predict(s[ok]) if ctx['calibrator'] is not None else s[ok], 0, 1)
+        return {'_p': p}
+    if ctx['task'] == 'multiclass':
+        k = len(ctx['classes'])
+        P = frame[[proba_column(c) for c in ctx['classes']]].to_numpy(float) if n else np.zeros((0, k))
+        Q, C = _rows(P, range(k)), calibrate_classes(P, ctx['class_calibrators'])
+        return {**{f'_q{j}': Q[:, j] for j in range(k)}, **{f'_c{j}': C[:, j] for j in range(k)}}
+    lm = ctx['loss_model']
+    if lm is None or not n: return {'_la': np.full(n, np.nan), '_ls': np.full(n, np.nan)}
+    a, s = lm.predict(frame)
+    return {'_la': a, '_ls': s}
+
+def _derived_names(ref: Reference) -> list[str]:
+    k = len(ref.classes or [])
+    return ['_p'] if ref.task == 'binary' else [f'_q{j}' for j in range(k)] + [f'_c{j}' for j in range(k)] if ref.task == 'multiclass' else ['_la', '_ls']
+
+_EPS = float(np.finfo(float).eps)
+
+def _fin(x: str) -> str: return f'coalesce(isfinite({x}), false)'
+def _lit(v) -> str: return "'" + str(v).replace("'", "''") + "'"
+def _cnt(cond: str) -> str: return f'sum(case when {cond} then 1 else 0 end)'
+
+def _auc_sql(rel: str, where: str, rank: str, pos: str, name: str) -> str:
+    """A one-row subquery, column `name`: the area under the ROC curve of ranking the rows of `rel` that pass `where` by `rank`
+    (highest first; a run of tied ranks is one straight step, as in scikit-learn's), each row counting `pos` as a positive and
+    1 - `pos` as a negative (0 or 1 for a realized outcome; a calibrated probability for an estimate). NULL unless both totals are positive."""
+    return f'''(select case when sum(w1) > 0 and sum(w0) > 0 then sum(w0 * (c1 - w1 / 2)) / (sum(w1) * sum(w0)) end as {name}
+        from (select w1, w0, sum(w1) over (order by r desc rows between unbounded preceding and current row) as c1
+              from (select {rank} as r, sum(cast({pos} as double)) as w1, sum(1 - cast({pos} as double)) as w0 from {rel} where {where} group by 1) g) c) {name}'''
+
+def _window_sql(ref: Reference, rel: str) -> tuple[str, str]:
+    """The two queries of a window's service, business and performance figures over `rel` (its answers, with `_derive`'s columns),
+    written once in DuckDB's SQL and run by either engine (Spark's transpiled): one row of counts, shares, latency percentiles and
+    realized and estimated performance; and the count of each decision. (Shares average 1e0 and 0e0, doubles in both: Spark
+    reads 1.0 as a DECIMAL, whose average keeps 5 decimals.)"""
+    S = "route <> 'invalid' and score is not null and not isnan(score)"   # a scored answer
+    one = "source = 'rest' and coalesce(batch_size, 1) = 1 and latency_ms is not null and not isnan(latency_ms)"   # a request of one record
+    err = "(coalesce(reasons, '') like '%model error%' or coalesce(reasons, '') like '%model unavailable%')"
+    cols = ['count(*) as volume', _cnt("route = 'invalid'") + ' as invalid', _cnt("route <> 'invalid'") + ' as served',
+            _cnt("route = 'fallback'") + ' as fallback', _cnt(f"route <> 'invalid' and {err}") + ' as errors',
+            _cnt(one) + ' as one_n', *[f'quantile_cont(case when {one} then latency_ms end, {q / 100}) as p{q}' for q in (50, 95, 99)],
+            _cnt(S) + ' as scored']
+    subs = [f'''(select quantile_cont(l, 0.95) as batch_p95, count(*) as batch_requests from (select distinct latency_ms as l from {rel}
+                 where source = 'rest' and coalesce(batch_size, 1) > 1 and latency_ms is not null and not isnan(latency_ms)) d) b''']
+    thr = repr(float(ref.threshold))
+    if ref.task == 'binary':
+        known, E = f'{S} and outcome is not null and not isnan(outcome)', f"{S} and {_fin('score')} and {_fin('_p')}"
+        cols += [_cnt(known) + ' as known', f'avg(case when {known} then outcome end) as outcome_mean',
+                 f'count(distinct case when {known} then outcome end) as outcome_values',
+                 f'avg(case when {known} then case when (score >= {thr}) = (outcome >= 0.5) then 1e0 else 0e0 end end) as accuracy',
+                 f'avg(case when {S} then case when score >= {thr} then 1e0 else 0e0 end end) as positive_rate',
+                 _cnt(E) + ' as e_n', f'avg(case when {E} then case when score >= {thr} then _p else 1 - _p end end) as e_accuracy']
+        subs += [_auc_sql(rel, known, 'score', 'case when outcome >= 0.5 then 1 else 0 end', 'auc'), _auc_sql(rel, E, 'score', '_p', 'e_auc')]
+    elif ref.task == 'multiclass':
+        k, lab, dec = len(ref.classes), 'cast(label as varchar)', 'cast(decision as varchar)'
+        cl = [_lit(c) for c in ref.classes]
+        known = f'{S} and label is not null'
+        R = f"{known} and {lab} in ({', '.join(cl)}) and " + ' and '.join(_fin(f'_q{j}') for j in range(k))
+        E = (f'{S} and ' + ' and '.join([_fin(f'_c{j}') for j in range(k)] + [_fin(_q(proba_column(c))) for c in ref.classes])
+             + f" and {dec} in ({', '.join(cl)})")
+        y = lambda j: f'{lab} = {cl[j]}'
+        d = lambda j: f'{dec} = {cl[j]}'
+        q_y = 'case ' + ' '.join(f'when {y(j)} then _q{j}' for j in range(k)) + ' end'
+        c_d = 'case ' + ' '.join(f'when {d(j)} then _c{j}' for j in range(k)) + ' end'
+        cols += [_cnt(known) + ' as known', *[_cnt(f'{known} and {y(j)}') + f' as y{j}' for j in range(k)],
+                 _cnt(R) + ' as r_n', f'avg(case when {R} then case when {lab} = {dec} then 1e0 else 0e0 end end) as r_accuracy',
+                 f'avg(case when {R} then -ln(greatest(least({q_y}, 1e0), {_EPS!r})) end) as r_log_loss',
+                 *[f'{_cnt(f"{R} and {y(j)}")} as r_y{j}, {_cnt(f"{R} and {d(j)}")} as r_d{j}, {_cnt(f"{R} and {y(j)} and {d(j)}")} as r_tp{j}'
+                   for j in range(k)],
+                 _cnt(E) + ' as e_n', f'avg(case when {E} then {c_d} end) as e_accuracy',
+                 *[f'sum(case when {E} and {d(j)} then _c{j} else 0 end) as e_tp{j}, sum(case when {E} and {d(j)} then 1 - _c{j} else 0 end) as e_fp{j}, '
+                   f'sum(case when {E} and not ({d(j)}) then _c{j} else 0 end) as e_fn{j}' for j in range(k)]]
+        subs += [_auc_sql(rel, R, f'_q{j}', f'case when {y(j)} then 1 else 0 end', f'r_auc{j}') for j in range(k)]
+        subs += [_auc_sql(rel, E, _q(proba_column(c)), f'_c{j}', f'e_auc{j}') for j, c in enumerate(ref.classes)]
+    else:
+        known = f'{S} and outcome is not null and not isnan(outcome)'
+        K, E = f"{S} and {_fin('outcome')} and {_fin('score')}", f"{S} and {_fin('_la')} and {_fin('_ls')}"
+        cols += [_cnt(known) + ' as known', f'avg(case when {known} then outcome end) as outcome_mean',
+                 _cnt(K) + ' as r_n', f'avg(case when {K} then score - outcome end) as r_mean_error',
+                 f'avg(case when {K} then abs(score - outcome) end) as r_mae', f'avg(case when {K} then (score - outcome) * (score - outcome) end) as r_mse',
+                 f'var_pop(case when {K} then outcome end) as r_var',
+                 _cnt(E) + ' as e_n', f'avg(case when {E} then _la end) as e_mae', f'avg(case when {E} then _ls end) as e_ms']
+    one_row = f"select * from (select {', '.join(cols)} from {rel}) a, " + ', '.join(subs)
+    decisions = f"select cast(decision as varchar) as d, count(*) as n from {rel} where route <> 'invalid' and decision is not null group by 1 order by n desc, d"
+    return one_row, decisions
+
+def _figures(con, rel: str, ref: Reference) -> dict:
+    "Run `_window_sql` over `rel` on `con` (a DuckDB connection or a `SparkEngine`): the window's figures (NULL as NaN), and `decisions`, each decision's count."
+    one_row, decisions = _window_sql(ref, rel)
+    f = {k: (np.nan if v is None or v is pd.NA else v) for k, v in con.execute(one_row).df().iloc[0].to_dict().items()}
+    d = con.execute(decisions).df()
+    f['decisions'] = {str(a): int(b) for a, b in zip(d.d, d.n)}
+    return f
+
+def _realized(ref: Reference, f: dict) -> dict:
+    "The realized performance of a regression or multiclass window (as `realized_performance`) from its figures."
+    nan = np.nan
+    if ref.task == 'regression':
+        if not f['r_n']: return dict(rmse=nan, mae=nan, mean_error=nan, r2=nan)
+        return dict(rmse=float(np.sqrt(f['r_mse'])), mae=float(f['r_mae']), mean_error=float(f['r_mean_error']),
+                    r2=1 - float(f['r_mse']) / float(f['r_var']) if f['r_var'] > 0 else nan)
+    k, n = len(ref.classes), int(f['r_n'])
+    if not n: return dict(accuracy=nan, macro_f1=nan, macro_roc_auc=nan, log_loss=nan)
+    f1 = [2 * f[f'r_tp{j}'] / (f[f'r_y{j}'] + f[f'r_d{j}']) if f[f'r_y{j}'] + f[f'r_d{j}'] > 0 else 0.0 for j in range(k)]
+    every = all(0 < f[f'r_y{j}'] < n for j in range(k))
+    return dict(accuracy=float(f['r_accuracy']), macro_f1=float(np.mean(f1)),
+                macro_roc_auc=float(np.mean([f[f'r_auc{j}'] for j in range(k)])) if every else nan, log_loss=float(f['r_log_loss']))
+
+def _estimated(ref: Reference, f: dict) -> dict:
+    "The estimated performance of a regression or multiclass window (as `estimate_performance`) from its figures."
+    nan = np.nan
+    if ref.task == 'regression':
+        lm = ref.loss_model
+        if lm is None or not f['e_n']: return dict(mae=nan, rmse=nan, mae_sampling_error=nan, rmse_sampling_error=nan)
+        se = lm.sampling_error(int(f['e_n']))
+        return dict(mae=float(f['e_mae']), rmse=float(np.sqrt(f['e_ms'])), mae_sampling_error=se['mae'], rmse_sampling_error=se['rmse'])
+    if f['e_n'] < 2: return dict(accuracy=nan, macro_precision=nan, macro_recall=nan, macro_f1=nan, macro_roc_auc=nan, per_class={})
+    per = {}
+    for j, c in enumerate(ref.classes):
+        tp, fp, fn = (float(f[f'e_{m}{j}']) for m in ('tp', 'fp', 'fn'))
+        per[str(c)] = dict(precision=tp / (tp + fp) if tp + fp > 0 else nan, recall=tp / (tp + fn) if tp + fn > 0 else nan,
+                           f1=2 * tp / (2 * tp + fp + fn) if tp + fp + fn > 0 else nan, roc_auc=float(f[f'e_auc{j}']))
+    macro = lambda m: float(np.mean([v[m] for v in per.values()])) if all(np.isfinite(v[m]) for v in per.values()) else nan
+    return dict(accuracy=float(f['e_accuracy']), macro_precision=macro('precision'), macro_recall=macro('recall'), macro_f1=macro('f1'),
+                macro_roc_auc=macro('roc_auc'), per_class=per)
+
+def _local_figures(ref: Reference, cur: pd.DataFrame) -> dict:
+    "`_figures` of a window held by the driver (`cur`: its answers, from `_served`), on DuckDB."
+    import duckdb
+    con = duckdb.connect()
+    try:
+        con.register('w', cur.assign(**_derive(_derive_context(ref), cur)))
+        return _figures(con, 'w', ref)
+    finally: con.close()
+
+def _spark_figures(eng, ref: Reference, view: str) -> dict:
+    """`_figures` of a window on Spark (`view`: its answers, with a multiclass window's class columns): `_derive` runs on the
+    workers over Arrow batches (the reference's calibrations or loss model sent once), into a cached view the queries read."""
+    import pickle
+    import pyarrow as pa
+    from pyspark.sql.types import DoubleType, StructField, StructType
+    from wildproof.registry import _python_workers
+    _python_workers(eng.spark)
+    ctx = eng.spark.sparkContext.broadcast(pickle.dumps(_derive_context(ref), protocol=pickle.HIGHEST_PROTOCOL))
+    need = ['route', 'source', 'reasons', 'latency_ms', 'batch_size', 'decision', 'score', 'outcome'] + (
+        ['label', *map(proba_column, ref.classes)] if ref.task == 'multiclass' else ref.numeric + ref.categorical if ref.task == 'regression' else [])
+    frame = eng.spark.table(view).select(*[f'`{c}`' for c in dict.fromkeys(need)])
+    names = _derived_names(ref)
+    schema = StructType(frame.schema.fields + [StructField(c, DoubleType()) for c in names])
+    def run(batches):
+        c = pickle.loads(ctx.value)
+        for b in batches:
+            new = _derive(c, b.to_pandas())
+            yield pa.RecordBatch.from_arrays(b.columns + [pa.array(new[x], pa.float64()) for x in names], names=b.schema.names + names)
+    rel = f'_fig_{new_id()[:12]}'
+    d = frame.mapInArrow(run, schema).cache()
+    d.createOrReplaceTempView(rel)
+    try: return _figures(eng, rel, ref)
+    finally: eng.unregister(rel)
+
 def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, granularity: str = 'week', settings=None,
                    served: pd.DataFrame | None = None, chunk: pd.DataFrame | None = None, engine: str | None = None) -> pd.DataFrame:
     """Every metric of one window, as rows of the `metrics` table. `served`: the answers of a span holding the window, read once
     for many windows; `chunk`: exactly the window's answers (a chunk of N rows, from its first to its last event time).
-    `engine` ('duckdb' or 'spark'; default `[engine] kind`): where the window is read and its drift computed (decision 0018);
-    on Spark, `served` and `chunk` must come from `_served(..., engine='spark')` (else the window is read again there)."""
-    import duckdb
+    `engine` ('duckdb' or 'spark'; default `[engine] kind`): where the window's figures are computed (decision 0018). Its
+    service, business and performance figures are one SQL definition (`_window_sql`) either engine runs; on Spark the answers
+    stay there, `served` and `chunk` must come from `_served(..., engine='spark')` (else the window is read again there), and
+    a chunk is its first and last answer."""
     st = settings or load_settings()
-    mon = st.monitoring
     kind = engine_kind(st, engine)
     start, end, as_of = utc(start), utc(end), utc(as_of or utcnow())
     if kind == 'spark' and not (chunk if chunk is not None else served if served is not None else pd.DataFrame()).attrs.get('spark_view'):
@@ -658,53 +832,61 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
         span = _served(store, ref.model, start, end, ref, as_of, kind, st)   # the window read on Spark, its view dropped when done
         try: return window_metrics(store, ref, start, end, as_of=as_of, granularity=granularity, settings=st, served=span, engine=kind)
         finally: _release(span, st)
-    if chunk is not None: cur = chunk
-    elif served is None: cur = _served(store, ref.model, start, end, ref, as_of, kind, st)
+    eng = views = None
+    if kind == 'spark':
+        from wildproof.engine import connect
+        eng = connect(st, 'spark')
+        views = _spark_window(eng, chunk if chunk is not None else served, start, end, chunk is not None, ref)
+        f = _spark_figures(eng, ref, views[0])
     else:
-        t = pd.to_datetime(served.t, utc=True)
-        cur = served[(t >= start) & (t < end)]
+        if chunk is not None: cur = chunk
+        elif served is None: cur = _served(store, ref.model, start, end, ref, as_of, kind, st)
+        else:
+            t = pd.to_datetime(served.t, utc=True)
+            cur = served[(t >= start) & (t < end)]
+        f = _local_figures(ref, cur)
+    try: return _metric_rows(store, ref, start, end, as_of, granularity, st, f, chunk is not None, eng, views,
+                             None if kind == 'spark' else cur[(cur.route != 'invalid') & cur.score.notna()])
+    finally:
+        for v in views or []: eng.unregister(v)
+
+def _metric_rows(store, ref, start, end, as_of, granularity, st, f, chunk, eng, views, scored) -> pd.DataFrame:
+    """The metric rows of a window from its figures `f` (`_figures`), its data gate's work and its drift: against the reference,
+    on Spark over `views` (the window's answers, its scored ones), else over `scored` (the driver's scored answers)."""
+    import duckdb
+    mon = st.monitoring
     rows = []
     def add(family, metric, value, subject='', status=None, **detail):
         rows.append(dict(family=family, metric=metric, subject=subject, value=None if value is None or pd.isna(value) else float(value),
                          status=status, detail_json=json.dumps(detail, default=str) if detail else None))
-    served = cur[cur.route != 'invalid']
-    scored = served[served.score.notna()]
-    n = len(served)
+    volume, n, n_scored = int(f['volume']), int(f['served']), int(f['scored'])
     # service
-    add('service', 'volume', len(cur))
-    if len(cur):
-        add('service', 'invalid_rate', (cur.route == 'invalid').mean())
-        fb = (served.route == 'fallback').mean() if n else np.nan
-        err = served.reasons.fillna('').str.contains('model (?:error|unavailable)').mean() if n else np.nan
+    add('service', 'volume', volume)
+    if volume:
+        add('service', 'invalid_rate', f['invalid'] / volume)
+        fb, err = (f['fallback'] / n, f['errors'] / n) if n else (np.nan, np.nan)
         add('service', 'fallback_rate', fb, status='alert' if fb > mon.max_fallback_rate else 'ok')
         add('service', 'error_rate', err, status='alert' if err > mon.max_error_rate else 'ok')
-        rest = cur[cur.source == 'rest']
-        one = rest[rest.batch_size.fillna(1) == 1].latency_ms.dropna()   # the SLA is about one prediction: requests of one record
-        if len(one):
-            for q in (50, 95, 99): add('service', f'latency_p{q}_ms', np.percentile(one, q), n=len(one))
-            if len(one) >= 20: rows[-2]['status'] = 'alert' if rows[-2]['value'] > st.sla.latency_p95_ms else 'ok'  # a p95 of a handful says little
-        many = rest[rest.batch_size.fillna(1) > 1].drop_duplicates('latency_ms')
-        if len(many): add('service', 'batch_request_p95_ms', np.percentile(many.latency_ms, 95), requests=len(many))
+        if f['one_n']:   # the SLA is about one prediction: requests of one record
+            for q in (50, 95, 99): add('service', f'latency_p{q}_ms', f[f'p{q}'], n=int(f['one_n']))
+            if f['one_n'] >= 20: rows[-2]['status'] = 'alert' if rows[-2]['value'] > st.sla.latency_p95_ms else 'ok'  # a p95 of a handful says little
+        if f['batch_requests']: add('service', 'batch_request_p95_ms', f['batch_p95'], requests=int(f['batch_requests']))
     # the data gate
-    g = _gate(store, ref, start, end) if chunk is None else {}   # (the gate counts rows by day: not for a chunk of rows)
+    g = _gate(store, ref, start, end) if not chunk else {}   # (the gate counts rows by day: not for a chunk of rows)
     if g:
         share = (g['rows_quarantined'] + g['rows_rejected']) / g['rows_in'] if g['rows_in'] else 0.0
         add('gate', 'quarantine_share', share, status='alert' if share > mon.max_quarantine_share else 'ok', **g)
         add('gate', 'rows_in', g['rows_in']); add('gate', 'rows_rejected', g['rows_rejected'])
         for k, v in g['broken'].items(): add('gate', 'violations', v, subject=k)
-    if not len(scored): return _frame(rows, ref, start, end, granularity, as_of)
+    if not n_scored: return _frame(rows, ref, start, end, granularity, as_of)
     # drift: features and score
-    if kind == 'spark':   # the same SQL on Spark, over the window's view and the reference's
-        from wildproof.engine import connect
-        eng = connect(st, 'spark')
-        name, (profile, sp) = _on_spark(ref, eng), ref.profiles
-        view = _spark_window(eng, cur, start, end, chunk is not None, ref)
-        try: d, ds = _drift.drift(eng, view, profile, reference=name), _drift.drift(eng, view, sp, reference=name)
-        finally: eng.unregister(view)
-        if int(ds.n_current.iloc[0]) != len(scored):   # (the score is numeric: its row gives the window's rows)
-            raise MonitoringError(f'the window on Spark holds {int(ds.n_current.iloc[0])} answers, the driver {len(scored)}: the span view is stale')
+    profile, sp = ref.profiles
+    if eng is not None:   # the same SQL on Spark, over the window's scored answers and the reference's view
+        name = _on_spark(ref, eng)
+        d, ds = _drift.drift(eng, views[1], profile, reference=name), _drift.drift(eng, views[1], sp, reference=name)
+        if int(ds.n_current.iloc[0]) != n_scored:   # (the score is numeric: its row gives the window's rows)
+            raise MonitoringError(f'the window on Spark holds {int(ds.n_current.iloc[0])} scored answers, its figures {n_scored}')
     else:
-        profile, sp = ref.profiles
         con = duckdb.connect()
         try:
             con.register('ref', ref.frame); con.register('cur', scored)
@@ -712,10 +894,10 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
             ds = _drift.drift(con, 'cur', sp, reference='ref')
         finally: con.close()
     calibrated = mon.thresholds == 'reference_chunks'
-    if calibrated: thr = reference_thresholds(ref, len(scored), k=mon.threshold_k)
+    if calibrated: thr = reference_thresholds(ref, n_scored, k=mon.threshold_k)
     else:
-        band = noise_band(profile, ref.frame, len(scored), quantile=mon.noise_quantile, bins=ref.bins)
-        band.update(noise_band(sp, ref.frame, len(scored), quantile=mon.noise_quantile, bins=ref.bins))
+        band = noise_band(profile, ref.frame, n_scored, quantile=mon.noise_quantile, bins=ref.bins)
+        band.update(noise_band(sp, ref.frame, n_scored, quantile=mon.noise_quantile, bins=ref.bins))
     for fam, res in (('data_drift', d), ('prediction_drift', ds)):
         for r in res.to_dict('records'):
             c = r['column']
@@ -725,43 +907,41 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
                     v, t = r.get(m), thr.get((c, m))
                     if v is None or pd.isna(v): continue
                     status = None if m != judged else 'stable' if t is None or v <= t['threshold'] else 'alert'
-                    add(fam, m, v, subject=c, status=status, n=len(scored), **({'threshold': t['threshold'], 'mean': t['mean'], 'std': t['std'],
-                                                                                 'chunks': t['chunks'], 'k': mon.threshold_k} if t else {}))
+                    add(fam, m, v, subject=c, status=status, n=n_scored, **({'threshold': t['threshold'], 'mean': t['mean'], 'std': t['std'],
+                                                                               'chunks': t['chunks'], 'k': mon.threshold_k} if t else {}))
             else:
                 psi, b = r.get('psi'), band.get(r['column'], 0.0)
                 status = 'stable' if psi is None or pd.isna(psi) or psi < mon.psi_watch else 'watch'
                 if status == 'watch' and psi >= mon.psi_alert and psi > b: status = 'alert'
-                add(fam, 'psi', psi, subject=c, status=status, noise_band=b, n=len(scored))
+                add(fam, 'psi', psi, subject=c, status=status, noise_band=b, n=n_scored)
                 for m in ('ks', 'js'):
                     if r.get(m) is not None and not pd.isna(r[m]): add(fam, m, r[m], subject=c)
             for m in ('ks_p_value', 'chi2', 'chi2_p_value', 'missing_current', 'unseen_share'):
                 if m in r and r[m] is not None and not pd.isna(r[m]): add(fam, m, r[m], subject=c)
     if ref.task == 'binary':
         ref_positive = float((ref.frame.score.dropna() >= ref.threshold).mean())
-        add('prediction_drift', 'positive_rate', float((scored.score >= ref.threshold).mean()), subject='score', reference=ref_positive)
+        add('prediction_drift', 'positive_rate', f['positive_rate'], subject='score', reference=ref_positive)
     # business: the share of each decision, and of positive outcomes among those known so far
-    shares = served.decision.value_counts(normalize=True, dropna=True) if n else pd.Series(dtype=float)
-    for label in dict.fromkeys([*(ref.decisions or []), *shares.index]):
-        add('business', 'decision_rate', shares.get(label, 0.0) if n else np.nan, subject=str(label))
+    total = sum(f['decisions'].values())
+    for label in dict.fromkeys([*map(str, ref.decisions or []), *f['decisions']]):
+        add('business', 'decision_rate', (f['decisions'].get(label, 0) / total if total else 0.0) if n else np.nan, subject=label)
     if ref.task != 'binary':
-        _task_performance(ref, scored, add, mon, thr if calibrated else None)
+        _task_performance(ref, f, add, mon, thr if calibrated else None)
         return _frame(rows, ref, start, end, granularity, as_of)
-    known = scored[scored.outcome.notna()]
-    completeness = len(known) / len(scored)
-    if len(known): add('business', 'outcome_rate', known.outcome.mean(), n=len(known), completeness=completeness)
+    known = int(f['known'])
+    completeness = known / n_scored
+    if known: add('business', 'outcome_rate', f['outcome_mean'], n=known, completeness=completeness)
     # performance, realized (on the outcomes known so far) and estimated
-    add('performance', 'label_completeness', completeness, n=len(scored), known=len(known))
+    add('performance', 'label_completeness', completeness, n=n_scored, known=known)
     ref_acc = ref.accuracy()
-    if len(known) and known.outcome.nunique() == 2:
-        from sklearn.metrics import roc_auc_score
-        acc = float(((known.score >= ref.threshold) == (known.outcome >= 0.5)).mean())
+    if known and f['outcome_values'] == 2:
+        acc = float(f['accuracy'])
         judged = completeness >= mon.min_label_completeness
-        add('performance', 'roc_auc', roc_auc_score(known.outcome >= 0.5, known.score), n=len(known), final=judged)
+        add('performance', 'roc_auc', f['auc'], n=known, final=judged)
         add('performance', 'accuracy', acc, status=('investigate' if ref_acc - acc > mon.max_accuracy_drop else 'ok') if judged else 'pending',
-            reference=ref_acc, n=len(known), final=judged)
-    sc = scored.score.to_numpy(float)
-    est = estimated_performance(ref.probabilities(sc), ref.threshold, ranking=sc, decided=sc >= ref.threshold)
-    cal = dict(calibrated=ref.calibrator is not None, n=len(scored))
+            reference=ref_acc, n=known, final=judged)
+    est = dict(roc_auc=f['e_auc'], accuracy=f['e_accuracy']) if f['e_n'] >= 2 else dict(roc_auc=np.nan, accuracy=np.nan)
+    cal = dict(calibrated=ref.calibrator is not None, n=n_scored)
     if calibrated:
         for m in ('roc_auc', 'accuracy'):
             t = thr.get(('estimated', m))
@@ -774,14 +954,14 @@ def window_metrics(store: Store, ref: Reference, start, end, *, as_of=None, gran
         add('estimated', 'accuracy', est['accuracy'], status=drop, reference=ref_acc, **cal)
     return _frame(rows, ref, start, end, granularity, as_of)
 
-def _task_performance(ref: Reference, scored: pd.DataFrame, add, mon, thr: dict | None) -> None:
-    "A regression's or multiclass model's outcomes, realized and estimated performance, judged by the bands (`thr` None) or by reference-chunk thresholds."
-    known = scored[scored['label' if ref.task == 'multiclass' else 'outcome'].notna()] if len(scored) else scored
-    completeness = len(known) / len(scored)
-    if len(known) and ref.task == 'multiclass':
-        for c in ref.classes: add('business', 'outcome_rate', float((known.label == c).mean()), subject=c, n=len(known), completeness=completeness)
-    if len(known) and ref.task == 'regression': add('business', 'outcome_mean', known.outcome.mean(), n=len(known), completeness=completeness)
-    add('performance', 'label_completeness', completeness, n=len(scored), known=len(known))
+def _task_performance(ref: Reference, f: dict, add, mon, thr: dict | None) -> None:
+    "A regression's or multiclass model's outcomes, realized and estimated performance (from the window's figures `f`), judged by the bands (`thr` None) or by reference-chunk thresholds."
+    known, n_scored = int(f['known']), int(f['scored'])
+    completeness = known / n_scored
+    if known and ref.task == 'multiclass':
+        for j, c in enumerate(ref.classes): add('business', 'outcome_rate', f[f'y{j}'] / known, subject=c, n=known, completeness=completeness)
+    if known and ref.task == 'regression': add('business', 'outcome_mean', f['outcome_mean'], n=known, completeness=completeness)
+    add('performance', 'label_completeness', completeness, n=n_scored, known=known)
     def status(family, m, v) -> tuple[str | None, dict]:
         if m not in JUDGED[ref.task] or v is None or pd.isna(v): return None, {}
         bad_word = 'investigate' if family == 'performance' else 'alert'
@@ -795,20 +975,20 @@ def _task_performance(ref: Reference, scored: pd.DataFrame, add, mon, thr: dict 
         if pd.isna(r): return None, {}
         bad = v > r * (1 + mon.max_error_increase) if lower else r - v > mon.max_accuracy_drop
         return (bad_word if bad else 'ok'), dict(reference=r, lower_is_better=lower)
-    if len(known):
+    if known:
         judged = completeness >= mon.min_label_completeness
-        for m, v in realized_performance(ref, known).items():
+        for m, v in _realized(ref, f).items():
             st, detail = status('performance', m, v)
-            add('performance', m, v, status=(st if judged else 'pending') if st else None, n=len(known), final=judged, **detail)
-    est = estimate_performance(ref, scored)
-    base = dict(n=len(scored), calibrated=ref.class_calibrators is not None) if ref.task == 'multiclass' else dict(n=len(scored))
+            add('performance', m, v, status=(st if judged else 'pending') if st else None, n=known, final=judged, **detail)
+    est = _estimated(ref, f)
+    base = dict(n=n_scored, calibrated=ref.class_calibrators is not None) if ref.task == 'multiclass' else dict(n=n_scored)
     for m, v in est.items():
         if m == 'per_class' or m.endswith('sampling_error'): continue
         st, detail = status('estimated', m, v)
         se = {'sampling_error': est[f'{m}_sampling_error']} if f'{m}_sampling_error' in est else {}
         add('estimated', m, v, status=st, **base, **se, **detail)
     for c, figures in est.get('per_class', {}).items():
-        for m, v in figures.items(): add('estimated', m, v, subject=c, n=len(scored))
+        for m, v in figures.items(): add('estimated', m, v, subject=c, n=n_scored)
 
 def _frame(rows, ref, start, end, granularity, as_of) -> pd.DataFrame:
     f = pd.DataFrame(rows, columns=['family', 'metric', 'subject', 'value', 'status', 'detail_json'])
@@ -1039,25 +1219,48 @@ def _monitor_chunks(store: Store, model: str, n: int, as_of, st, refs: dict, pro
 def _chunks(store: Store, model: str, n: int, as_of, st, refs: dict, progress: bool, kind: str, everything: pd.DataFrame) -> list[dict]:
     from tqdm.auto import tqdm
     g = f'{n} rows'
-    everything = everything.assign(t=pd.to_datetime(everything.t, utc=True)).sort_values(['t', 'seq'], kind='stable').reset_index(drop=True)
     done = store.sql('''select window_start, window_end, max(value) filter (where metric = 'label_completeness') as c, min(as_of) as as_of,
                         min(computed_at) as computed_at from metrics where model = $m and granularity = $g group by 1, 2''', dict(m=model, g=g))
     last = {(utc(s), utc(e)): (c, utc(a), utc(k)) for s, e, c, a, k in zip(done.window_start, done.window_end, done.c, done.as_of, done.computed_at)}
     o = store.sql('select max(recorded_at) as rec, max(observed_at) filter (where observed_at <= $a) as obs from outcomes', dict(a=as_of)).iloc[0]
     out = []
-    for k in tqdm(range(len(everything) // n), desc=f'monitoring {model} by {g}', unit='chunk', disable=not progress, leave=False):
-        rows = everything.iloc[k * n:(k + 1) * n]
+    chunks = _spark_chunks(st, everything, n) if kind == 'spark' else _local_chunks(everything, n)
+    for k, (rows, v) in enumerate(tqdm(chunks, desc=f'monitoring {model} by {g}', unit='chunk', disable=not progress, leave=False)):
         s, e = utc(rows.t.iloc[0]), utc(rows.t.iloc[-1])
         if (s, e) in last:
             c, a, at = last[(s, e)]
             if c is not None and c >= 1.0: continue
             fresh = (pd.notna(o.rec) and utc(o.rec) > at) or (pd.notna(o.obs) and utc(o.obs) > a) or a > as_of
             if not fresh: continue
-        v = str(rows.version.mode().iloc[0])
         if (model, v) not in refs: refs[(model, v)] = reference(store, model, v, settings=st)
         met = window_metrics(store, refs[(model, v)], s, e, as_of=as_of, granularity=g, settings=st, chunk=rows, engine=kind)
         store_window(store, met)
         out.append({**_summary(model, v, s, e, met, judge(store, met)), 'chunk': k, 'granularity': g})
+    return out
+
+def _local_chunks(everything: pd.DataFrame, n: int) -> list[tuple[pd.DataFrame, str]]:
+    "The full chunks of `n` answers of a span held by the driver, in (event time, seq) order, each with the version that answered most of it."
+    everything = everything.assign(t=pd.to_datetime(everything.t, utc=True)).sort_values(['t', 'seq'], kind='stable').reset_index(drop=True)
+    return [(rows, str(rows.version.mode().iloc[0])) for rows in (everything.iloc[k * n:(k + 1) * n] for k in range(len(everything) // n))]
+
+def _spark_chunks(st, everything: pd.DataFrame, n: int) -> list[tuple[pd.DataFrame, str]]:
+    """The full chunks of `n` answers of a span on Spark (`everything.attrs['spark_view']`): each as its first and last answer
+    (seq, t; what `_spark_window` needs), with the version that answered most of it (ties: the first in text order, as pandas' mode)."""
+    from wildproof.engine import connect
+    eng, view = connect(st, 'spark'), everything.attrs['spark_view']
+    num = f'_num_{new_id()[:12]}'
+    eng.execute(f'CREATE TEMP TABLE {num} AS select seq, t, version, row_number() over (order by t, seq) - 1 as i from {_q(view)}')
+    try:
+        m = eng.execute(f'select count(*) from {num}').fetchall()[0][0] // n * n
+        ends = eng.execute(f'select i, seq, t from {num} where i < {m} and (i % {n} = 0 or i % {n} = {n - 1}) order by i').df()
+        vers = eng.execute(f'select cast(floor(i / {n}) as bigint) as k, cast(version as varchar) as v, count(*) as c from {num} where i < {m} group by 1, 2').df()
+    finally: eng.unregister(num)
+    lead = vers.sort_values(['k', 'c', 'v'], ascending=[True, False, True]).drop_duplicates('k').set_index('k').v
+    out = []
+    for k in range(m // n):
+        rows = ends.iloc[2 * k:2 * k + 2].reset_index(drop=True)
+        rows.attrs['spark_view'] = view
+        out.append((rows, str(lead[k])))
     return out
 
 def metrics(store: Store, model: str, *, family: str | None = None, metric: str | None = None, subject: str | None = None,
