@@ -170,6 +170,27 @@ def test_errors_are_one_line(spark):
     assert isinstance(connect(None), duckdb.DuckDBPyConnection)
 
 
+def test_a_failed_query_is_one_line_and_nothing_on_stderr(spark, capfd):
+    "A query Spark refuses is a one-line QueryError; PySpark's JSON dump of the JVM's stack stays off stderr."
+    from wildproof.engine import QueryError
+    capfd.readouterr()
+    with pytest.raises(QueryError) as e:
+        spark.execute('select no_such_function(1)')
+    assert '\n' not in str(e.value) and 'no_such_function' in str(e.value).lower()
+    err = capfd.readouterr().err
+    assert 'Py4JJavaError' not in err and 'stacktrace' not in err, err[:500]
+
+
+def test_the_session_logs_errors_only():
+    "The driver's log4j configuration is the workbench's: errors only (no start-up notices, no warnings)."
+    import subprocess
+    code = ("from wildproof.engine import SparkEngine; e = SparkEngine(master='local[1]'); "
+            "print(e.execute('select count(*) from range(10)').fetchall()[0][0])")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == '10', r.stderr[-2000:]
+    assert "log4j profile" not in r.stderr and ' WARN ' not in r.stderr, r.stderr
+
+
 def test_contract_failing_rows_match_duckdb(spark, tmp_path):
     """The validation pass's query as `contracts.validate` builds it (`_rules`, `_failing`: every failing row, the rules it
     broke and its value), run on both engines over the same Parquet files of a car-loan batch with data-quality faults."""

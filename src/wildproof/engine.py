@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 
@@ -124,10 +125,17 @@ def spark_session(master: str = 'local[2]', options: dict[str, str] | None = Non
              .config('spark.sql.session.timeZone', 'UTC')
              .config('spark.sql.execution.arrow.pyspark.enabled', 'true')
              .config('spark.sql.shuffle.partitions', _local_cores(master) if master.startswith('local') else '200'))
-        for k, v in (options or {}).items(): b = b.config(k, v)
+        options = dict(options or {})
+        java = options.get('spark.driver.extraJavaOptions', '')
+        if 'log4j2.configurationFile' not in java:   # the driver's log: errors only (Spark's start-up notices are not for users)
+            options['spark.driver.extraJavaOptions'] = f"{java} -Dlog4j2.configurationFile={(Path(__file__).parent / 'spark-log4j2.properties').as_uri()}".strip()
+        for k, v in options.items(): b = b.config(k, v)
         try: spark = b.getOrCreate()
         except Exception as e: raise EngineError(f'cannot start Spark at {master!r}: {str(e).splitlines()[0]}') from None
         spark.sparkContext.setLogLevel('ERROR')
+        from pyspark.logger import PySparkLogger
+        for name in ('SQLQueryContextLogger', 'DataFrameQueryContextLogger'):   # each failed query's JVM stack as JSON on stderr: said as a QueryError instead
+            PySparkLogger.getLogger(name).disabled = True
         _SESSION = spark
         return spark
 
@@ -178,6 +186,14 @@ def delta_files(path, version: int | None = None) -> list[str]:
     return t.file_uris()
 
 
+def python_workers(spark) -> None:
+    """Spark's Python workers (what `mapInArrow` runs: the evaluation's scoring, a window's calibration or loss model) run this
+    process's Python on a local master unless PYSPARK_PYTHON says otherwise (Spark's default, `python3` on the PATH, may not
+    have wildproof); on a cluster they run what PYSPARK_PYTHON names, which must have wildproof installed."""
+    sc = spark.sparkContext
+    if not os.environ.get('PYSPARK_PYTHON') and sc.master.startswith('local'): sc.pythonExec = sys.executable
+
+
 class SparkEngine:
     "Runs the statistics' DuckDB SQL on Spark (transpiled); relations are Spark temporary views."
     kind = 'spark'
@@ -185,6 +201,7 @@ class SparkEngine:
     def __init__(self, spark=None, *, master: str = 'local[2]', options: dict[str, str] | None = None, delta: bool = False):
         self.spark = spark or spark_session(master, options)
         self.delta = bool(delta)
+        python_workers(self.spark)
 
     def execute(self, sql: str, parameters: dict | None = None) -> _Result:
         """The DuckDB query `sql`, run on Spark; `$name` parameters (a dict) become Spark's named parameters `:name`.

@@ -797,8 +797,6 @@ def _spark_figures(eng, ref: Reference, view: str) -> dict:
     import pickle
     import pyarrow as pa
     from pyspark.sql.types import DoubleType, StructField, StructType
-    from wildproof.registry import _python_workers
-    _python_workers(eng.spark)
     ctx = eng.spark.sparkContext.broadcast(pickle.dumps(_derive_context(ref), protocol=pickle.HIGHEST_PROTOCOL))
     need = ['route', 'source', 'reasons', 'latency_ms', 'batch_size', 'decision', 'score', 'outcome'] + (
         ['label', *map(proba_column, ref.classes)] if ref.task == 'multiclass' else ref.numeric + ref.categorical if ref.task == 'regression' else [])
@@ -1085,11 +1083,32 @@ def _external_models(store: Store) -> list[str]:
                      where s.external and exists (select 1 from predictions p where p.model = s.model) order by 1''', tables=['specs', 'predictions'])
     return a.model.tolist()
 
-def _due(store: Store, model: str, granularity: str, as_of) -> list[tuple]:
+def _scan(store: Store, query: str, params: dict, *, kind: str = 'duckdb', settings=None, frames: dict | None = None) -> pd.DataFrame:
+    """`query` (DuckDB's SQL) over the store's `predictions` and `outcomes`, and `frames` (small tables, registered by name), on
+    the engine `kind`: the lookups that scan the prediction log (a model's answers, its first one, the version that answered
+    most of each window, whether a window's answers or outcomes changed) run where its windows are computed."""
+    frames = frames or {}
+    if kind == 'spark':
+        from wildproof.engine import connect
+        eng = connect(settings or load_settings(), 'spark')
+        store.connect(['predictions']).close()   # as every reader: what the audit journal holds moves into the predictions table first
+        for t in ('predictions', 'outcomes'): eng.read_delta(t, store.table_path(t), schema=TABLES[t])
+        for n, f in frames.items(): eng.register(n, f)
+        try: return eng.execute(query, params).df()
+        finally:
+            for n in frames: eng.unregister(n)
+    con = store.connect(['predictions', 'outcomes'])
+    try:
+        for n, f in frames.items(): con.register(n, f)
+        return con.execute(query, params).df()
+    finally: con.close()
+
+def _due(store: Store, model: str, granularity: str, as_of, *, kind: str = 'duckdb', settings=None) -> list[tuple]:
     """The ended windows to compute: those never computed, and those whose outcomes were incomplete and that something
     could have changed since: new answers, an outcome recorded since or newly observed by `as_of`, or a different `as_of`
     for the window's end. A window whose every outcome is in is never due again (`monitor(window=...)` recomputes any)."""
-    first = store.sql("select min(coalesce(event_time, created_at)) as t from predictions where model = $m and route <> 'shadow'", dict(m=model)).t.iloc[0]
+    first = _scan(store, "select min(coalesce(event_time, created_at)) as t from predictions where model = $m and route <> 'shadow'", dict(m=model),
+                  kind=kind, settings=settings).t.iloc[0]
     if first is None or pd.isna(first): return []
     wins = windows_between(first, as_of, granularity)
     done = store.sql('''select window_start, max(value) filter (where metric = 'label_completeness') as c, min(as_of) as as_of, min(computed_at) as computed_at
@@ -1103,25 +1122,22 @@ def _due(store: Store, model: str, granularity: str, as_of) -> list[tuple]:
         if a < e or a > as_of: due.append((s, e))   # computed before the window ended, or for a later as_of: outcomes seen then are not seen now
         else: check.append(dict(s=s, e=e, as_of=a, computed_at=k))
     if check:
-        con = store.connect(['predictions', 'outcomes'])
-        try:
-            con.register('w', pd.DataFrame(check))
-            changed = con.execute('''
+        changed = _scan(store, '''
                 with o as (select *, observed_at <= $asof as seen from outcomes),
                 by_req as (select request_id, max(recorded_at) filter (where seen) as rec, max(observed_at) filter (where seen) as obs from o where request_id is not null group by 1),
                 by_key as (select entity_key, max(recorded_at) filter (where seen) as rec, max(observed_at) filter (where seen) as obs from o where entity_key is not null group by 1)
                 select distinct w.s from w join predictions p on coalesce(p.event_time, p.created_at) >= w.s and coalesce(p.event_time, p.created_at) < w.e
                 left join by_req r on p.request_id = r.request_id left join by_key k on p.entity_key = k.entity_key
                 where p.model = $m and p.route <> 'shadow' and (p.created_at > w.computed_at or r.rec > w.computed_at or k.rec > w.computed_at
-                                                               or r.obs > w.as_of or k.obs > w.as_of)''', dict(m=model, asof=as_of)).df()
-        finally: con.close()
+                                                               or r.obs > w.as_of or k.obs > w.as_of)''', dict(m=model, asof=as_of),
+                        kind=kind, settings=settings, frames={'w': pd.DataFrame(check)})
         new = {utc(t) for t in changed.s}
         due += [(x['s'], x['e']) for x in check if x['s'] in new]
     return sorted(due)
 
-def _check_model(store: Store, model: str) -> None:
+def _check_model(store: Store, model: str, *, kind: str = 'duckdb', settings=None) -> None:
     "Refuse, in one line, a model with no answers to monitor."
-    n = store.sql("select count(*) as n from predictions where model = $m and route <> 'shadow'", dict(m=model)).n.iloc[0]
+    n = _scan(store, "select count(*) as n from predictions where model = $m and route <> 'shadow'", dict(m=model), kind=kind, settings=settings).n.iloc[0]
     if n: return
     from wildproof.spec import get_spec, SpecError
     try: spec = get_spec(store, model)
@@ -1162,23 +1178,23 @@ def monitor(store: Store, model: str | None = None, *, window=None, as_of=None, 
         if int(chunk_rows) < 2: raise MonitoringError(f'chunks must hold at least 2 rows, not {chunk_rows}')
     g = granularity or st.monitoring.window
     as_of = utc(as_of or utcnow())
-    if model: _check_model(store, model)
+    if model: _check_model(store, model, kind=kind, settings=st)
     models = [model] if model else production_models(store) + [m for m in _external_models(store) if m not in production_models(store)]
     if not models: raise MonitoringError('no model has a production version or imported answers to monitor')
     out, refs = [], {}
     try:
         for m in models:
             if chunk_rows is not None: out += _monitor_chunks(store, m, int(chunk_rows), as_of, st, refs, progress, kind); continue
-            wins = [window_of(window, g)] if window is not None else _due(store, m, g, as_of)
+            wins = [window_of(window, g)] if window is not None else _due(store, m, g, as_of, kind=kind, settings=st)
             if not wins: continue
             # which version answered most of each window: its reference is the baseline
-            lead = store.sql("select time_bucket(INTERVAL 1 DAY, coalesce(event_time, created_at)) as day, version, count(*) as n from predictions "
-                             "where model = $m and route in ('champion', 'fallback') and coalesce(event_time, created_at) >= $s and "
-                             "coalesce(event_time, created_at) < $e group by all", dict(m=m, s=wins[0][0], e=wins[-1][1]))
-            lead['day'] = pd.to_datetime(lead.day, utc=True)
+            lead = _scan(store, "select w.s, p.version, count(*) as n from w join predictions p on coalesce(p.event_time, p.created_at) >= w.s and "
+                               "coalesce(p.event_time, p.created_at) < w.e where p.model = $m and p.route in ('champion', 'fallback') group by 1, 2",
+                         dict(m=m), kind=kind, settings=st, frames={'w': pd.DataFrame(wins, columns=['s', 'e'])})
+            lead['s'] = pd.to_datetime(lead.s, utc=True)
             spans = {}
             for s, e in wins:
-                w = lead[(lead.day >= s) & (lead.day < e)].groupby('version').n.sum()
+                w = lead[lead.s == s].groupby('version').n.sum()
                 if len(w): spans.setdefault(str(w.idxmax()), []).append((s, e))
             for ver, vw in spans.items():
                 if (m, ver) not in refs: refs[(m, ver)] = reference(store, m, ver, settings=st)
@@ -1210,7 +1226,7 @@ def _monitor_chunks(store: Store, model: str, n: int, as_of, st, refs: dict, pro
     """Windows of `n` answers each, in event-time order (granularity 'N rows'; window_start and window_end the first and last
     event time of the chunk). Only full chunks are computed; a chunk is computed again while its outcomes are incomplete and
     outcomes were recorded since, or observed between the `as_of` it saw and this one."""
-    ver = str(store.sql("select arg_max(version, seq) as v from predictions where model = $m and route <> 'shadow'", dict(m=model)).v.iloc[0])
+    ver = str(_scan(store, "select arg_max(version, seq) as v from predictions where model = $m and route <> 'shadow'", dict(m=model), kind=kind, settings=st).v.iloc[0])
     if (model, ver) not in refs: refs[(model, ver)] = reference(store, model, ver, settings=st)
     everything = _served(store, model, utc('1677-09-22'), utc('2262-04-11'), refs[(model, ver)], as_of, kind, st)
     try: return _chunks(store, model, n, as_of, st, refs, progress, kind, everything)

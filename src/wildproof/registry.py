@@ -496,13 +496,6 @@ def _score_batches(ctx):
                 return
     return run
 
-def _python_workers(spark) -> None:
-    """Spark's Python workers run this process's Python on a local master unless PYSPARK_PYTHON says otherwise (Spark's default,
-    `python3` on the PATH, may not have wildproof); on a cluster they run what PYSPARK_PYTHON names, which must have wildproof installed."""
-    import sys
-    sc = spark.sparkContext
-    if not os.environ.get('PYSPARK_PYTHON') and sc.master.startswith('local'): sc.pythonExec = sys.executable
-
 def _spark_error(e: Exception) -> str:
     "The line that says what went wrong in a Spark job: the Python worker's exception (the last `SomeError: …` line), else the first line."
     import re
@@ -523,8 +516,7 @@ def evaluate_on_spark(store: Store, model: str, version, snapshot, *, settings=N
     from wildproof.features import build_features
     from wildproof.spec import module_path
     st = settings or load_settings()
-    con = connect(st, 'spark')
-    _python_workers(con.spark)
+    con = connect(st, 'spark')   # (its Python workers run this process's Python on a local master: engine.python_workers)
     mv = model_version(store, model, version, st)
     if mv.external: raise RegistryError(f'{model} runs elsewhere: wildproof has its logged answers, not a model to evaluate; monitor it instead')
     c, spec, fs, t = mv.contract, mv.spec, mv.features, mv.spec.target
