@@ -159,4 +159,8 @@ def test_demo_at_its_default_size_promotes_a_champion_with_a_card(default_demo):
     if spark:
         assert re.search(r"Spark: the incident week loan_applications@\w+ validated again on Spark \(local\[2\], \d+ s with the session start\): "
                          r"rejected, 0 accepted, [\d,]+ quarantined; every rule count and all [\d,]+ quarantined rows with their values the same as DuckDB's", out), out
+        # and the month with the most alerts monitored again on Spark: every metric row (and so every alert) the same as DuckDB's
+        m = re.search(r"Spark: the month \d{4}-\d\d of credit_risk monitored again on Spark \(\d+ s\): all (\d+) metric rows \(drift, service, business, "
+                      r"realized and estimated performance; (\d+) alerts among them\) the same as DuckDB's", out)
+        assert m and int(m.group(1)) > 50 and int(m.group(2)) > 0, out
     else: assert 'Spark: skipped, [engine] kind = spark needs' in out and 'wildproof[spark]' in out
