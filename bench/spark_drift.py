@@ -24,6 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _common import run_child   # noqa: E402
 
 
 def _vmhwm(pid: int) -> float:
@@ -72,16 +73,8 @@ def child(kind: str, files: dict, cores: int, driver_memory: str, out: str, prof
 
 
 def run(kind: str, files: dict, cores: int, driver_memory: str, tmp: Path, profile_json: str | None = None) -> dict:
-    out, log = tmp / f'{kind}.json', tmp / f'{kind}.log'
-    with open(log, 'w') as err:
-        p = subprocess.run([sys.executable, __file__, '--child', kind, '--files', json.dumps(files), '--cores', str(cores),
-                            '--driver-memory', driver_memory, '--out', str(out)] + (['--profile-json', profile_json] if profile_json else []),
-                           stderr=err)
-    if p.returncode:
-        lines = [l for l in log.read_text(errors='replace').splitlines() if 'Error' in l or 'Exception' in l]
-        print(f'{kind} failed (exit {p.returncode}): {lines[-1][:300] if lines else "see its log"}')
-        return None
-    return json.loads(out.read_text())
+    return run_child(__file__, kind, ['--files', json.dumps(files), '--cores', cores, '--driver-memory', driver_memory]
+                     + (['--profile-json', profile_json] if profile_json else []), tmp)
 
 
 def same(a: dict, b: dict) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _common import run_child                # noqa: E402
 from spark_drift import _children, _vmhwm   # noqa: E402
 
 
@@ -81,15 +82,7 @@ def child(kind: str, cur: str, ref: str, cores: int, driver_memory: str, out: st
 
 
 def run(kind: str, cur: str, ref: str, cores: int, driver_memory: str, tmp: Path) -> dict | None:
-    out, log = tmp / f'{kind}.json', tmp / f'{kind}.log'
-    with open(log, 'w') as err:
-        p = subprocess.run([sys.executable, __file__, '--child', kind, '--cur', cur, '--ref', ref, '--cores', str(cores),
-                            '--driver-memory', driver_memory, '--out', str(out)], stderr=err)
-    if p.returncode:
-        lines = [l for l in log.read_text(errors='replace').splitlines() if 'Error' in l or 'Exception' in l]
-        print(f'{kind} failed (exit {p.returncode}): {lines[-1][:300] if lines else "see its log"}')
-        return None
-    return json.loads(out.read_text())
+    return run_child(__file__, kind, ['--cur', cur, '--ref', ref, '--cores', cores, '--driver-memory', driver_memory], tmp)
 
 
 def same(a: dict, b: dict) -> str:
