@@ -205,6 +205,10 @@ def test_window_metrics_read_on_spark_alone(credit):
     x, y = (rows[k].drop(columns='computed_at').sort_values(['family', 'metric', 'subject']).reset_index(drop=True) for k in ('duckdb', 'spark'))
     assert len(x) > 20
     assert_same_metrics(x, y)
+    # a window before any answer: its volume, 0, on both
+    st = settings_for(b.root)
+    empty = window_metrics(b, reference(b, 'credit_risk', '1', settings=st), '2000-01-01', '2000-02-01', as_of='2026-07-01', granularity='month', settings=st, engine='spark')
+    assert empty[['family', 'metric', 'value']].values.tolist() == [['service', 'volume', 0.0]]
 
 
 def test_no_answer_comes_to_the_driver(credit):

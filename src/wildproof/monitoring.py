@@ -676,7 +676,7 @@ _EPS = float(np.finfo(float).eps)
 
 def _fin(x: str) -> str: return f'coalesce(isfinite({x}), false)'
 def _lit(v) -> str: return "'" + str(v).replace("'", "''") + "'"
-def _cnt(cond: str) -> str: return f'sum(case when {cond} then 1 else 0 end)'
+def _cnt(cond: str) -> str: return f'coalesce(sum(case when {cond} then 1 else 0 end), 0)'   # (0, not NULL, over no rows)
 
 def _auc_sql(rel: str, where: str, rank: str, pos: str, name: str) -> str:
     """A one-row subquery, column `name`: the area under the ROC curve of ranking the rows of `rel` that pass `where` by `rank`
