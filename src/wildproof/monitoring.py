@@ -116,12 +116,16 @@ class Reference:
 
     def probabilities(self, scores) -> np.ndarray:
         "`scores` as probabilities of the positive label: calibrated on the reference when it needed it, else clipped to [0, 1]."
-        s = np.asarray(scores, float)
-        if self.calibrator is None: return np.clip(s, 0, 1)
-        out = np.full(len(s), np.nan)
-        ok = np.isfinite(s)
-        out[ok] = self.calibrator.predict(s[ok])
-        return out
+        return _calibrated(self.calibrator, scores)
+
+def _calibrated(calibrator, scores) -> np.ndarray:
+    "`scores` through `calibrator` (an isotonic regression; NaN where a score is not finite), or clipped to [0, 1] without one."
+    s = np.asarray(scores, float)
+    if calibrator is None: return np.clip(s, 0, 1)
+    out = np.full(len(s), np.nan)
+    ok = np.isfinite(s)
+    if ok.any(): out[ok] = calibrator.predict(s[ok])
+    return out
 
 def proba_column(c) -> str:
     "The name of a class's probability column in a multiclass reference or window, and its prediction-drift subject."
@@ -518,6 +522,7 @@ def reference_thresholds(ref: Reference, n: int, *, k: float = 3.0, min_chunks: 
     return out
 
 # %% ../../nbs/15_monitoring.ipynb #ec4686de
+_SCORED = "route <> 'invalid' and score is not null and not isnan(score)"   # an answer the model scored (not refused, a score that is a number)
 _SPAN = "p.model = $m and p.route <> 'shadow' and coalesce(p.event_time, p.created_at) >= $s and coalesce(p.event_time, p.created_at) < $e"
 
 def _served_sql(store: Store, con, ref: Reference, args: dict) -> str:
@@ -547,17 +552,21 @@ def _served(store: Store, model: str, start, end, ref: Reference, as_of, engine:
     finally: con.close()
     return _expand(ref, df)
 
-def _spark_served(store: Store, ref: Reference, args: dict, settings, sample: int | None = None) -> pd.DataFrame:
+def _spark_log(store: Store, settings):
+    "The process's Spark engine with the store's `predictions` and `outcomes` as views (the Parquet files their Delta logs list)."
     from wildproof.engine import connect
-    from wildproof.store import TABLES
     eng = connect(settings or load_settings(), 'spark')
     store.connect(['predictions']).close()   # as every reader: what the audit journal holds moves into the predictions table first
     for t in ('predictions', 'outcomes'): eng.read_delta(t, store.table_path(t), schema=TABLES[t])
+    return eng
+
+def _spark_served(store: Store, ref: Reference, args: dict, settings, sample: int | None = None) -> pd.DataFrame:
+    eng = _spark_log(store, settings)
     view = f'_served_{new_id()[:12]}'
     eng.execute(f'CREATE TEMP TABLE {view} AS {_served_sql(store, eng, ref, args)}', args)
     if sample is not None:   # a drill-down: the scored answers, every column, a sample of them (by a hash of seq) on Spark
         try:
-            q = f"select * from {view} where route <> 'invalid' and score is not null"
+            q = f"select * from {view} where {_SCORED}"
             if eng.execute(f'select count(*) from ({q})').fetchall()[0][0] > sample: q = f'select * from ({q}) order by hash(seq) limit {int(sample)}'
             return eng.execute(f'select * from ({q}) order by seq').to_arrow_table().to_pandas()
         finally: eng.unregister(view)
@@ -579,7 +588,7 @@ def _spark_window(eng, cur: pd.DataFrame, start, end, chunk: bool, ref: Referenc
         args = dict(s=start, e=end, a=int(cur.seq.iloc[0]), b=int(cur.seq.iloc[-1]))
     else: span, args = 't >= $s and t < $e', dict(s=start, e=end)
     eng.view(name, f"select *{extra} from {_q(cur.attrs['spark_view'])} where {span}", args)
-    eng.view(f'{name}_s', f"select * from {name} where route <> 'invalid' and score is not null and not isnan(score)")
+    eng.view(f'{name}_s', f"select * from {name} where {_SCORED}")
     return name, f'{name}_s'
 
 def _on_spark(ref: Reference, eng) -> str:
@@ -654,10 +663,7 @@ def _derive(ctx: dict, frame: pd.DataFrame) -> dict:
     calibrated; regression `_la` and `_ls`: the loss model's expected absolute and squared error."""
     n = len(frame)
     if ctx['task'] == 'binary':
-        s, p = pd.to_numeric(frame.score, errors='coerce').to_numpy(float), np.full(n, np.nan)
-        ok = np.isfinite(s)
-        if ok.any(): p[ok] = np.clip(ctx['calibrator'].predict(s[ok]) if ctx['calibrator'] is not None else s[ok], 0, 1)
-        return {'_p': p}
+        return {'_p': np.clip(_calibrated(ctx['calibrator'], pd.to_numeric(frame.score, errors='coerce')), 0, 1)}
     if ctx['task'] == 'multiclass':
         k = len(ctx['classes'])
         P = frame[[proba_column(c) for c in ctx['classes']]].to_numpy(float) if n else np.zeros((0, k))
@@ -691,7 +697,7 @@ def _window_sql(ref: Reference, rel: str) -> tuple[str, str]:
     written once in DuckDB's SQL and run by either engine (Spark's transpiled): one row of counts, shares, latency percentiles and
     realized and estimated performance; and the count of each decision. (Shares average 1e0 and 0e0, doubles in both: Spark
     reads 1.0 as a DECIMAL, whose average keeps 5 decimals.)"""
-    S = "route <> 'invalid' and score is not null and not isnan(score)"   # a scored answer
+    S = _SCORED
     one = "source = 'rest' and coalesce(batch_size, 1) = 1 and latency_ms is not null and not isnan(latency_ms)"   # a request of one record
     err = "(coalesce(reasons, '') like '%model error%' or coalesce(reasons, '') like '%model unavailable%')"
     cols = ['count(*) as volume', _cnt("route = 'invalid'") + ' as invalid', _cnt("route <> 'invalid'") + ' as served',
@@ -1089,10 +1095,7 @@ def _scan(store: Store, query: str, params: dict, *, kind: str = 'duckdb', setti
     most of each window, whether a window's answers or outcomes changed) run where its windows are computed."""
     frames = frames or {}
     if kind == 'spark':
-        from wildproof.engine import connect
-        eng = connect(settings or load_settings(), 'spark')
-        store.connect(['predictions']).close()   # as every reader: what the audit journal holds moves into the predictions table first
-        for t in ('predictions', 'outcomes'): eng.read_delta(t, store.table_path(t), schema=TABLES[t])
+        eng = _spark_log(store, settings)
         for n, f in frames.items(): eng.register(n, f)
         try: return eng.execute(query, params).df()
         finally:
